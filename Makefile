@@ -1,0 +1,48 @@
+# wskit developer entry points.  `make test` and `make demo` work on a fresh
+# checkout: both run scripts/bootstrap.sh first, which is quick when nothing changed.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+VENV        := .venv
+PY          := $(VENV)/bin/python
+PYTEST_ARGS ?=
+HOST        ?= 127.0.0.1
+PORT        ?= 8000
+
+.PHONY: bootstrap venv test lint typecheck pytest demo bench clean distclean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+venv: bootstrap
+
+lint: bootstrap
+	$(VENV)/bin/ruff check src tests
+
+typecheck: bootstrap
+	$(VENV)/bin/mypy --strict src
+
+pytest: bootstrap
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test: bootstrap
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+demo: bootstrap
+	$(PY) -m wskit demo --host $(HOST) --port $(PORT)
+
+bench: bootstrap
+	@if [ -d bench ]; then $(PY) -m bench; else echo "no benchmarks yet"; fi
+
+clean:
+	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find . -path ./.venv -prune -o -path ./node_modules -prune -o \
+		\( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 | xargs -0 -r rm -rf
+
+# Also drop the installed environments; the next `make test` rebuilds them.
+distclean: clean
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,272 @@
+"""The asyncio WebSocket client: :func:`connect` and :class:`ClientConn`.
+
+:func:`connect` resolves the URI, opens TCP (directly, through an HTTP
+CONNECT or SOCKS5 proxy, or over a Unix socket), wraps it in TLS for
+``wss://``, sends the upgrade request and checks the answer. Redirects
+(3xx with ``Location``) are followed up to ``max_redirects`` times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl as ssl_module
+import urllib.request
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from ..exceptions import HandshakeRejected, InvalidHandshake, InvalidResponse, InvalidURI
+from ..protocol.connection import Connection, Side
+from ..protocol.deflate import DeflateOptions
+from ..protocol.handshake import ClientHandshake, is_redirect
+from ..protocol.headers import Headers
+from ..protocol.http11 import Response, ResponseParser, serialize_request
+from ..protocol.uri import ProxyURI, WebSocketURI, parse_proxy_uri, parse_uri, redirect_uri
+from .connection import Conn
+from .server import _compression_options
+
+__all__ = ["connect", "ClientConn"]
+
+HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+class ClientConn(Conn):
+    """The client side of a connection; reads the handshake response first."""
+
+    def __init__(self, handshake: ClientHandshake, **options: Any) -> None:
+        super().__init__(Side.CLIENT, **options)
+        self._handshake = handshake
+        self._parser: ResponseParser | None = ResponseParser()
+        self.handshake_done: asyncio.Future[None] = self._loop.create_future()
+        self.data_received = self._receive_handshake  # type: ignore[method-assign]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Send the upgrade request as soon as the connection is up."""
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.request = self._handshake.request
+        transport.write(serialize_request(self.request))
+
+    def _receive_handshake(self, data: bytes) -> None:
+        parser = self._parser
+        assert parser is not None
+        try:
+            response = parser.feed(data)
+        except InvalidHandshake as exc:
+            self._handshake_failed(exc)
+            return
+        if response is not None:
+            self._handshake_response(response, parser.leftover)
+
+    def _handshake_response(self, response: Response, leftover: bytes) -> None:
+        self._parser = None
+        self.response = response
+        try:
+            result = self._handshake.process_response(response)
+        except InvalidHandshake as exc:
+            self._handshake_failed(exc)
+            return
+        self.subprotocol = result.subprotocol
+        protocol = Connection(Side.CLIENT, max_size=self.max_size, deflate=result.deflate)
+        del self.data_received  # back to the class's frame reader
+        assert self.transport is not None
+        self._open(protocol, self.transport, leftover)
+        if not self.handshake_done.done():
+            self.handshake_done.set_result(None)
+
+    def _handshake_failed(self, exc: BaseException) -> None:
+        if not self.handshake_done.done():
+            self.handshake_done.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    def eof_received(self) -> bool | None:
+        """During the handshake, EOF may end a response body; afterwards, the stream."""
+        if self._parser is not None:
+            try:
+                response = self._parser.feed_eof()
+            except InvalidHandshake as exc:
+                self._handshake_failed(exc)
+                return None
+            if response is not None:
+                self._handshake_response(response, b"")
+            return None
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Fail a pending handshake, or end the WebSocket phase."""
+        if self.protocol is None:
+            self._handshake_failed(
+                InvalidResponse("connection closed during the opening handshake")
+                if exc is None
+                else exc
+            )
+            if not self._closed.done():
+                self._closed.set_result(None)
+            return
+        super().connection_lost(exc)
+
+
+def _proxy_for(uri: WebSocketURI, proxy: str | bool | None) -> ProxyURI | None:
+    if proxy is None or proxy is False:
+        return None
+    if proxy is True:
+        # Like gorilla's ProxyFromEnvironment: https_proxy for wss, http_proxy
+        # for ws, all_proxy as a fallback, and no_proxy honoured.
+        if urllib.request.proxy_bypass(uri.host):
+            return None
+        found = urllib.request.getproxies()
+        value = found.get("https" if uri.secure else "http") or found.get("all")
+        return parse_proxy_uri(value) if value else None
+    return parse_proxy_uri(proxy)
+
+
+class connect:  # noqa: N801 - used like a function, as in websockets and asyncio
+    """Open a WebSocket connection: ``conn = await connect("ws://host/path")``.
+
+    Also ``async with connect(uri) as conn: ...``, which closes the
+    connection on exit.
+
+    Args:
+        uri: a ``ws://`` or ``wss://`` URI.
+        origin: the ``Origin`` header to send.
+        subprotocols: subprotocols to offer, in order of preference.
+        compression: ``"deflate"`` (default), :class:`DeflateOptions`, or ``None``.
+        headers: extra request headers (``Authorization``, ``Cookie``...).
+        user_agent: the ``User-Agent`` header; ``None`` leaves it out.
+        open_timeout: seconds for TCP, proxy, TLS and handshake together.
+        ssl: an :class:`ssl.SSLContext` for ``wss://`` (default: a verifying one).
+        server_hostname: host name for TLS SNI and certificate checks.
+        proxy: ``"http://host:port"``, ``"socks5://user:pass@host:port"``,
+            ``True`` to read ``https_proxy``/``http_proxy``/``all_proxy`` and
+            ``no_proxy`` from the environment, or ``None`` (default) for none.
+        max_redirects: how many 3xx redirects to follow.
+        unix_path: connect to this Unix socket instead of the URI's host.
+        sock: an already connected socket to use.
+        **conn_options: options of :class:`Conn` (``max_size``, ``max_queue``,
+            ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``write_limit``,
+            ``on_ping``, ``on_pong``, ``on_close``...).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        origin: str | None = None,
+        subprotocols: Sequence[str] = (),
+        compression: str | DeflateOptions | None = "deflate",
+        headers: HeadersLike | None = None,
+        user_agent: str | None = None,
+        open_timeout: float | None = 10.0,
+        ssl: ssl_module.SSLContext | None = None,
+        server_hostname: str | None = None,
+        proxy: str | bool | None = None,
+        max_redirects: int = 5,
+        unix_path: str | None = None,
+        sock: socket.socket | None = None,
+        **conn_options: Any,
+    ) -> None:
+        self.uri = uri
+        self.origin = origin
+        self.subprotocols = subprotocols
+        self.compression = _compression_options(compression)
+        self.headers = headers
+        self.user_agent = user_agent
+        self.open_timeout = open_timeout
+        self.ssl = ssl
+        self.server_hostname = server_hostname
+        self.proxy = proxy
+        self.max_redirects = max_redirects
+        self.unix_path = unix_path
+        self.sock = sock
+        self.conn_options = conn_options
+        self._conn: ClientConn | None = None
+
+    async def _connect(self) -> ClientConn:
+        try:
+            async with asyncio.timeout(self.open_timeout):
+                return await self._connect_following_redirects()
+        except TimeoutError:
+            raise TimeoutError(f"timed out opening a WebSocket to {self.uri}") from None
+
+    async def _connect_following_redirects(self) -> ClientConn:
+        uri = parse_uri(self.uri)
+        for _ in range(self.max_redirects + 1):
+            try:
+                conn = await self._connect_once(uri)
+            except HandshakeRejected as exc:
+                location = is_redirect(Response(exc.status, "", Headers(exc.headers), exc.body))
+                if location is None:
+                    raise
+                new = redirect_uri(uri, location)
+                if uri.secure and not new.secure:
+                    raise InvalidURI(location, "redirect from wss:// to ws:// refused") from exc
+                uri = new
+                continue
+            self._conn = conn
+            return conn
+        raise InvalidHandshake(f"more than {self.max_redirects} redirects")
+
+    async def _connect_once(self, uri: WebSocketURI) -> ClientConn:
+        loop = asyncio.get_running_loop()
+        kwargs: dict[str, Any] = {"origin": self.origin, "subprotocols": self.subprotocols}
+        if self.user_agent is not None:
+            kwargs["user_agent"] = self.user_agent
+        handshake = ClientHandshake(
+            uri,
+            compression=self.compression,
+            extra_headers=self.headers or (),
+            **kwargs,
+        )
+
+        def factory() -> ClientConn:
+            return ClientConn(handshake, **self.conn_options)
+
+        ssl_context: ssl_module.SSLContext | None = None
+        server_hostname = None
+        if uri.secure:
+            ssl_context = self.ssl or ssl_module.create_default_context()
+            server_hostname = self.server_hostname or uri.host
+        conn: ClientConn
+        if self.unix_path is not None:
+            _, conn = await loop.create_unix_connection(
+                factory, self.unix_path, ssl=ssl_context, server_hostname=server_hostname
+            )
+        else:
+            sock = self.sock
+            proxy = _proxy_for(uri, self.proxy) if sock is None else None
+            if proxy is not None:
+                from .proxy import open_tunnel
+
+                sock = await open_tunnel(proxy, uri.host, uri.port)
+            if sock is not None:
+                _, conn = await loop.create_connection(
+                    factory, sock=sock, ssl=ssl_context, server_hostname=server_hostname
+                )
+            else:
+                _, conn = await loop.create_connection(
+                    factory, uri.host, uri.port, ssl=ssl_context, server_hostname=server_hostname
+                )
+        try:
+            await conn.handshake_done
+        except BaseException:
+            if conn.transport is not None:
+                conn.transport.abort()
+            raise
+        return conn
+
+    def __await__(self) -> Generator[Any, None, ClientConn]:
+        return self._connect().__await__()
+
+    async def __aenter__(self) -> ClientConn:
+        return await self._connect()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._conn is not None:
+            await self._conn.close()

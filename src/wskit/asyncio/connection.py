@@ -1,0 +1,645 @@
+"""The asyncio connection, :class:`Conn`: the protocol core wired to a transport.
+
+:class:`Conn` is an :class:`asyncio.Protocol`. ``data_received`` feeds the
+sans-I/O :class:`~wskit.protocol.connection.Connection`, writes what it
+answers (pongs, close frames) and hands complete messages to the reader.
+A reader that is already waiting gets its message directly; otherwise the
+message waits in a bounded queue, and when the queue is full the transport
+stops reading, so a peer cannot make wskit buffer without bound. Writes go
+straight to the transport; ``send()`` waits only while the transport has
+asked us to pause (``pause_writing``), which bounds what a peer that does
+not read can make us buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+from ..exceptions import ConnectionClosed, LocalProtocolError
+from ..protocol.connection import Connection, PreparedMessage, Side, State
+from ..protocol.events import CloseReceived, DataReceived, PingReceived, PongReceived
+from ..protocol.headers import Headers
+from ..protocol.http11 import Request, Response
+
+__all__ = ["Conn", "MessageWriter", "Data"]
+
+logger = logging.getLogger("wskit")
+
+Data = str | bytes
+"""A message: ``str`` for text, ``bytes`` for binary."""
+
+PingHandler = Callable[[bytes], object]
+CloseHandler = Callable[[int, str], object]
+
+
+class Conn(asyncio.Protocol):
+    """One WebSocket connection, server or client side.
+
+    Instances come from :func:`wskit.serve` (passed to your handler) and
+    :func:`wskit.connect`; you do not create them yourself.
+
+    Reading: ``await conn.recv()``, ``async for message in conn``,
+    ``conn.recv_streaming()`` for the fragments of one message,
+    ``await conn.recv_json()``.
+    Writing: ``await conn.send(message)`` (``str`` is sent as text, bytes
+    as binary, an iterable or async iterable of them as one fragmented
+    message), ``conn.message_writer()``, ``await conn.send_json(obj)``.
+    Control: ``await conn.ping()``, ``await conn.pong()``,
+    ``await conn.close(code, reason)``, and the ``on_ping``, ``on_pong`` and
+    ``on_close`` handlers.
+
+    Many tasks may send at once: each message is written whole, and a
+    fragmented message holds the others back until its last frame.
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        max_size: int | None = 2**20,
+        max_queue: int = 32,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 10.0,
+        write_limit: int = 2**16,
+        on_ping: PingHandler | None = None,
+        on_pong: PingHandler | None = None,
+        on_close: CloseHandler | None = None,
+        json_loads: Callable[[str | bytes], Any] = json.loads,
+        json_dumps: Callable[[Any], str] = json.dumps,
+    ) -> None:
+        self.side = side
+        self.max_size = max_size
+        self.max_queue = max_queue
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.write_limit = write_limit
+        #: Called with the payload of every ping received (after the pong is queued).
+        self.on_ping = on_ping
+        #: Called with the payload of every pong received.
+        self.on_pong = on_pong
+        #: Called with ``(code, reason)`` when the peer's close frame arrives.
+        self.on_close = on_close
+        self.json_loads = json_loads
+        self.json_dumps = json_dumps
+        #: The handshake request (sent by the client, received by the server).
+        self.request: Request | None = None
+        #: The handshake response.
+        self.response: Response | None = None
+        #: The negotiated subprotocol, or ``None``.
+        self.subprotocol: str | None = None
+        self.protocol: Connection | None = None
+        self.transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._queue: collections.deque[DataReceived] = collections.deque()
+        self._partial: list[Data] = []
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._send_lock: asyncio.Lock | None = None
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._keepalive: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._lost_exc: BaseException | None = None
+
+    # -- opening -----------------------------------------------------------
+
+    def _open(
+        self,
+        protocol: Connection,
+        transport: asyncio.Transport,
+        leftover: bytes = b"",
+    ) -> None:
+        """Start the WebSocket phase once the handshake succeeded."""
+        self.protocol = protocol
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.write_limit)
+        self._schedule_keepalive()
+        if leftover:
+            self.data_received(leftover)
+
+    # -- asyncio.Protocol ----------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the protocol core and dispatch what it reports (asyncio calls this)."""
+        protocol = self.protocol
+        assert protocol is not None
+        protocol.receive_data(data)
+        events = protocol.events_received()
+        for event in events:
+            if type(event) is DataReceived:
+                self._queue.append(event)
+            else:
+                self._handle_control(event)
+        output = protocol.data_to_send()
+        if output:
+            self._write(output)
+        if protocol.close_expected():
+            self._close_transport()
+        elif protocol.state is State.CLOSED and self._close_timer is None:
+            # A client waits for the server to close TCP first, but not forever.
+            self._close_timer = self._loop.call_later(self.close_timeout, self._close_transport)
+        if events and self._read_waiter is not None:
+            waiter, self._read_waiter = self._read_waiter, None
+            if not waiter.done():
+                waiter.set_result(None)
+        if len(self._queue) > self.max_queue and not self._reading_paused and self.transport:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _handle_control(self, event: object) -> None:
+        if type(event) is PingReceived:
+            if self.on_ping is not None:
+                self._call_handler(self.on_ping, event.data)
+        elif type(event) is PongReceived:
+            self._acknowledge_pings(event.data)
+            if self.on_pong is not None:
+                self._call_handler(self.on_pong, event.data)
+        elif type(event) is CloseReceived:
+            if self.on_close is not None:
+                self._call_handler(self.on_close, event.code, event.reason)
+
+    def _call_handler(self, handler: Callable[..., object], *args: object) -> None:
+        try:
+            result = handler(*args)
+            if asyncio.iscoroutine(result):
+                self._loop.create_task(result)
+        except Exception:
+            logger.exception("error in a %s handler", getattr(handler, "__name__", "control"))
+
+    def eof_received(self) -> bool | None:
+        """The peer half-closed the stream; the connection is over."""
+        if self.protocol is not None:
+            self.protocol.receive_eof()
+        # Returning a false value lets asyncio close the transport.
+        return None
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is over its high-water mark: make senders wait."""
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        """The transport's buffer drained: let senders go on."""
+        self._write_paused = False
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The TCP connection is gone: wake everyone who waits on it."""
+        self._lost_exc = exc
+        if self.protocol is not None and self.protocol.state is not State.CLOSED:
+            self.protocol.receive_eof()
+        for handle in (self._keepalive, self._close_timer):
+            if handle is not None:
+                handle.cancel()
+        self._keepalive = self._close_timer = None
+        if not self._closed.done():
+            self._closed.set_result(None)
+        closed = self._closed_exception()
+        for future, _ in self._pings.values():
+            if not future.done():
+                future.set_exception(closed)
+        self._pings.clear()
+        if self._read_waiter is not None and not self._read_waiter.done():
+            self._read_waiter.set_result(None)
+        self._read_waiter = None
+        self.resume_writing()
+
+    # -- reading -------------------------------------------------------------
+
+    def _closed_exception(self) -> ConnectionClosed:
+        assert self.protocol is not None
+        return self.protocol.closed_exception()
+
+    async def _wait_for_data(self) -> None:
+        if self._closed.done():
+            raise self._closed_exception()
+        if self._read_waiter is not None:
+            raise RuntimeError("another task is already reading from this connection")
+        waiter = self._read_waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            if self._read_waiter is waiter:
+                self._read_waiter = None
+
+    def _pop(self) -> DataReceived:
+        event = self._queue.popleft()
+        if self._reading_paused and len(self._queue) <= self.max_queue // 4 and self.transport:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return event
+
+    async def recv(self) -> Data:
+        """Receive the next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            ConnectionClosed: the connection closed (normally or not); the
+                exception carries the close code and reason.
+        """
+        queue = self._queue
+        while True:
+            if queue:
+                data, fin = self._pop()
+                if fin and not self._partial:
+                    return data
+                self._partial.append(data)
+                if fin:
+                    parts, self._partial = self._partial, []
+                    return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+                continue
+            await self._wait_for_data()
+
+    async def recv_streaming(self) -> AsyncIterator[Data]:
+        """Yield the fragments of the next message as they arrive.
+
+        Fragments of a text message are ``str`` (a fragment may split a
+        character; the decoder carries it over), of a binary one ``bytes``.
+        """
+        queue = self._queue
+        while True:
+            if queue:
+                data, fin = self._pop()
+                yield data
+                if fin:
+                    return
+                continue
+            await self._wait_for_data()
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Data]:
+        """Yield messages until the connection closes (normally or not)."""
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosed as exc:
+            if not exc.ok:
+                raise
+
+    async def recv_json(self) -> Any:
+        """Receive a message and decode it as JSON."""
+        return self.json_loads(await self.recv())
+
+    # -- writing -------------------------------------------------------------
+
+    def _write(self, output: list[bytes]) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if len(output) == 1:
+            transport.write(output[0])
+        else:
+            transport.write(b"".join(output))
+
+    def _check_open(self) -> Connection:
+        protocol = self.protocol
+        assert protocol is not None
+        if protocol.close_sent is not None or protocol.state is State.CLOSED:
+            raise self._closed_exception()
+        return protocol
+
+    async def _drain(self) -> None:
+        if self._closed.done():
+            raise self._closed_exception()
+        waiter = self._loop.create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+        if self._closed.done():
+            raise self._closed_exception()
+
+    async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data]) -> None:
+        """Send a message: ``str`` as text, ``bytes``-like as binary.
+
+        An iterable or async iterable of ``str`` or bytes is sent as one
+        fragmented message, a frame per item.
+
+        Raises:
+            ConnectionClosed: the connection is closed or closing.
+            TypeError: ``message`` is of another type.
+        """
+        if isinstance(message, (str, bytes, bytearray, memoryview)):
+            lock = self._send_lock
+            if lock is not None and lock.locked():
+                async with lock:
+                    self._send_whole(message)
+            else:
+                self._send_whole(message)
+            if self._write_paused:
+                await self._drain()
+            return
+        if isinstance(message, AsyncIterable):
+            async with self.message_writer(binary=None) as writer:
+                async for piece in message:
+                    await writer.write(piece)
+            return
+        if isinstance(message, Iterable):
+            async with self.message_writer(binary=None) as writer:
+                for piece in message:
+                    await writer.write(piece)
+            return
+        raise TypeError(f"cannot send {type(message).__name__}")
+
+    def _send_whole(self, message: Data | bytearray | memoryview) -> None:
+        protocol = self._check_open()
+        if isinstance(message, str):
+            protocol.send_text(message)
+        else:
+            protocol.send_binary(message)
+        self._write(protocol.data_to_send())
+
+    def send_nowait(self, message: Data) -> None:
+        """Write a message now without waiting for the buffer to drain.
+
+        For fire-and-forget fan-out; the transport's buffer may grow while
+        the peer does not read, so prefer :meth:`send` in a loop.
+        """
+        self._send_whole(message)
+
+    async def send_prepared(self, message: PreparedMessage) -> None:
+        """Send a message prepared once for many connections (see :func:`wskit.broadcast`)."""
+        protocol = self._check_open()
+        protocol.send_prepared(message)
+        self._write(protocol.data_to_send())
+        if self._write_paused:
+            await self._drain()
+
+    def message_writer(self, binary: bool | None = False) -> MessageWriter:
+        """Return an async context manager that sends one fragmented message.
+
+        ``await writer.write(piece)`` sends a frame per call; leaving the
+        block sends the final frame. ``binary=None`` takes the type from
+        the first piece. Other senders wait until the message is complete.
+        """
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        return MessageWriter(self, self._send_lock, binary)
+
+    async def send_json(self, obj: Any) -> None:
+        """Encode ``obj`` as JSON and send it as a text message."""
+        await self.send(self.json_dumps(obj))
+
+    # -- control frames ------------------------------------------------------
+
+    def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
+        """Send a ping; return a future for the round-trip latency in seconds.
+
+        The future completes when the matching pong arrives (a pong also
+        acknowledges every earlier ping, RFC 6455 section 5.5.3). ``data``
+        defaults to four random bytes.
+        """
+        protocol = self._check_open()
+        payload = data.encode() if isinstance(data, str) else data
+        if payload is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        elif payload in self._pings:
+            raise LocalProtocolError("a ping with the same data is already in flight")
+        future: asyncio.Future[float] = self._loop.create_future()
+        self._pings[payload] = (future, time.monotonic())
+        protocol.send_ping(payload)
+        self._write(protocol.data_to_send())
+        return future
+
+    async def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited pong (a one-way heartbeat)."""
+        protocol = self._check_open()
+        protocol.send_pong(data.encode() if isinstance(data, str) else data)
+        self._write(protocol.data_to_send())
+
+    def _acknowledge_pings(self, data: bytes) -> None:
+        if data not in self._pings:
+            return
+        now = time.monotonic()
+        # Dicts keep insertion order: every ping up to the matching one is done.
+        for key in list(self._pings):
+            future, sent = self._pings.pop(key)
+            if not future.done():
+                future.set_result(now - sent)
+            if key == data:
+                break
+
+    def _schedule_keepalive(self) -> None:
+        if self.ping_interval is not None and not self._closed.done():
+            self._keepalive = self._loop.call_later(self.ping_interval, self._send_keepalive)
+
+    def _send_keepalive(self) -> None:
+        self._keepalive = None
+        protocol = self.protocol
+        if protocol is None or protocol.state is not State.OPEN:
+            return
+        try:
+            waiter = self.ping()
+        except ConnectionClosed:
+            return
+        if self.ping_timeout is not None:
+            timer = self._loop.call_later(self.ping_timeout, self._keepalive_timeout, waiter)
+            waiter.add_done_callback(lambda _: timer.cancel())
+        self._schedule_keepalive()
+
+    def _keepalive_timeout(self, waiter: asyncio.Future[float]) -> None:
+        if not waiter.done():
+            logger.info("keepalive ping timed out; closing the connection")
+            self._fail(1011, "keepalive ping timeout")
+
+    # -- closing -------------------------------------------------------------
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Close with ``code`` without waiting for the peer's close frame."""
+        protocol = self.protocol
+        if protocol is not None and protocol.close_sent is None and protocol.state is State.OPEN:
+            try:
+                protocol.send_close(code, reason)
+            except LocalProtocolError:
+                pass
+            self._write(protocol.data_to_send())
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.close()
+        # A peer that never reads could keep the close pending forever.
+        self._close_timer = self._loop.call_later(self.close_timeout, transport.abort)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Perform the closing handshake and wait for the connection to end.
+
+        Waits at most ``close_timeout`` seconds for the peer's close frame
+        (and, on the client, for the server to close TCP), then drops the
+        connection. Calling it again, or after the peer closed, is harmless.
+        """
+        protocol = self.protocol
+        if protocol is None:
+            return
+        if protocol.close_sent is None and protocol.state is not State.CLOSED:
+            try:
+                protocol.send_close(code, reason)
+            except LocalProtocolError:
+                pass
+            self._write(protocol.data_to_send())
+            if protocol.close_expected():
+                self._close_transport()
+        await self.wait_closed(self.close_timeout)
+
+    async def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait until the TCP connection is closed; abort it after ``timeout``."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closed), timeout)
+        except asyncio.TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()
+            await self._closed
+
+    async def __aenter__(self) -> Conn:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- what we know about the connection --------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The protocol state: ``OPEN``, ``CLOSING`` or ``CLOSED``."""
+        return self.protocol.state if self.protocol is not None else State.OPEN
+
+    @property
+    def closed(self) -> bool:
+        """Whether the TCP connection has ended."""
+        return self._closed.done()
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received (1005: none given, 1006: no close frame); ``None`` while open."""
+        if self.protocol is None or not self._closed.done():
+            if self.protocol is None or self.protocol.close_rcvd is None:
+                return None
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason received; ``None`` while open."""
+        code = self.close_code
+        return None if code is None else self.protocol.close_reason  # type: ignore[union-attr]
+
+    @property
+    def local_address(self) -> Any:
+        """The local socket address (``(host, port)`` for TCP)."""
+        return self.transport.get_extra_info("sockname") if self.transport else None
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's socket address (``(host, port)`` for TCP)."""
+        return self.transport.get_extra_info("peername") if self.transport else None
+
+    @property
+    def request_headers(self) -> Headers:
+        """The headers of the handshake request."""
+        assert self.request is not None
+        return self.request.headers
+
+    @property
+    def response_headers(self) -> Headers:
+        """The headers of the handshake response."""
+        assert self.response is not None
+        return self.response.headers
+
+    @property
+    def compression_enabled(self) -> bool:
+        """Whether outgoing messages are compressed, when the peer agreed to it."""
+        return self.protocol is not None and self.protocol.compression_enabled
+
+    @compression_enabled.setter
+    def compression_enabled(self, value: bool) -> None:
+        assert self.protocol is not None
+        self.protocol.compression_enabled = value
+
+    @property
+    def compression(self) -> bool:
+        """Whether permessage-deflate was negotiated."""
+        return self.protocol is not None and self.protocol.deflate is not None
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes waiting in the transport's write buffer."""
+        return self.transport.get_write_buffer_size() if self.transport else 0
+
+
+class MessageWriter:
+    """Sends one fragmented message, a frame per :meth:`write` (gorilla's ``NextWriter``)."""
+
+    def __init__(self, conn: Conn, lock: asyncio.Lock, binary: bool | None) -> None:
+        self._conn = conn
+        self._lock = lock
+        self._binary = binary
+        self._started = False
+        self._pending: Data | None = None
+
+    async def __aenter__(self) -> MessageWriter:
+        await self._lock.acquire()
+        return self
+
+    async def write(self, data: Data) -> None:
+        """Queue ``data`` as the next fragment.
+
+        The frame goes out when the next piece or the end of the message is
+        known, so that the last piece can carry the FIN bit.
+        """
+        if self._binary is None:
+            self._binary = not isinstance(data, str)
+        if self._pending is not None:
+            await self._flush(self._pending, fin=False)
+        self._pending = data
+
+    async def _flush(self, data: Data, fin: bool) -> None:
+        conn = self._conn
+        protocol = conn._check_open()
+        if not self._started:
+            self._started = True
+            payload = data.encode() if isinstance(data, str) else data
+            if self._binary:
+                protocol.send_binary(payload, fin)
+            else:
+                protocol.send_text(payload, fin)
+        else:
+            protocol.send_continuation(data, fin)
+        conn._write(protocol.data_to_send())
+        if conn._write_paused:
+            await conn._drain()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                await self._flush(self._pending if self._pending is not None else b"", fin=True)
+            elif self._started:
+                # A half-sent message cannot be taken back: fail the connection.
+                self._conn._fail(1011, "message writer failed")
+        finally:
+            self._lock.release()

@@ -1,0 +1,434 @@
+"""The asyncio WebSocket server: :func:`serve`, :class:`Server`, :class:`ServerConn`.
+
+Each TCP connection gets a :class:`ServerConn`. It reads the HTTP upgrade
+request, lets the application's ``process_request`` hook see (and refuse)
+it, answers the handshake, then runs the application's handler with the
+connection. When the handler returns the connection is closed with 1000;
+when it raises, with 1011. :meth:`Server.close` stops accepting, closes
+every connection with 1001 and :meth:`Server.wait_closed` waits, bounded
+by ``close_timeout``, for their close handshakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import socket
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from ..exceptions import InvalidRequest
+from ..protocol.connection import Connection, Side
+from ..protocol.deflate import DeflateOptions
+from ..protocol.handshake import reject, server_handshake
+from ..protocol.headers import Headers
+from ..protocol.http11 import Request, RequestParser, Response, serialize_response
+from .connection import Conn, logger
+
+__all__ = ["serve", "Server", "ServerConn", "ServerOptions", "Handler", "ProcessRequest"]
+
+Handler = Callable[[Conn], Awaitable[Any]]
+"""A connection handler: ``async def handler(conn): ...``."""
+
+ProcessRequest = Callable[["ServerConn", Request], "Response | None | Awaitable[Response | None]"]
+"""A hook that sees the upgrade request; returning a :class:`Response` refuses it."""
+
+HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def _compression_options(value: str | DeflateOptions | None) -> DeflateOptions | None:
+    if value is None or isinstance(value, DeflateOptions):
+        return value
+    if value == "deflate":
+        return DeflateOptions()
+    raise ValueError(f"unsupported compression {value!r}; use 'deflate', None or DeflateOptions")
+
+
+@dataclass
+class ServerOptions:
+    """Everything that decides how a server accepts and runs connections.
+
+    One object serves :func:`serve` and the ASGI adapter alike (gorilla's
+    ``Upgrader``). Every field is also a keyword argument of :func:`serve`.
+    """
+
+    #: Subprotocols the server speaks, in order of preference.
+    subprotocols: Sequence[str] = ()
+    #: ``select_subprotocol(client_offers, server_list)`` overrides the choice.
+    select_subprotocol: Callable[[Sequence[str], Sequence[str]], str | None] | None = None
+    #: Allowed ``Origin`` values (``None`` in the list allows no Origin); default: same host.
+    origins: Sequence[str | None] | None = None
+    #: ``check_origin(request) -> bool`` replaces the same-host default.
+    check_origin: Callable[[Request], bool] | None = None
+    #: ``"deflate"`` (default parameters), :class:`DeflateOptions`, or ``None`` (off).
+    compression: str | DeflateOptions | None = "deflate"
+    #: Headers added to every handshake response (cookies), or a function of the request.
+    extra_headers: HeadersLike | Callable[[Request], HeadersLike] | None = None
+    #: Hook that sees each upgrade request; returning a :class:`Response` refuses it.
+    process_request: ProcessRequest | None = None
+    #: The ``Server`` header; ``None`` leaves it out.
+    server_header: str | None = "wskit"
+    #: Seconds a client has to complete the opening handshake.
+    handshake_timeout: float = 10.0
+    #: Largest message accepted, in bytes after decompression (1 MiB); ``None``: no limit.
+    max_size: int | None = 2**20
+    #: Messages buffered before the server stops reading from the client.
+    max_queue: int = 32
+    #: Seconds between keepalive pings; ``None`` disables them.
+    ping_interval: float | None = 20.0
+    #: Seconds to wait for a keepalive pong before closing with 1011.
+    ping_timeout: float | None = 20.0
+    #: Seconds to wait for the closing handshake.
+    close_timeout: float = 10.0
+    #: High-water mark of the write buffer; ``send()`` waits above it.
+    write_limit: int = 2**16
+    #: Largest HTTP request head, in bytes (431 over it).
+    max_header_size: int = 2**16
+    #: Put exception text in the 1011 close reason and handshake error bodies.
+    debug: bool = False
+    #: Logger for connection errors.
+    logger: logging.Logger = field(default=logger)
+
+    def conn_options(self) -> dict[str, Any]:
+        """The options that :class:`Conn` takes."""
+        return {
+            "max_size": self.max_size,
+            "max_queue": self.max_queue,
+            "ping_interval": self.ping_interval,
+            "ping_timeout": self.ping_timeout,
+            "close_timeout": self.close_timeout,
+            "write_limit": self.write_limit,
+        }
+
+    def deflate_options(self) -> DeflateOptions | None:
+        """The permessage-deflate offer the server accepts, or ``None``."""
+        return _compression_options(self.compression)
+
+    def response_headers(self, request: Request) -> HeadersLike:
+        """The extra headers for the response to ``request``."""
+        extra = self.extra_headers
+        if extra is None:
+            return ()
+        if callable(extra):
+            return extra(request)
+        return extra
+
+    def handshake(self, request: Request) -> tuple[Response, Connection, str | None]:
+        """Answer an upgrade request: the 101 response, the protocol core, the subprotocol.
+
+        Raises:
+            InvalidRequest: the request is refused; answer with its status.
+        """
+        result = server_handshake(
+            request,
+            subprotocols=self.subprotocols,
+            select_subprotocol=self.select_subprotocol,
+            origins=self.origins,  # type: ignore[arg-type]
+            check_origin=self.check_origin,
+            compression=self.deflate_options(),
+            extra_headers=self.response_headers(request),
+            server_header=self.server_header,
+        )
+        protocol = Connection(Side.SERVER, max_size=self.max_size, deflate=result.deflate)
+        return result.response, protocol, result.subprotocol
+
+
+class ServerConn(Conn):
+    """The server side of a connection, from the first byte of the handshake.
+
+    Until the handshake is done, ``data_received`` is an instance attribute
+    that reads HTTP; afterwards it is removed, so the hot path calls the
+    class's frame-reading method with no check per call.
+    """
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(Side.SERVER, **server.options.conn_options())
+        self.server = server
+        self._parser: RequestParser | None = RequestParser(max_head=server.options.max_header_size)
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._pending = bytearray()
+        self.handler_task: asyncio.Task[None] | None = None
+        self.data_received = self._receive_handshake  # type: ignore[method-assign]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start the handshake timer and register with the server."""
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server._connections.add(self)
+        self._handshake_timer = self._loop.call_later(
+            self.server.options.handshake_timeout, self._handshake_timed_out
+        )
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        if self.protocol is None and self.transport is not None:
+            self.transport.abort()
+
+    def _receive_handshake(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            # The hook is still deciding: keep what arrives for the WebSocket phase.
+            self._pending += data
+            return
+        try:
+            request = parser.feed(data)
+        except InvalidRequest as exc:
+            self._refuse(self._error_response(exc))
+            return
+        if request is None:
+            return
+        self._parser = None
+        self._pending += parser.leftover
+        self.request = request
+        if self.server.options.process_request is None:
+            self._accept(request)
+        else:
+            self._loop.create_task(self._run_hook(request))
+
+    async def _run_hook(self, request: Request) -> None:
+        hook = self.server.options.process_request
+        assert hook is not None
+        try:
+            answer = hook(self, request)
+            if inspect.isawaitable(answer):
+                answer = await answer
+        except Exception as exc:
+            self.server.options.logger.exception("error in process_request")
+            body = f"Internal server error: {exc}" if self.server.options.debug else ""
+            self._refuse(reject(500, body or "Internal server error"))
+            return
+        if answer is not None:
+            self._refuse(answer)  # type: ignore[arg-type]
+        elif self.transport is not None and not self.transport.is_closing():
+            self._accept(request)
+
+    def _error_response(self, exc: InvalidRequest) -> Response:
+        return reject(exc.status, exc.body, exc.headers)
+
+    def _refuse(self, response: Response) -> None:
+        self.response = response
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(serialize_response(response))
+            transport.close()
+
+    def _accept(self, request: Request) -> None:
+        try:
+            response, protocol, subprotocol = self.server.options.handshake(request)
+        except InvalidRequest as exc:
+            self._refuse(self._error_response(exc))
+            return
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        self.response = response
+        self.subprotocol = subprotocol
+        assert self.transport is not None
+        self.transport.write(serialize_response(response))
+        del self.data_received  # back to the class's frame reader
+        leftover, self._pending = bytes(self._pending), bytearray()
+        self._open(protocol, self.transport, leftover)
+        self.handler_task = self._loop.create_task(self._run_handler())
+
+    async def _run_handler(self) -> None:
+        options = self.server.options
+        try:
+            await self.server.handler(self)
+        except Exception as exc:
+            options.logger.exception("error in connection handler")
+            reason = f"Internal server error: {exc}" if options.debug else "Internal server error"
+            reason = reason.encode()[:123].decode(errors="ignore")
+            await self.close(1011, reason)
+        else:
+            await self.close(1000)
+        finally:
+            self.server._handler_done(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the connection on the server and wake its waiters."""
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        if self.protocol is None:
+            self.server._connections.discard(self)
+            if not self._closed.done():
+                self._closed.set_result(None)
+            return
+        super().connection_lost(exc)
+        if self.handler_task is None or self.handler_task.done():
+            self.server._connections.discard(self)
+
+
+class Server:
+    """A running WebSocket server; see :func:`serve`.
+
+    ``close()`` stops accepting connections and closes the open ones with
+    1001 (going away); ``await wait_closed()`` returns once they are gone.
+    ``async with`` does both on exit.
+    """
+
+    def __init__(self, handler: Handler, options: ServerOptions) -> None:
+        self.handler = handler
+        self.options = options
+        self.server: asyncio.base_events.Server | None = None
+        self._connections: set[ServerConn] = set()
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def connections(self) -> set[Conn]:
+        """The connections currently open (handshake done, not yet closed)."""
+        return {c for c in self._connections if c.protocol is not None and not c.closed}
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets."""
+        return tuple(self.server.sockets) if self.server is not None else ()
+
+    @property
+    def port(self) -> int:
+        """The TCP port of the first listening socket (useful with ``port=0``)."""
+        return int(self.sockets[0].getsockname()[1])
+
+    def _handler_done(self, conn: ServerConn) -> None:
+        if conn.closed:
+            self._connections.discard(conn)
+
+    def close(self, close_connections: bool = True) -> None:
+        """Stop accepting connections; close the open ones with 1001 unless told not to."""
+        if self.server is not None:
+            self.server.close()
+        if close_connections and self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close_connections())
+
+    async def _close_connections(self) -> None:
+        conns = list(self._connections)
+        waits = []
+        for conn in conns:
+            if conn.protocol is None:
+                if conn.transport is not None:
+                    conn.transport.abort()
+                continue
+            waits.append(conn.close(1001, "server shutting down"))
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def wait_closed(self) -> None:
+        """Wait until the server and every connection it accepted are closed."""
+        if self._closing is not None:
+            await self._closing
+        tasks = [c.handler_task for c in self._connections if c.handler_task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.options.close_timeout)
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled; then close gracefully."""
+        try:
+            await asyncio.Future()
+        finally:
+            self.close()
+            await self.wait_closed()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class serve:  # noqa: N801 - used like a function, as in websockets and asyncio
+    """Start a WebSocket server: ``server = await serve(handler, host, port)``.
+
+    Also ``async with serve(handler, host, port) as server: ...``, which
+    closes the server on exit. ``handler`` is an ``async def`` taking a
+    :class:`Conn`; when it returns, the connection is closed with 1000.
+
+    Args:
+        handler: the coroutine function run for each connection.
+        host: address to listen on (``"127.0.0.1"``, ``"::"``...).
+        port: TCP port; ``0`` picks a free one (see :attr:`Server.port`).
+        ssl: an :class:`ssl.SSLContext` to serve ``wss://``.
+        unix_path: listen on this Unix socket path instead of TCP.
+        sock: an already bound socket to listen on.
+        reuse_port: set ``SO_REUSEPORT`` (several processes on one port).
+        backlog: the listen backlog.
+        options: a :class:`ServerOptions`; keyword arguments override its fields.
+        **kwargs: any field of :class:`ServerOptions`.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        unix_path: str | None = None,
+        sock: socket.socket | None = None,
+        reuse_port: bool | None = None,
+        backlog: int = 1024,
+        options: ServerOptions | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if options is None:
+            options = ServerOptions(**kwargs)
+        elif kwargs:
+            options = ServerOptions(**{**options.__dict__, **kwargs})
+        options.deflate_options()  # fail early on a bad compression setting
+        self._server = Server(handler, options)
+        self._host = host
+        self._port = port
+        self._ssl = ssl
+        self._unix_path = unix_path
+        self._sock = sock
+        self._reuse_port = reuse_port
+        self._backlog = backlog
+
+    async def _start(self) -> Server:
+        server = self._server
+        loop = asyncio.get_running_loop()
+
+        def factory() -> ServerConn:
+            return ServerConn(server)
+
+        if self._unix_path is not None:
+            server.server = await loop.create_unix_server(
+                factory, self._unix_path, ssl=self._ssl, backlog=self._backlog
+            )
+        else:
+            server.server = await loop.create_server(
+                factory,
+                self._host,
+                self._port,
+                ssl=self._ssl,
+                sock=self._sock,
+                reuse_port=self._reuse_port,
+                backlog=self._backlog,
+            )
+        return server
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self._start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.close()
+        await self._server.wait_closed()

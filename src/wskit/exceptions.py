@@ -1,0 +1,207 @@
+"""Exceptions raised by wskit, and helpers to classify close errors.
+
+The hierarchy separates what *you* did wrong (:class:`LocalProtocolError`)
+from what the *peer* did wrong (:class:`ProtocolError` and its subclasses,
+which carry the close code to answer with), in the manner of h11 and wsproto::
+
+    WebSocketError
+    ├── InvalidURI
+    ├── InvalidHandshake              bad opening handshake
+    │   ├── HandshakeRejected         client side: the server answered non-101
+    │   ├── InvalidRequest            server side: refuse with an HTTP status
+    │   └── InvalidResponse           client side: a 101 that breaks the rules
+    ├── ProxyError                    an HTTP CONNECT or SOCKS5 proxy failed
+    ├── ProtocolError                 the peer broke RFC 6455/7692 (close code)
+    │   ├── PayloadTooBig             a message over ``max_size`` (1009)
+    │   └── InvalidUTF8               text that is not UTF-8 (1007)
+    ├── LocalProtocolError            the application misused the API
+    └── ConnectionClosed              the connection is closed (code, reason)
+        ├── ConnectionClosedOK        ... with 1000 or 1001 both ways
+        └── ConnectionClosedError     ... any other way
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+__all__ = [
+    "WebSocketError",
+    "InvalidURI",
+    "InvalidHandshake",
+    "HandshakeRejected",
+    "InvalidRequest",
+    "InvalidResponse",
+    "ProxyError",
+    "ProtocolError",
+    "PayloadTooBig",
+    "InvalidUTF8",
+    "LocalProtocolError",
+    "ConnectionClosed",
+    "ConnectionClosedOK",
+    "ConnectionClosedError",
+    "is_close_error",
+    "is_unexpected_close_error",
+]
+
+
+class WebSocketError(Exception):
+    """Base class of every exception that wskit raises on purpose."""
+
+
+class InvalidURI(WebSocketError):
+    """A ``ws://`` or ``wss://`` URI could not be parsed or is not supported."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"{uri!r} is not a valid WebSocket URI: {reason}")
+        self.uri = uri
+        self.reason = reason
+
+
+class InvalidHandshake(WebSocketError):
+    """The opening handshake failed."""
+
+
+class HandshakeRejected(InvalidHandshake):
+    """The server answered the upgrade request with something other than 101.
+
+    ``status``, ``headers`` and ``body`` are the server's response, so that a
+    caller can handle redirects or authentication (gorilla's
+    ``ErrBadHandshake`` with its ``*http.Response``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        reason: str = "",
+    ) -> None:
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"server rejected WebSocket connection: HTTP {status}{detail}")
+        self.status = status
+        self.headers = list(headers)
+        self.body = body
+
+
+class InvalidRequest(InvalidHandshake):
+    """A client's upgrade request is invalid or refused.
+
+    The server answers it with ``status``, ``headers`` and a readable
+    ``body`` (``text/plain`` unless the headers say otherwise).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        status: int = 400,
+        headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
+        body: bytes | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.headers = list(headers.items() if isinstance(headers, Mapping) else headers)
+        self.body = body if body is not None else (reason + "\n").encode()
+
+
+class InvalidResponse(InvalidHandshake):
+    """A server's handshake response breaks RFC 6455 (bad accept key, ...)."""
+
+
+class ProxyError(WebSocketError):
+    """Connecting through an HTTP CONNECT or SOCKS5 proxy failed."""
+
+
+class ProtocolError(WebSocketError):
+    """The peer broke the protocol; the connection fails with ``code``.
+
+    ``code`` is the close code sent to the peer (1002 unless a subclass or the
+    caller says otherwise) and ``reason`` the text sent with it.
+    """
+
+    default_code = 1002
+
+    def __init__(self, reason: str, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = self.default_code if code is None else code
+
+
+class PayloadTooBig(ProtocolError):
+    """A message exceeds the configured ``max_size`` (close code 1009)."""
+
+    default_code = 1009
+
+
+class InvalidUTF8(ProtocolError):
+    """A text message or close reason is not valid UTF-8 (close code 1007)."""
+
+    default_code = 1007
+
+
+class LocalProtocolError(WebSocketError):
+    """The application used the API in a way the protocol forbids.
+
+    For example: sending after the close frame went out, a control frame over
+    125 bytes, or a new message while a fragmented one is still open.
+    """
+
+
+class ConnectionClosed(WebSocketError):
+    """The connection is closed; raised by reads and writes after that.
+
+    ``code`` and ``reason`` are those of the close frame received from the
+    peer (``code`` is 1005 when the frame had no code, 1006 when no close
+    frame arrived at all). ``sent_code`` is the code wskit sent, or ``None``.
+    """
+
+    def __init__(
+        self,
+        code: int = 1006,
+        reason: str = "",
+        sent_code: int | None = None,
+        sent_reason: str = "",
+    ) -> None:
+        self.code = code
+        self.reason = reason
+        self.sent_code = sent_code
+        self.sent_reason = sent_reason
+        text = f"connection closed: received {code}" + (f" ({reason})" if reason else "")
+        if sent_code is not None:
+            text += f", sent {sent_code}" + (f" ({sent_reason})" if sent_reason else "")
+        super().__init__(text)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the connection closed normally (1000 or 1001 both ways)."""
+        return self.code in _NORMAL_CODES and self.sent_code in (None, *_NORMAL_CODES)
+
+
+_NORMAL_CODES = (1000, 1001)
+
+
+class ConnectionClosedOK(ConnectionClosed):
+    """The connection closed normally: 1000 or 1001 (or no code) both ways."""
+
+
+class ConnectionClosedError(ConnectionClosed):
+    """The connection closed abnormally: an error code, or no close frame."""
+
+
+def is_close_error(exc: BaseException | None, *codes: int) -> bool:
+    """Tell whether ``exc`` is a :class:`ConnectionClosed` with one of ``codes``.
+
+    Like gorilla's ``IsCloseError``. With no ``codes`` any close matches.
+    """
+    if not isinstance(exc, ConnectionClosed):
+        return False
+    return not codes or exc.code in codes
+
+
+def is_unexpected_close_error(exc: BaseException | None, *expected: int) -> bool:
+    """Tell whether ``exc`` is a :class:`ConnectionClosed` with a code not in ``expected``.
+
+    Like gorilla's ``IsUnexpectedCloseError``: use it in a read loop to log
+    only the closes you did not plan for.
+    """
+    return isinstance(exc, ConnectionClosed) and exc.code not in expected

@@ -1,0 +1,556 @@
+"""The WebSocket connection state machine (RFC 6455 sections 5-7), sans I/O.
+
+Theory of operation
+===================
+
+A :class:`Connection` is what remains of a WebSocket once the opening
+handshake is done: two byte streams and the rules between them. It never
+touches a socket. The I/O layer drives it with two calls and two reads:
+
+* ``receive_data(data)`` with every chunk of bytes from the network, and
+  ``receive_eof()`` when the peer closes its side of the TCP connection;
+* then, immediately, ``events_received()`` for what arrived (data, pings,
+  pongs, a close) and ``data_to_send()`` for the bytes to write (pongs and
+  close frames the protocol answers by itself), and ``close_expected()`` to
+  learn whether the TCP connection should be closed now.
+
+The application's calls (``send_text``, ``send_binary``,
+``send_continuation``, ``send_ping``, ``send_pong``, ``send_close``) queue
+bytes for ``data_to_send()`` too.
+
+States
+------
+
+``OPEN`` ──send_close()──▶ ``CLOSING`` ──close frame received──▶ ``CLOSED``
+``OPEN`` ──close frame received (echoed at once)──▶ ``CLOSED``
+any ──protocol violation (fail: close frame with the error code)──▶ ``CLOSED``
+any ──receive_eof()──▶ ``CLOSED``
+
+After the close frame has gone out nothing more is sent. Once both close
+frames have crossed, the server closes the TCP connection first (section
+7.1.1); the client waits for that, and :meth:`close_expected` says when.
+
+Receiving
+---------
+
+Frames are parsed straight out of the receive buffer. A header is checked
+as soon as its bytes are there, before the payload arrives, so that a bad
+opcode or an oversize length fails the connection without buffering the
+payload. Text is validated as UTF-8 frame by frame with an incremental
+decoder, so an invalid sequence inside a fragmented message fails with
+1007 when its frame arrives, not when the message ends. With
+permessage-deflate each frame is inflated as it arrives, bounded by what
+``max_size`` still allows, so a decompression bomb fails with 1009 early.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import struct
+from collections.abc import Callable
+
+from ..exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidUTF8,
+    LocalProtocolError,
+    PayloadTooBig,
+    ProtocolError,
+)
+from .deflate import PerMessageDeflate
+from .events import CloseReceived, DataReceived, Event, PingReceived, PongReceived
+from .frames import (
+    MAX_CONTROL_PAYLOAD,
+    CloseCode,
+    Opcode,
+    apply_mask,
+    encode_close_payload,
+    encode_frame,
+    parse_close_payload,
+)
+
+__all__ = ["Side", "State", "Connection", "PreparedMessage"]
+
+
+class Side(enum.Enum):
+    """Which end of the connection this is; it decides who masks."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class State(enum.IntEnum):
+    """Where the connection is in its life (the handshake is done before)."""
+
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+_unpack_H = struct.Struct("!H").unpack_from
+_unpack_Q = struct.Struct("!Q").unpack_from
+_new_utf8_decoder: Callable[[], codecs.IncrementalDecoder] = codecs.getincrementaldecoder("utf-8")
+
+# Frame header bits (RFC 6455 section 5.2).
+_FIN = 0x80
+_RSV1 = 0x40
+_RSV23 = 0x30
+_MASK = 0x80
+
+_OP_CONT = Opcode.CONTINUATION.value
+_OP_TEXT = Opcode.TEXT.value
+_OP_BINARY = Opcode.BINARY.value
+_OP_CLOSE = Opcode.CLOSE.value
+_OP_PING = Opcode.PING.value
+_OP_PONG = Opcode.PONG.value
+
+
+class Connection:
+    """A WebSocket connection after the handshake: bytes in, events out.
+
+    Args:
+        side: :attr:`Side.SERVER` or :attr:`Side.CLIENT`.
+        max_size: the largest message, in bytes after decompression, that
+            may be received; a larger one fails the connection with 1009.
+            ``None`` means no limit.
+        deflate: the permessage-deflate codec negotiated in the handshake.
+        auto_pong: answer pings with pongs (the RFC requires it; turn it off
+            only to answer them yourself with :meth:`send_pong`).
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        max_size: int | None = 2**20,
+        deflate: PerMessageDeflate | None = None,
+        auto_pong: bool = True,
+    ) -> None:
+        self.side = side
+        self.max_size = max_size
+        self.deflate = deflate
+        self.auto_pong = auto_pong
+        self.state = State.OPEN
+        # Server frames are unmasked and client frames masked (section 5.1):
+        # the bit we require on incoming frames, and what we do when sending.
+        self._mask_out = side is Side.CLIENT
+        self._expect_mask = _MASK if side is Side.SERVER else 0
+        self._buffer = bytearray()
+        self._events: list[Event] = []
+        self._output: list[bytes] = []
+        # Incoming fragmented message: None when between messages.
+        self._in_opcode: int | None = None
+        self._in_compressed = False
+        self._in_size = 0
+        self._in_decoder: codecs.IncrementalDecoder | None = None
+        # Outgoing fragmented message: None when between messages.
+        self._out_opcode: int | None = None
+        self._out_compressed = False
+        #: Whether outgoing messages are compressed (when negotiated); gorilla's
+        #: ``EnableWriteCompression``.
+        self.compression_enabled = True
+        #: The close frame received: ``(code, reason)``, or ``None``.
+        self.close_rcvd: tuple[int, str] | None = None
+        #: The close frame sent: ``(code, reason)``, or ``None``.
+        self.close_sent: tuple[int, str] | None = None
+        #: The :class:`ProtocolError` that failed the connection, if any.
+        self.error: ProtocolError | None = None
+        self._eof = False
+        self._fail_now = False
+
+    # -- receiving ---------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes received from the network.
+
+        Afterwards, read :meth:`events_received`, :meth:`data_to_send` and
+        :meth:`close_expected`. Data that arrives once the connection has
+        failed or the peer's close frame was received is discarded, as
+        section 5.5.1 prescribes.
+        """
+        if self.close_rcvd is not None or self._fail_now or self._eof:
+            return
+        buf = self._buffer
+        buf += data
+        try:
+            consumed = self._parse(buf)
+        except ProtocolError as exc:
+            self._fail(exc)
+            buf.clear()
+            return
+        if consumed:
+            del buf[:consumed]
+
+    def receive_eof(self) -> None:
+        """Tell the connection that the peer closed the TCP stream.
+
+        Without a close frame first this is an abnormal closure (1006).
+        """
+        self._eof = True
+        self.state = State.CLOSED
+        self._buffer.clear()
+
+    def events_received(self) -> list[Event]:
+        """Return, and forget, the events parsed since the last call."""
+        events = self._events
+        if events:
+            self._events = []
+        return events
+
+    def _parse(self, buf: bytearray) -> int:
+        """Parse every complete frame in ``buf``; return the bytes consumed."""
+        pos = 0
+        end = len(buf)
+        expect_mask = self._expect_mask
+        while end - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            length = b1 & 0x7F
+            head = 2
+            if length == 126:
+                if end - pos < 4:
+                    break
+                length = _unpack_H(buf, pos + 2)[0]
+                head = 4
+                if length < 126:
+                    raise ProtocolError("frame length not in its shortest form")
+            elif length == 127:
+                if end - pos < 10:
+                    break
+                length = _unpack_Q(buf, pos + 2)[0]
+                head = 10
+                if length >> 63:
+                    raise ProtocolError("frame length has its most significant bit set")
+                if length < 65536:
+                    raise ProtocolError("frame length not in its shortest form")
+            if b1 & _MASK != expect_mask:
+                if expect_mask:
+                    raise ProtocolError("client frame is not masked")
+                raise ProtocolError("server frame is masked")
+            opcode = b0 & 0x0F
+            self._check_header(b0, opcode, length)
+            if expect_mask:
+                head += 4
+            if end - pos < head + length:
+                break
+            start = pos + head
+            payload = bytes(buf[start : start + length])
+            if expect_mask:
+                payload = apply_mask(payload, bytes(buf[start - 4 : start]))
+            pos = start + length
+            if opcode >= 8:
+                self._receive_control(opcode, payload)
+                if self.close_rcvd is not None:
+                    return end
+            else:
+                self._receive_data_frame(b0, opcode, payload)
+        return pos
+
+    def _check_header(self, b0: int, opcode: int, length: int) -> None:
+        """Validate a frame header before its payload arrives."""
+        if b0 & _RSV23:
+            raise ProtocolError("reserved bits RSV2/RSV3 set without an extension")
+        if opcode >= 8:
+            if opcode > _OP_PONG:
+                raise ProtocolError(f"reserved opcode {opcode:#x}")
+            if not b0 & _FIN:
+                raise ProtocolError("fragmented control frame")
+            if length > MAX_CONTROL_PAYLOAD:
+                raise ProtocolError("control frame payload over 125 bytes")
+            if b0 & _RSV1:
+                raise ProtocolError("RSV1 set on a control frame")
+            return
+        if opcode > _OP_BINARY:
+            raise ProtocolError(f"reserved opcode {opcode:#x}")
+        if opcode == _OP_CONT:
+            if self._in_opcode is None:
+                raise ProtocolError("continuation frame without a message to continue")
+            if b0 & _RSV1:
+                raise ProtocolError("RSV1 set on a continuation frame")
+            compressed = self._in_compressed
+        else:
+            if self._in_opcode is not None:
+                raise ProtocolError("new data frame inside a fragmented message")
+            compressed = bool(b0 & _RSV1)
+            if compressed and self.deflate is None:
+                raise ProtocolError("RSV1 set without a negotiated extension")
+        max_size = self.max_size
+        if max_size is not None:
+            # Compressed payloads are bounded after inflating; their raw size
+            # only fails when it is far beyond anything inflating could shrink
+            # back under the limit (stored blocks add 5 bytes per 64 KiB).
+            limit = max_size + (max_size >> 8) + 64 if compressed else max_size
+            size = (self._in_size if opcode == _OP_CONT else 0) + length
+            if size > limit:
+                raise PayloadTooBig(f"message over the limit of {max_size} bytes")
+
+    def _receive_data_frame(self, b0: int, opcode: int, payload: bytes) -> None:
+        fin = bool(b0 & _FIN)
+        if opcode == _OP_CONT:
+            opcode = self._in_opcode  # type: ignore[assignment]  # checked in the header
+            compressed = self._in_compressed
+            size = self._in_size
+        else:
+            compressed = bool(b0 & _RSV1)
+            size = 0
+        max_size = self.max_size
+        if compressed:
+            assert self.deflate is not None
+            remaining = None if max_size is None else max_size - size
+            payload = self.deflate.decode(payload, fin, remaining)
+        size += len(payload)
+        if max_size is not None and size > max_size:
+            raise PayloadTooBig(f"message over the limit of {max_size} bytes")
+        data: str | bytes
+        if opcode == _OP_TEXT:
+            decoder = self._in_decoder
+            if decoder is None and fin:
+                # Whole message in one frame: one C call validates and decodes.
+                try:
+                    data = payload.decode()
+                except UnicodeDecodeError:
+                    raise InvalidUTF8("text message is not valid UTF-8") from None
+            else:
+                if decoder is None:
+                    decoder = self._in_decoder = _new_utf8_decoder()
+                try:
+                    data = decoder.decode(payload, fin)
+                except UnicodeDecodeError:
+                    raise InvalidUTF8("text message is not valid UTF-8") from None
+        else:
+            data = payload
+        if fin:
+            self._in_opcode = None
+            self._in_decoder = None
+            self._in_size = 0
+        else:
+            self._in_opcode = opcode
+            self._in_compressed = compressed
+            self._in_size = size
+        self._events.append(DataReceived(data, fin))
+
+    def _receive_control(self, opcode: int, payload: bytes) -> None:
+        if opcode == _OP_PING:
+            self._events.append(PingReceived(payload))
+            if self.auto_pong and self.close_sent is None:
+                self._output.append(encode_frame(_OP_PONG, payload, mask=self._mask_out))
+        elif opcode == _OP_PONG:
+            self._events.append(PongReceived(payload))
+        else:
+            code, reason = parse_close_payload(payload)
+            self.close_rcvd = (code, reason)
+            self._events.append(CloseReceived(code, reason))
+            if self.close_sent is None:
+                # Echo the peer's code (section 5.5.1); 1005 means it sent none.
+                self._send_close_frame(code if code != CloseCode.NO_STATUS_RCVD else None, "")
+            self.state = State.CLOSED
+            self._buffer.clear()
+
+    def _fail(self, exc: ProtocolError) -> None:
+        """Fail the connection (section 7.1.7): close frame, then drop TCP."""
+        self.error = exc
+        if self.close_sent is None:
+            reason = exc.reason.encode()[:MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore")
+            self._send_close_frame(exc.code, reason)
+        self._fail_now = True
+        self.state = State.CLOSED
+
+    # -- sending -----------------------------------------------------------
+
+    def data_to_send(self) -> list[bytes]:
+        """Return, and forget, the bytes to write to the network, in order."""
+        output = self._output
+        if output:
+            self._output = []
+        return output
+
+    def close_expected(self) -> bool:
+        """Tell whether the I/O layer should close the TCP connection now.
+
+        True after the connection failed, and on the server once both close
+        frames crossed (the server closes TCP first, section 7.1.1). A
+        client waits for the server's EOF, with a timeout of its own.
+        """
+        if self._fail_now or self._eof:
+            return True
+        return (
+            self.side is Side.SERVER
+            and self.close_sent is not None
+            and self.close_rcvd is not None
+        )
+
+    def _check_can_send(self) -> None:
+        if self.close_sent is not None:
+            raise LocalProtocolError("cannot send after the close frame was sent")
+        if self._eof:
+            raise LocalProtocolError("cannot send after the connection was lost")
+
+    def _compress_new_message(self, size: int, compress: bool | None) -> bool:
+        deflate = self.deflate
+        if deflate is None:
+            if compress:
+                raise LocalProtocolError("compression was not negotiated")
+            return False
+        if compress is None:
+            return self.compression_enabled and deflate.should_compress(size)
+        return compress
+
+    def _send_data(
+        self, opcode: int, data: bytes, fin: bool, compress: bool | None
+    ) -> None:
+        self._check_can_send()
+        if self._out_opcode is not None:
+            raise LocalProtocolError("a fragmented message is still being sent")
+        compressed = self._compress_new_message(len(data), compress)
+        if compressed:
+            assert self.deflate is not None
+            data = self.deflate.encode(data, fin)
+        self._output.append(encode_frame(opcode, data, fin=fin, rsv1=compressed, mask=self._mask_out))
+        if not fin:
+            self._out_opcode = opcode
+            self._out_compressed = compressed
+
+    def send_text(self, data: str | bytes, fin: bool = True, *, compress: bool | None = None) -> None:
+        """Send a text message, or the first frame of one with ``fin=False``.
+
+        ``data`` may be ``bytes`` already encoded as UTF-8 (it is not checked).
+        ``compress`` forces compression on or off for this message; ``None``
+        compresses when negotiated, enabled and over the size threshold.
+        """
+        payload = data.encode() if isinstance(data, str) else data
+        self._send_data(_OP_TEXT, payload, fin, compress)
+
+    def send_binary(
+        self, data: bytes | bytearray | memoryview, fin: bool = True, *, compress: bool | None = None
+    ) -> None:
+        """Send a binary message, or the first frame of one with ``fin=False``."""
+        self._send_data(_OP_BINARY, bytes(data), fin, compress)
+
+    def send_continuation(self, data: str | bytes | bytearray | memoryview, fin: bool) -> None:
+        """Send the next frame of the fragmented message started with ``fin=False``."""
+        self._check_can_send()
+        if self._out_opcode is None:
+            raise LocalProtocolError("no fragmented message to continue")
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        if self._out_compressed:
+            assert self.deflate is not None
+            payload = self.deflate.encode(payload, fin)
+        self._output.append(encode_frame(_OP_CONT, payload, fin=fin, mask=self._mask_out))
+        if fin:
+            self._out_opcode = None
+
+    def send_ping(self, data: bytes = b"") -> None:
+        """Send a ping; the peer answers with a pong carrying the same data."""
+        self._send_control(_OP_PING, data)
+
+    def send_pong(self, data: bytes = b"") -> None:
+        """Send a pong (unsolicited pongs serve as a unidirectional heartbeat)."""
+        self._send_control(_OP_PONG, data)
+
+    def _send_control(self, opcode: int, data: bytes) -> None:
+        self._check_can_send()
+        if len(data) > MAX_CONTROL_PAYLOAD:
+            raise LocalProtocolError("control frame payload over 125 bytes")
+        self._output.append(encode_frame(opcode, data, mask=self._mask_out))
+
+    def send_close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake (section 7.1.2).
+
+        ``code=None`` sends a close frame without a status code. Nothing can
+        be sent afterwards; received data is still reported until the peer's
+        close frame arrives.
+        """
+        self._check_can_send()
+        self._send_close_frame(code, reason)
+        if self.close_rcvd is None:
+            self.state = State.CLOSING
+
+    def _send_close_frame(self, code: int | None, reason: str) -> None:
+        payload = encode_close_payload(code, reason)
+        self._output.append(encode_frame(_OP_CLOSE, payload, mask=self._mask_out))
+        self.close_sent = (CloseCode.NO_STATUS_RCVD if code is None else code, reason)
+
+    def send_prepared(self, message: PreparedMessage) -> None:
+        """Send a message prepared once for many connections."""
+        self._check_can_send()
+        if self._out_opcode is not None:
+            raise LocalProtocolError("a fragmented message is still being sent")
+        self._output.append(message.frame_for(self))
+
+    # -- the outcome -------------------------------------------------------
+
+    @property
+    def close_code(self) -> int:
+        """The code of the close frame received: 1005 without code, 1006 without frame."""
+        if self.close_rcvd is not None:
+            return self.close_rcvd[0]
+        return CloseCode.ABNORMAL_CLOSURE
+
+    @property
+    def close_reason(self) -> str:
+        """The reason of the close frame received, or ``""``."""
+        return self.close_rcvd[1] if self.close_rcvd is not None else ""
+
+    def closed_exception(self) -> ConnectionClosed:
+        """Build the exception that reads and writes raise once closed."""
+        code = self.close_code
+        sent_code, sent_reason = self.close_sent if self.close_sent else (None, "")
+        normal = (1000, 1001, CloseCode.NO_STATUS_RCVD)
+        ok = code in normal and (sent_code is None or sent_code in normal)
+        cls = ConnectionClosedOK if ok else ConnectionClosedError
+        return cls(code, self.close_reason, sent_code, sent_reason)
+
+
+class PreparedMessage:
+    """A message encoded once and written to many connections.
+
+    The frame is built lazily for each kind of connection and cached:
+    one uncompressed server frame serves every connection that does not
+    compress; one compressed frame serves every connection whose deflate
+    parameters match and that does not keep context between messages.
+    Connections that keep context, and clients (whose frames are masked
+    with a fresh key each), get a frame of their own.
+    """
+
+    __slots__ = ("data", "opcode", "_plain", "_compressed")
+
+    def __init__(self, data: str | bytes) -> None:
+        if isinstance(data, str):
+            self.opcode = _OP_TEXT
+            self.data = data.encode()
+        else:
+            self.opcode = _OP_BINARY
+            self.data = bytes(data)
+        self._plain: bytes | None = None
+        self._compressed: dict[tuple[object, ...], bytes] = {}
+
+    def plain_frame(self) -> bytes:
+        """The unmasked, uncompressed frame (what a server sends without deflate)."""
+        frame = self._plain
+        if frame is None:
+            frame = self._plain = encode_frame(self.opcode, self.data)
+        return frame
+
+    def frame_for(self, conn: Connection) -> bytes:
+        """The bytes to write on ``conn``; may update ``conn``'s compressor."""
+        deflate = conn.deflate
+        compress = (
+            deflate is not None and conn.compression_enabled and deflate.should_compress(len(self.data))
+        )
+        if conn.side is Side.CLIENT or (compress and deflate is not None and deflate.shared_key is None):
+            if compress:
+                assert deflate is not None
+                payload = deflate.encode(self.data, True)
+                return encode_frame(self.opcode, payload, rsv1=True, mask=conn._mask_out)
+            return encode_frame(self.opcode, self.data, mask=conn._mask_out)
+        if not compress:
+            return self.plain_frame()
+        assert deflate is not None and deflate.shared_key is not None
+        key = deflate.shared_key
+        frame = self._compressed.get(key)
+        if frame is None:
+            payload = deflate.encode(self.data, True)
+            frame = self._compressed[key] = encode_frame(self.opcode, payload, rsv1=True)
+        return frame
