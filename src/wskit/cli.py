@@ -14,10 +14,14 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .asyncio.connection import Conn
-from .asyncio.server import Server, serve
+from importlib import resources
 
-__all__ = ["main", "build_parser", "run_echo"]
+from .asyncio.connection import Conn
+from .asyncio.server import Server, ServerConn, serve
+from .protocol.handshake import reject
+from .protocol.http11 import Request, Response
+
+__all__ = ["main", "build_parser", "run_echo", "run_demo"]
 
 ECHO_MAX_SIZE = 16 * 2**20
 """The echo server accepts messages up to 16 MiB (conformance suites send that much)."""
@@ -31,9 +35,14 @@ async def _echo(conn: Conn) -> None:
 async def _serve_until_signal(server: Server) -> None:
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
+
+    def request_stop() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+            loop.add_signal_handler(sig, request_stop)
     try:
         await stop
     finally:
@@ -58,6 +67,23 @@ async def run_echo(host: str, port: int, compression: bool = True) -> None:
     await _serve_until_signal(server)
 
 
+def _serve_echo_page(conn: ServerConn, request: Request) -> Response | None:
+    """Answer plain HTTP requests with the demo page; let upgrades through."""
+    if "Upgrade" in request.headers:
+        return None
+    if request.path != "/":
+        return reject(404, "Not found")
+    page = resources.files("wskit").joinpath("static/echo.html").read_bytes()
+    return reject(200, page, [("Content-Type", "text/html; charset=utf-8")])
+
+
+async def run_demo(host: str, port: int) -> None:
+    """Run the demo: an echo server and, on the same port, a page that talks to it."""
+    server = await serve(_echo, host, port, process_request=_serve_echo_page)
+    print(f"wskit demo on http://{host}:{server.port}/", flush=True)
+    await _serve_until_signal(server)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``wskit`` command."""
     parser = argparse.ArgumentParser(prog="wskit", description="WebSocket toolkit")
@@ -68,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument("--host", default="127.0.0.1")
     echo.add_argument("--port", type=int, default=9001)
     echo.add_argument("--no-compression", action="store_true", help="refuse permessage-deflate")
+
+    demo = sub.add_parser("demo", help="run the demo page and its server")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -78,3 +108,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         if args.command == "echo":
             asyncio.run(run_echo(args.host, args.port, not args.no_compression))
+        elif args.command == "demo":
+            asyncio.run(run_demo(args.host, args.port))

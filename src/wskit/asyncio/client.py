@@ -122,7 +122,7 @@ def _proxy_for(uri: WebSocketURI, proxy: str | bool | None) -> ProxyURI | None:
     return parse_proxy_uri(proxy)
 
 
-class connect:  # noqa: N801 - used like a function, as in websockets and asyncio
+class connect:
     """Open a WebSocket connection: ``conn = await connect("ws://host/path")``.
 
     Also ``async with connect(uri) as conn: ...``, which closes the

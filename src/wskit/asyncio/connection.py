@@ -166,9 +166,8 @@ class Conn(asyncio.Protocol):
             self._acknowledge_pings(event.data)
             if self.on_pong is not None:
                 self._call_handler(self.on_pong, event.data)
-        elif type(event) is CloseReceived:
-            if self.on_close is not None:
-                self._call_handler(self.on_close, event.code, event.reason)
+        elif type(event) is CloseReceived and self.on_close is not None:
+            self._call_handler(self.on_close, event.code, event.reason)
 
     def _call_handler(self, handler: Callable[..., object], *args: object) -> None:
         try:
@@ -502,7 +501,7 @@ class Conn(asyncio.Protocol):
         """Wait until the TCP connection is closed; abort it after ``timeout``."""
         try:
             await asyncio.wait_for(asyncio.shield(self._closed), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if self.transport is not None:
                 self.transport.abort()
             await self._closed
@@ -533,10 +532,10 @@ class Conn(asyncio.Protocol):
     @property
     def close_code(self) -> int | None:
         """The close code received (1005: none given, 1006: no close frame); ``None`` while open."""
-        if self.protocol is None or not self._closed.done():
-            if self.protocol is None or self.protocol.close_rcvd is None:
-                return None
-        return self.protocol.close_code
+        protocol = self.protocol
+        if protocol is None or (not self._closed.done() and protocol.close_rcvd is None):
+            return None
+        return protocol.close_code
 
     @property
     def close_reason(self) -> str | None:

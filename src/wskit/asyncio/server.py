@@ -34,7 +34,7 @@ __all__ = ["serve", "Server", "ServerConn", "ServerOptions", "Handler", "Process
 Handler = Callable[[Conn], Awaitable[Any]]
 """A connection handler: ``async def handler(conn): ...``."""
 
-ProcessRequest = Callable[["ServerConn", Request], "Response | None | Awaitable[Response | None]"]
+ProcessRequest = Callable[["ServerConn", Request], "Response | Awaitable[Response | None] | None"]
 """A hook that sees the upgrade request; returning a :class:`Response` refuses it."""
 
 HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
@@ -127,7 +127,7 @@ class ServerOptions:
             request,
             subprotocols=self.subprotocols,
             select_subprotocol=self.select_subprotocol,
-            origins=self.origins,  # type: ignore[arg-type]
+            origins=self.origins,
             check_origin=self.check_origin,
             compression=self.deflate_options(),
             extra_headers=self.response_headers(request),
@@ -202,7 +202,7 @@ class ServerConn(Conn):
             self._refuse(reject(500, body or "Internal server error"))
             return
         if answer is not None:
-            self._refuse(answer)  # type: ignore[arg-type]
+            self._refuse(answer)
         elif self.transport is not None and not self.transport.is_closing():
             self._accept(request)
 
@@ -347,7 +347,7 @@ class Server:
         await self.wait_closed()
 
 
-class serve:  # noqa: N801 - used like a function, as in websockets and asyncio
+class serve:
     """Start a WebSocket server: ``server = await serve(handler, host, port)``.
 
     Also ``async with serve(handler, host, port) as server: ...``, which
@@ -406,13 +406,16 @@ class serve:  # noqa: N801 - used like a function, as in websockets and asyncio
             server.server = await loop.create_unix_server(
                 factory, self._unix_path, ssl=self._ssl, backlog=self._backlog
             )
+        elif self._sock is not None:
+            server.server = await loop.create_server(
+                factory, sock=self._sock, ssl=self._ssl, backlog=self._backlog
+            )
         else:
             server.server = await loop.create_server(
                 factory,
                 self._host,
-                self._port,
+                self._port or 0,
                 ssl=self._ssl,
-                sock=self._sock,
                 reuse_port=self._reuse_port,
                 backlog=self._backlog,
             )

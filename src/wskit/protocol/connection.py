@@ -352,7 +352,7 @@ class Connection:
         """Fail the connection (section 7.1.7): close frame, then drop TCP."""
         self.error = exc
         if self.close_sent is None:
-            reason = exc.reason.encode()[:MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore")
+            reason = exc.reason.encode()[: MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore")
             self._send_close_frame(exc.code, reason)
         self._fail_now = True
         self.state = State.CLOSED
@@ -376,9 +376,7 @@ class Connection:
         if self._fail_now or self._eof:
             return True
         return (
-            self.side is Side.SERVER
-            and self.close_sent is not None
-            and self.close_rcvd is not None
+            self.side is Side.SERVER and self.close_sent is not None and self.close_rcvd is not None
         )
 
     def _check_can_send(self) -> None:
@@ -397,9 +395,7 @@ class Connection:
             return self.compression_enabled and deflate.should_compress(size)
         return compress
 
-    def _send_data(
-        self, opcode: int, data: bytes, fin: bool, compress: bool | None
-    ) -> None:
+    def _send_data(self, opcode: int, data: bytes, fin: bool, compress: bool | None) -> None:
         self._check_can_send()
         if self._out_opcode is not None:
             raise LocalProtocolError("a fragmented message is still being sent")
@@ -407,12 +403,16 @@ class Connection:
         if compressed:
             assert self.deflate is not None
             data = self.deflate.encode(data, fin)
-        self._output.append(encode_frame(opcode, data, fin=fin, rsv1=compressed, mask=self._mask_out))
+        self._output.append(
+            encode_frame(opcode, data, fin=fin, rsv1=compressed, mask=self._mask_out)
+        )
         if not fin:
             self._out_opcode = opcode
             self._out_compressed = compressed
 
-    def send_text(self, data: str | bytes, fin: bool = True, *, compress: bool | None = None) -> None:
+    def send_text(
+        self, data: str | bytes, fin: bool = True, *, compress: bool | None = None
+    ) -> None:
         """Send a text message, or the first frame of one with ``fin=False``.
 
         ``data`` may be ``bytes`` already encoded as UTF-8 (it is not checked).
@@ -423,7 +423,11 @@ class Connection:
         self._send_data(_OP_TEXT, payload, fin, compress)
 
     def send_binary(
-        self, data: bytes | bytearray | memoryview, fin: bool = True, *, compress: bool | None = None
+        self,
+        data: bytes | bytearray | memoryview,
+        fin: bool = True,
+        *,
+        compress: bool | None = None,
     ) -> None:
         """Send a binary message, or the first frame of one with ``fin=False``."""
         self._send_data(_OP_BINARY, bytes(data), fin, compress)
@@ -536,10 +540,12 @@ class PreparedMessage:
     def frame_for(self, conn: Connection) -> bytes:
         """The bytes to write on ``conn``; may update ``conn``'s compressor."""
         deflate = conn.deflate
-        compress = (
-            deflate is not None and conn.compression_enabled and deflate.should_compress(len(self.data))
-        )
-        if conn.side is Side.CLIENT or (compress and deflate is not None and deflate.shared_key is None):
+        compress = deflate is not None and conn.compression_enabled
+        if compress:
+            assert deflate is not None
+            compress = deflate.should_compress(len(self.data))
+        private = compress and deflate is not None and deflate.shared_key is None
+        if conn.side is Side.CLIENT or private:
             if compress:
                 assert deflate is not None
                 payload = deflate.encode(self.data, True)

@@ -137,15 +137,7 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> byt
 
 
 apply_mask = _apply_mask_python
-"""XOR ``data`` with ``mask``; the compiled kernel replaces this when available."""
-
-try:  # pragma: no cover - depends on the build
-    if not os.environ.get("WSKIT_NO_EXTENSIONS"):
-        from ..speedups import apply_mask as _apply_mask_c  # type: ignore[attr-defined]
-
-        apply_mask = _apply_mask_c
-except ImportError:  # pragma: no cover
-    pass
+"""XOR ``data`` with ``mask``; a compiled kernel may replace this one."""
 
 _pack_B = struct.Struct("!BB").pack
 _pack_H = struct.Struct("!BBH").pack

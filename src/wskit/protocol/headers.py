@@ -113,9 +113,7 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return [(n.lower(), v) for n, v in self._items] == [
-            (n.lower(), v) for n, v in other._items
-        ]
+        return [(n.lower(), v) for n, v in self._items] == [(n.lower(), v) for n, v in other._items]
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
