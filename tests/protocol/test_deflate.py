@@ -40,18 +40,19 @@ def make_pair(
     mem_level: int = 8,
 ) -> tuple[PerMessageDeflate, PerMessageDeflate]:
     """A client codec and a server codec built from the same agreement."""
-    agreement = {
-        "server_no_context_takeover": snct,
-        "client_no_context_takeover": cnct,
-        "server_max_window_bits": sbits,
-        "client_max_window_bits": cbits,
-    }
-    client = PerMessageDeflate(
-        is_client=True, compress_level=level, mem_level=mem_level, **agreement
-    )
-    server = PerMessageDeflate(
-        is_client=False, compress_level=level, mem_level=mem_level, **agreement
-    )
+
+    def codec(is_client: bool) -> PerMessageDeflate:
+        return PerMessageDeflate(
+            is_client=is_client,
+            server_no_context_takeover=snct,
+            client_no_context_takeover=cnct,
+            server_max_window_bits=sbits,
+            client_max_window_bits=cbits,
+            compress_level=level,
+            mem_level=mem_level,
+        )
+
+    client, server = codec(True), codec(False)
     return client, server
 
 
@@ -490,31 +491,34 @@ def test_decoder_recovers_state_after_error() -> None:
 # --- memory: lazy zlib objects -------------------------------------------------------------
 
 
+def zlib_state(codec: PerMessageDeflate) -> tuple[bool, bool]:
+    """Whether the codec holds a compressor and a decompressor right now."""
+    return codec._compressor is not None, codec._decompressor is not None
+
+
 def test_zlib_objects_are_created_lazily_and_dropped() -> None:
     client, server = make_pair(snct=True, cnct=False)
-    for codec in (client, server):
-        assert codec._compressor is None and codec._decompressor is None
+    assert zlib_state(client) == zlib_state(server) == (False, False)
 
     send(client, server, TEXT)
     # The client keeps its compressor (context takeover); the server, told
     # the client keeps context, keeps its decompressor.
-    assert client._compressor is not None
-    assert server._decompressor is not None
+    assert zlib_state(client) == (True, False)
+    assert zlib_state(server) == (False, True)
     send(server, client, TEXT)
     # The server resets after each message and the client knows it.
-    assert server._compressor is None
-    assert client._decompressor is None
+    assert zlib_state(client) == (True, False)
+    assert zlib_state(server) == (False, True)
 
     # Mid-message state survives until the final frame.
     server.encode(TEXT, fin=False)
-    assert server._compressor is not None
+    assert zlib_state(server) == (True, True)
     server.encode(b"", fin=True)
-    assert server._compressor is None
+    assert zlib_state(server) == (False, True)
 
     client.reset()
     server.reset()
-    for codec in (client, server):
-        assert codec._compressor is None and codec._decompressor is None
+    assert zlib_state(client) == zlib_state(server) == (False, False)
 
 
 # --- compress_once and shared_key ------------------------------------------------------------

@@ -107,6 +107,12 @@ _OP_PING = Opcode.PING.value
 _OP_PONG = Opcode.PONG.value
 
 
+def _rotate(mask: bytes, offset: int) -> bytes:
+    """The masking key as seen from ``offset`` bytes into the payload."""
+    offset &= 3
+    return mask[offset:] + mask[:offset] if offset else mask
+
+
 class Connection:
     """A WebSocket connection after the handshake: bytes in, events out.
 
@@ -145,6 +151,9 @@ class Connection:
         self._in_compressed = False
         self._in_size = 0
         self._in_decoder: codecs.IncrementalDecoder | None = None
+        # A text frame still arriving: bytes of it decoded so far, and the text.
+        self._frame_done = 0
+        self._frame_text: list[str] = []
         # Outgoing fragmented message: None when between messages.
         self._out_opcode: int | None = None
         self._out_compressed = False
@@ -233,12 +242,15 @@ class Connection:
             self._check_header(b0, opcode, length)
             if expect_mask:
                 head += 4
-            if end - pos < head + length:
-                break
             start = pos + head
-            payload = bytes(buf[start : start + length])
+            if end - pos < head + length:
+                if end > start and self._is_plain_text(b0, opcode):
+                    self._decode_partial_text(buf, start, end, expect_mask)
+                break
+            done = self._frame_done
+            payload = bytes(buf[start + done : start + length])
             if expect_mask:
-                payload = apply_mask(payload, bytes(buf[start - 4 : start]))
+                payload = apply_mask(payload, _rotate(bytes(buf[start - 4 : start]), done))
             pos = start + length
             if opcode >= 8:
                 self._receive_control(opcode, payload)
@@ -286,6 +298,34 @@ class Connection:
             if size > limit:
                 raise PayloadTooBig(f"message over the limit of {max_size} bytes")
 
+    def _is_plain_text(self, b0: int, opcode: int) -> bool:
+        """Whether a frame carries uncompressed text (then it is decoded as it arrives)."""
+        if opcode == _OP_TEXT:
+            return not b0 & _RSV1
+        return opcode == _OP_CONT and self._in_opcode == _OP_TEXT and not self._in_compressed
+
+    def _decode_partial_text(self, buf: bytearray, start: int, end: int, masked: int) -> None:
+        """Decode the part of a text frame received so far.
+
+        An invalid UTF-8 sequence then fails the connection as soon as its
+        bytes arrive, even in the middle of one large frame (fail fast), and
+        no byte of the frame is decoded twice.
+        """
+        done = self._frame_done
+        if start + done >= end:
+            return
+        chunk = bytes(buf[start + done : end])
+        if masked:
+            chunk = apply_mask(chunk, _rotate(bytes(buf[start - 4 : start]), done))
+        decoder = self._in_decoder
+        if decoder is None:
+            decoder = self._in_decoder = _new_utf8_decoder()
+        try:
+            self._frame_text.append(decoder.decode(chunk, False))
+        except UnicodeDecodeError:
+            raise InvalidUTF8("text message is not valid UTF-8") from None
+        self._frame_done = done + len(chunk)
+
     def _receive_data_frame(self, b0: int, opcode: int, payload: bytes) -> None:
         fin = bool(b0 & _FIN)
         if opcode == _OP_CONT:
@@ -300,7 +340,7 @@ class Connection:
             assert self.deflate is not None
             remaining = None if max_size is None else max_size - size
             payload = self.deflate.decode(payload, fin, remaining)
-        size += len(payload)
+        size += len(payload) + self._frame_done
         if max_size is not None and size > max_size:
             raise PayloadTooBig(f"message over the limit of {max_size} bytes")
         data: str | bytes
@@ -319,6 +359,12 @@ class Connection:
                     data = decoder.decode(payload, fin)
                 except UnicodeDecodeError:
                     raise InvalidUTF8("text message is not valid UTF-8") from None
+            if self._frame_done:
+                # The frame's beginning was decoded as it arrived.
+                self._frame_text.append(data)
+                data = "".join(self._frame_text)
+                self._frame_text = []
+                self._frame_done = 0
         else:
             data = payload
         if fin:

@@ -309,7 +309,7 @@ class PerMessageDeflate:
             raise
         # After a BFINAL block the peer's compressor ended too, so its next
         # message starts from an empty window whatever was negotiated.
-        if fin and self.remote_no_context_takeover:
+        if fin and (self.remote_no_context_takeover or decompressor.eof):
             self._decompressor = None
         return out
 
