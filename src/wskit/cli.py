@@ -13,7 +13,6 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-
 from importlib import resources
 
 from .asyncio.connection import Conn

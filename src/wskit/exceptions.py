@@ -173,11 +173,16 @@ class ConnectionClosed(WebSocketError):
 
     @property
     def ok(self) -> bool:
-        """Whether the connection closed normally (1000 or 1001 both ways)."""
+        """Whether the connection closed normally: 1000, 1001 or no code, both ways.
+
+        Always equal to ``isinstance(self, ConnectionClosedOK)`` for the
+        exceptions that wskit raises.
+        """
         return self.code in _NORMAL_CODES and self.sent_code in (None, *_NORMAL_CODES)
 
 
-_NORMAL_CODES = (1000, 1001)
+# 1005 is a close frame without a code: a normal close that gave no reason.
+_NORMAL_CODES = (1000, 1001, 1005)
 
 
 class ConnectionClosedOK(ConnectionClosed):

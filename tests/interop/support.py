@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import pytest
 
@@ -32,6 +32,10 @@ _BLOCK = bytes(((i * 7) + (i >> 8)) & 0xFF for i in range(65536))
 _TEXT_BLOCK = bytes(_ALPHABET[b & 63] for b in _BLOCK).decode("ascii")
 
 
+@overload
+def pattern(size: int, *, binary: Literal[True]) -> bytes: ...
+@overload
+def pattern(size: int, *, binary: Literal[False]) -> str: ...
 def pattern(size: int, *, binary: bool) -> bytes | str:
     """The deterministic payload the node peers send for ``sendPattern``."""
     repeats = size // len(_BLOCK) + 1

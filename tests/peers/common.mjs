@@ -44,11 +44,13 @@ export function describe(data, isBinary) {
   return info;
 }
 
-// Send a message as fragments: parts are strings (text) or hex (binary).
-export function sendFragments(ws, parts, binary) {
+// Send a message as fragments: parts are strings, or hex when `hex` is set
+// (always for binary; for text it lets a fragment end inside a character).
+// `compress` is ws's per-message flag; it must be the same for every fragment.
+export function sendFragments(ws, parts, binary, hex = binary, compress = false) {
   parts.forEach((part, i) => {
-    const payload = binary ? Buffer.from(part, 'hex') : part;
-    ws.send(payload, { binary, fin: i === parts.length - 1, compress: false });
+    const payload = hex ? Buffer.from(part, 'hex') : part;
+    ws.send(payload, { binary, fin: i === parts.length - 1, compress });
   });
 }
 
@@ -63,7 +65,7 @@ export function runCommand(ws, cmd) {
       ws.send(pattern(cmd.size, cmd.binary), { binary: cmd.binary });
       break;
     case 'fragments':
-      sendFragments(ws, cmd.parts, cmd.binary);
+      sendFragments(ws, cmd.parts, !!cmd.binary, !!(cmd.binary || cmd.hex), !!cmd.compress);
       break;
     case 'ping':
       ws.ping(Buffer.from(cmd.hex || '', 'hex'));

@@ -32,7 +32,6 @@ ws.on('open', () => {
     event: 'open',
     extensions: ws.extensions,
     protocol: ws.protocol,
-    offered: ws._req ? null : undefined,
   });
 });
 ws.on('message', (data, isBinary) => {
@@ -47,4 +46,10 @@ ws.on('close', (code, reason) => {
 });
 ws.on('error', (err) => emit({ event: 'error', message: String(err) }));
 
-onCommand((cmd) => runCommand(ws, cmd));
+// Commands that arrive before the handshake is done wait for it.
+const early = [];
+ws.on('open', () => early.splice(0).forEach((cmd) => runCommand(ws, cmd)));
+onCommand((cmd) => {
+  if (ws.readyState === WebSocket.CONNECTING) early.push(cmd);
+  else runCommand(ws, cmd);
+});

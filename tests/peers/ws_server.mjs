@@ -39,9 +39,8 @@ for (const [name, config] of Object.entries(configs)) {
       protocol: ws.protocol,
     });
     ws.on('message', (data, isBinary) => {
-      const text = !isBinary && data.length < 4096 ? data.toString('utf8') : null;
-      if (text !== null && text.startsWith('cmd:')) {
-        runCommand(ws, JSON.parse(text.slice(4)));
+      if (!isBinary && data.subarray(0, 4).toString('latin1') === 'cmd:') {
+        runCommand(ws, JSON.parse(data.subarray(4).toString('utf8')));
         return;
       }
       emit({ event: 'message', server: name, ...describe(data, isBinary) });

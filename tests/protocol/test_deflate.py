@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import tracemalloc
@@ -60,7 +61,7 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     """Cut ``data`` at the given offsets (clamped, sorted) into fragments."""
     points = sorted({min(c, len(data)) for c in cuts})
     bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def send(
@@ -412,6 +413,25 @@ def test_max_length_is_inclusive(size: int) -> None:
     payload = client.encode(message + b"!", fin=True)
     with pytest.raises(PayloadTooBig):
         server.decode(payload, fin=True, max_length=size)
+
+
+def test_negative_max_length_counts_as_zero() -> None:
+    client, server = make_pair()
+    assert server.decode(client.encode(b"", fin=True), fin=True, max_length=-5) == b""
+    with pytest.raises(PayloadTooBig):
+        server.decode(client.encode(b"x", fin=True), fin=True, max_length=-5)
+
+
+def test_buffer_types_accepted() -> None:
+    # No context takeover, so every round compresses the same way.
+    client, server = make_pair(snct=True, cnct=True)
+    noise = os.urandom(5000)  # big enough for the separate-tail path
+    for wrap in (bytes, bytearray, memoryview):
+        payload = client.encode(wrap(TEXT), fin=True)
+        assert server.decode(wrap(payload), fin=True, max_length=None) == TEXT
+        big = client.encode(wrap(noise), fin=True)
+        assert len(big) > 2048
+        assert server.decode(wrap(big), fin=True, max_length=None) == noise
 
 
 def test_max_length_on_large_final_frame() -> None:

@@ -216,13 +216,14 @@ def test_parse_extension_list_errors(value: str) -> None:
 
 def test_serialize_extension_list() -> None:
     offers = [
-        ("permessage-deflate", [("client_max_window_bits", None), ("server_max_window_bits", "10")]),
+        (
+            "permessage-deflate",
+            [("client_max_window_bits", None), ("server_max_window_bits", "10")],
+        ),
         ("x-foo", []),
     ]
     text = serialize_extension_list(offers)
-    assert text == (
-        "permessage-deflate; client_max_window_bits; server_max_window_bits=10, x-foo"
-    )
+    assert text == ("permessage-deflate; client_max_window_bits; server_max_window_bits=10, x-foo")
     assert serialize_extension_list([]) == ""
 
 

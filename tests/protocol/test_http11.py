@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -61,6 +63,12 @@ def request_error(data: bytes, **limits: int) -> InvalidRequest:
     with pytest.raises(InvalidRequest) as info:
         parser.feed(data)
     return info.value
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    """Cut ``data`` at the given offsets (those past the end are ignored)."""
+    bounds = [0, *sorted(c for c in cuts if c <= len(data)), len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def request_with(*lines: bytes) -> bytes:
@@ -148,9 +156,8 @@ class TestRequestParser:
     @given(st.lists(st.integers(0, len(CHROMIUM_REQUEST) + len(FRAME)), max_size=8))
     def test_split_anywhere(self, cuts: list[int]) -> None:
         data = CHROMIUM_REQUEST + FRAME
-        bounds = [0, *sorted(cuts), len(data)]
         parser = RequestParser()
-        results = [parser.feed(data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+        results = [parser.feed(piece) for piece in split(data, cuts)]
         requests = [r for r in results if r is not None]
         assert requests == [parse_request(CHROMIUM_REQUEST)]
         assert parser.leftover == FRAME
@@ -177,7 +184,9 @@ class TestRequestParser:
         assert request.headers["Empty"] == ""
 
     def test_repeated_headers_kept(self) -> None:
-        request = parse_request(request_with(b"Sec-WebSocket-Protocol: a", b"sec-websocket-protocol: b"))
+        request = parse_request(
+            request_with(b"Sec-WebSocket-Protocol: a", b"sec-websocket-protocol: b")
+        )
         assert request.headers.get_all("Sec-WebSocket-Protocol") == ["a", "b"]
 
     def test_obs_text_in_value_round_trips(self) -> None:
@@ -201,7 +210,7 @@ class TestRequestParser:
             b" GET / HTTP/1.1",
             b"GET /\x7f HTTP/1.1",
             "GET /é HTTP/1.1".encode(),
-            b"",  # lone CRLF is skipped, then the blank line ends an empty head
+            b"",  # stands for: a leading empty line, then garbage (see below)
         ],
     )
     def test_bad_request_line(self, line: bytes) -> None:
@@ -353,9 +362,8 @@ class TestResponseParser:
     @given(st.lists(st.integers(0, len(RESPONSE_101) + len(FRAME)), max_size=8))
     def test_101_split_anywhere(self, cuts: list[int]) -> None:
         data = RESPONSE_101 + FRAME
-        bounds = [0, *sorted(cuts), len(data)]
         parser = ResponseParser()
-        results = [parser.feed(data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+        results = [parser.feed(piece) for piece in split(data, cuts)]
         responses = [r for r in results if r is not None]
         assert len(responses) == 1
         assert responses[0] == parse_response(RESPONSE_101).response
@@ -420,9 +428,8 @@ class TestResponseParser:
     )
     def test_chunked_split_anywhere(self, body: bytes, size: int, cuts: list[int]) -> None:
         data = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, size)
-        bounds = [0, *sorted(c for c in cuts if c <= len(data)), len(data)]
         parser = ResponseParser()
-        results = [parser.feed(data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+        results = [parser.feed(piece) for piece in split(data, cuts)]
         responses = [r for r in results if r is not None]
         assert len(responses) == 1
         assert responses[0].body == body

@@ -19,7 +19,7 @@ from typing import Any
 from ..exceptions import HandshakeRejected, InvalidHandshake, InvalidResponse, InvalidURI
 from ..protocol.connection import Connection, Side
 from ..protocol.deflate import DeflateOptions
-from ..protocol.handshake import ClientHandshake, is_redirect
+from ..protocol.handshake import USER_AGENT, ClientHandshake, is_redirect
 from ..protocol.headers import Headers
 from ..protocol.http11 import Response, ResponseParser, serialize_request
 from ..protocol.uri import ProxyURI, WebSocketURI, parse_proxy_uri, parse_uri, redirect_uri
@@ -134,7 +134,8 @@ class connect:
         subprotocols: subprotocols to offer, in order of preference.
         compression: ``"deflate"`` (default), :class:`DeflateOptions`, or ``None``.
         headers: extra request headers (``Authorization``, ``Cookie``...).
-        user_agent: the ``User-Agent`` header; ``None`` leaves it out.
+        user_agent: the ``User-Agent`` header (default ``wskit/<version>``);
+            ``None`` leaves it out.
         open_timeout: seconds for TCP, proxy, TLS and handshake together.
         ssl: an :class:`ssl.SSLContext` for ``wss://`` (default: a verifying one).
         server_hostname: host name for TLS SNI and certificate checks.
@@ -143,7 +144,8 @@ class connect:
             ``no_proxy`` from the environment, or ``None`` (default) for none.
         max_redirects: how many 3xx redirects to follow.
         unix_path: connect to this Unix socket instead of the URI's host.
-        sock: an already connected socket to use.
+        sock: an already connected socket to use (redirects are then not
+            followed: :exc:`HandshakeRejected` carries the 3xx response).
         **conn_options: options of :class:`Conn` (``max_size``, ``max_queue``,
             ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``write_limit``,
             ``on_ping``, ``on_pong``, ``on_close``...).
@@ -157,7 +159,7 @@ class connect:
         subprotocols: Sequence[str] = (),
         compression: str | DeflateOptions | None = "deflate",
         headers: HeadersLike | None = None,
-        user_agent: str | None = None,
+        user_agent: str | None = USER_AGENT,
         open_timeout: float | None = 10.0,
         ssl: ssl_module.SSLContext | None = None,
         server_hostname: str | None = None,
@@ -197,7 +199,9 @@ class connect:
                 conn = await self._connect_once(uri)
             except HandshakeRejected as exc:
                 location = is_redirect(Response(exc.status, "", Headers(exc.headers), exc.body))
-                if location is None:
+                # A caller-supplied socket is used up by the first attempt: a
+                # redirect cannot be followed, so the caller gets the 3xx.
+                if location is None or self.sock is not None:
                     raise
                 new = redirect_uri(uri, location)
                 if uri.secure and not new.secure:
@@ -210,14 +214,13 @@ class connect:
 
     async def _connect_once(self, uri: WebSocketURI) -> ClientConn:
         loop = asyncio.get_running_loop()
-        kwargs: dict[str, Any] = {"origin": self.origin, "subprotocols": self.subprotocols}
-        if self.user_agent is not None:
-            kwargs["user_agent"] = self.user_agent
         handshake = ClientHandshake(
             uri,
+            origin=self.origin,
+            subprotocols=self.subprotocols,
             compression=self.compression,
             extra_headers=self.headers or (),
-            **kwargs,
+            user_agent=self.user_agent,
         )
 
         def factory() -> ClientConn:

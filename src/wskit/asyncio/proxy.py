@@ -78,12 +78,17 @@ async def open_tunnel(proxy: ProxyURI, host: str, port: int) -> socket.socket:
             "use an http:// proxy URI (wss:// targets are still encrypted end to end)"
         )
     loop = asyncio.get_running_loop()
+    address = b""
+    if proxy.scheme != "http":
+        # A target that cannot be expressed or resolved fails before the
+        # proxy is even contacted.
+        address = await _socks5_address(loop, proxy, host, port)
     sock = await _connect_to_proxy(loop, proxy)
     try:
         if proxy.scheme == "http":
             await _http_connect(loop, sock, proxy, host, port)
         else:
-            await _socks5_connect(loop, sock, proxy, host, port)
+            await _socks5_connect(loop, sock, proxy, address, _authority(host, port))
     except ProxyError:
         sock.close()
         raise
@@ -171,7 +176,7 @@ async def _http_connect(
     status = int(match.group(1))
     if not 200 <= status < 300:
         hint = ""
-        if status == 407:
+        if status in (401, 407):  # tinyproxy answers wrong credentials with 401
             hint = (
                 " (proxy authentication required)"
                 if proxy.user is None
@@ -227,14 +232,11 @@ async def _socks5_connect(
     loop: asyncio.AbstractEventLoop,
     sock: socket.socket,
     proxy: ProxyURI,
-    host: str,
-    port: int,
+    address: bytes,
+    target: str,
 ) -> None:
+    """Negotiate auth, then CONNECT to ``address`` (ATYP, DST.ADDR, DST.PORT)."""
     name = _describe(proxy)
-    # Build the request first: a target that cannot be expressed or resolved
-    # fails before any byte goes to the proxy.
-    address = await _socks5_address(loop, proxy, host, port)
-
     methods = [_SOCKS5_NO_AUTH]
     if proxy.user is not None:
         methods.append(_SOCKS5_USER_PASS)
@@ -273,8 +275,7 @@ async def _socks5_connect(
     if reply != 0:
         meaning = _SOCKS5_REPLIES.get(reply, "unknown error")
         raise ProxyError(
-            f"SOCKS5 proxy {name} could not connect to {_authority(host, port)}: "
-            f"{meaning} (reply {reply:#04x})"
+            f"SOCKS5 proxy {name} could not connect to {target}: {meaning} (reply {reply:#04x})"
         )
 
 

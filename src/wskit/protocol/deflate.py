@@ -282,6 +282,9 @@ class PerMessageDeflate:
             ProtocolError: the payload is not valid deflate data (close code
                 1002, see below).
         """
+        if max_length is not None and max_length < 0:
+            # Already over the limit: still allow frames that add nothing.
+            max_length = 0
         decompressor = self._decompressor
         if decompressor is None:
             decompressor = self._decompressor = zlib.decompressobj(-self.remote_max_window_bits)

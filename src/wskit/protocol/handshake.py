@@ -48,6 +48,7 @@ __all__ = [
     "USER_AGENT",
     "ClientHandshake",
     "ClientHandshakeResult",
+    "HeadersLike",
     "ServerHandshakeResult",
     "accept_key",
     "check_origin_same_host",
@@ -61,6 +62,7 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 """The magic string of RFC 6455 section 1.3, appended to the key before hashing."""
 
 HeadersLike = Iterable[tuple[str, str]] | Mapping[str, str] | Headers
+"""Anything :class:`Headers` can be built from: pairs, a mapping or ``Headers``."""
 
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 

@@ -1,0 +1,574 @@
+"""The asyncio Conn over real sockets: reading, writing, control frames, limits.
+
+Every test runs a wskit server and a wskit client on 127.0.0.1. The server
+side is usually driven from the test body: the handler hands its Conn over
+through a queue and waits until the connection ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import wskit
+from wskit import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, LocalProtocolError
+
+# Bounds every wait in a test; nothing here should come close to it.
+TIMEOUT = 10
+
+
+class Pair:
+    """A running server plus a helper to get the server side of each connection."""
+
+    def __init__(self, server: wskit.Server, conns: asyncio.Queue[wskit.Conn]) -> None:
+        self.server = server
+        self.conns = conns
+        self.uri = f"ws://127.0.0.1:{server.port}/"
+
+    async def accept(self) -> wskit.Conn:
+        return await asyncio.wait_for(self.conns.get(), TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    handler: Callable[[wskit.Conn], Awaitable[Any]] | None = None, **options: Any
+) -> AsyncIterator[Pair]:
+    """Serve on a free port; the default handler parks the conn for the test."""
+    conns: asyncio.Queue[wskit.Conn] = asyncio.Queue()
+
+    async def park(conn: wskit.Conn) -> None:
+        await conns.put(conn)
+        await conn.wait_closed()
+
+    options.setdefault("close_timeout", 2)
+    async with wskit.serve(handler or park, "127.0.0.1", 0, **options) as server:
+        yield Pair(server, conns)
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    handler: Callable[[wskit.Conn], Awaitable[Any]] | None = None,
+    client_options: dict[str, Any] | None = None,
+    **server_options: Any,
+) -> AsyncIterator[tuple[wskit.ClientConn, wskit.Conn | None, Pair]]:
+    """A client connected to a server; the server conn when the default handler runs."""
+    async with asyncio.timeout(TIMEOUT), serving(handler, **server_options) as pair:
+        options = {"close_timeout": 2, **(client_options or {})}
+        async with wskit.connect(pair.uri, **options) as client:
+            server_conn = await pair.accept() if handler is None else None
+            yield client, server_conn, pair
+
+
+async def echo(conn: wskit.Conn) -> None:
+    async for message in conn:
+        await conn.send(message)
+
+
+# --------------------------------------------------------------------------- recv / send
+
+
+async def test_send_recv_text_and_binary() -> None:
+    async with connected(echo) as (client, _, _):
+        await client.send("héllo")
+        assert await client.recv() == "héllo"
+        await client.send(b"\x00\xff")
+        reply = await client.recv()
+        assert reply == b"\x00\xff" and isinstance(reply, bytes)
+        await client.send(bytearray(b"ba"))
+        assert await client.recv() == b"ba"
+        await client.send(memoryview(b"mv"))
+        assert await client.recv() == b"mv"
+        await client.send("")
+        assert await client.recv() == ""
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_large_messages(compression: str | None) -> None:
+    big = bytes(range(256)) * 2000
+    async with connected(
+        echo, client_options={"compression": compression}, compression=compression
+    ) as (client, _, _):
+        assert client.compression is (compression is not None)
+        await client.send(big)
+        assert await client.recv() == big
+        await client.send("é" * 100_000)
+        assert await client.recv() == "é" * 100_000
+
+
+async def test_send_rejects_other_types() -> None:
+    async with connected(echo) as (client, _, _):
+        with pytest.raises(TypeError):
+            await client.send(42)  # type: ignore[arg-type]
+
+
+async def test_async_for_ends_cleanly_on_1000() -> None:
+    async def handler(conn: wskit.Conn) -> None:
+        for i in range(3):
+            await conn.send(f"message {i}")
+
+    async with connected(handler) as (client, _, _):
+        received = [message async for message in client]
+        assert received == ["message 0", "message 1", "message 2"]
+        assert client.close_code == 1000
+        with pytest.raises(ConnectionClosedOK) as info:
+            await client.recv()
+        assert info.value.code == 1000
+
+
+async def test_async_for_raises_on_1011() -> None:
+    async def handler(conn: wskit.Conn) -> None:
+        await conn.send("before the crash")
+        raise RuntimeError("boom")
+
+    async with connected(handler) as (client, _, _):
+        received = []
+        with pytest.raises(ConnectionClosedError) as info:
+            async for message in client:
+                received.append(message)
+        assert received == ["before the crash"]
+        assert info.value.code == 1011
+        assert info.value.reason == "Internal server error"
+        assert not info.value.ok
+
+
+async def test_async_for_ends_cleanly_on_close_without_code() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        await server_conn.send("x")
+        assert server_conn.protocol is not None
+        server_conn.protocol.send_close(None)
+        server_conn._write(server_conn.protocol.data_to_send())
+        received = [message async for message in client]
+        assert received == ["x"]
+        assert client.close_code == 1005
+
+
+async def test_recv_after_close() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        await client.close(1000, "done")
+        assert client.closed
+        with pytest.raises(ConnectionClosedOK):
+            await client.recv()
+        with pytest.raises(ConnectionClosedOK):
+            await client.send("too late")
+        # Closing again is harmless.
+        await client.close()
+        await server_conn.wait_closed(TIMEOUT)
+        with pytest.raises(ConnectionClosedOK) as info:
+            await server_conn.recv()
+        assert info.value.code == 1000 and info.value.reason == "done"
+
+
+async def test_two_readers_at_once() -> None:
+    async with connected() as (client, _, _):
+        reader = asyncio.create_task(client.recv())
+        await asyncio.sleep(0.01)
+        with pytest.raises(RuntimeError):
+            await client.recv()
+        reader.cancel()
+
+
+# --------------------------------------------------------------------------- fragments
+
+
+async def collect_fragments(conn: wskit.Conn) -> list[str | bytes]:
+    return [fragment async for fragment in conn.recv_streaming()]
+
+
+async def test_recv_streaming_yields_fragments() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        await server_conn.send(["Hel", "lo ", "wörld"])
+        assert await collect_fragments(client) == ["Hel", "lo ", "wörld"]
+        await server_conn.send([b"\x01", b"\x02\x03"])
+        assert await collect_fragments(client) == [b"\x01", b"\x02\x03"]
+        # A whole message is one fragment.
+        await server_conn.send("whole")
+        assert await collect_fragments(client) == ["whole"]
+        # recv() joins fragments.
+        await server_conn.send(["a", "b", "c"])
+        assert await client.recv() == "abc"
+
+
+async def test_send_iterable_from_client() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        await client.send(iter([b"one", b"two", b"three"]))
+        assert await collect_fragments(server_conn) == [b"one", b"two", b"three"]
+
+
+async def test_send_async_iterable() -> None:
+    async def pieces() -> AsyncIterator[str]:
+        for piece in ["as", "ync", " it"]:
+            await asyncio.sleep(0)
+            yield piece
+
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        await server_conn.send(pieces())
+        assert await collect_fragments(client) == ["as", "ync", " it"]
+        await client.send(pieces())
+        assert await server_conn.recv() == "async it"
+
+
+async def test_message_writer() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        async with server_conn.message_writer(binary=True) as writer:
+            await writer.write(b"ab")
+            await writer.write(b"cd")
+            await writer.write(b"ef")
+        assert await collect_fragments(client) == [b"ab", b"cd", b"ef"]
+        async with client.message_writer() as writer:
+            await writer.write("text ")
+            await writer.write("message")
+        assert await collect_fragments(server_conn) == ["text ", "message"]
+
+
+async def test_message_writer_failure_fails_connection() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        with pytest.raises(ValueError):
+            async with server_conn.message_writer() as writer:
+                await writer.write("one")
+                await writer.write("two")  # "one" goes out here
+                raise ValueError("oops")
+        with pytest.raises(ConnectionClosedError) as info:
+            await client.recv()
+        assert info.value.code == 1011
+
+
+async def test_concurrent_senders_do_not_interleave() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        started = asyncio.Event()
+
+        async def fragmented() -> None:
+            async with server_conn.message_writer() as writer:
+                for i in range(10):
+                    await writer.write(f"<{i}>")
+                    started.set()
+                    await asyncio.sleep(0.005)
+
+        async def whole(i: int) -> None:
+            await started.wait()
+            await server_conn.send(f"whole {i}")
+
+        await asyncio.gather(fragmented(), *(whole(i) for i in range(20)))
+        received = [await client.recv() for _ in range(21)]
+        assert "".join(f"<{i}>" for i in range(10)) in received
+        assert sorted(m for m in received if isinstance(m, str) and m.startswith("whole")) == sorted(
+            f"whole {i}" for i in range(20)
+        )
+        # The connection is still healthy.
+        await client.send("still ok")
+        assert await server_conn.recv() == "still ok"
+
+
+# --------------------------------------------------------------------------- json
+
+
+async def test_send_json_recv_json() -> None:
+    async with connected(echo) as (client, _, _):
+        obj = {"a": [1, 2.5, None, True], "b": "é"}
+        await client.send_json(obj)
+        assert await client.recv_json() == obj
+
+
+async def test_custom_json_functions() -> None:
+    async with connected(
+        echo,
+        client_options={"json_dumps": lambda o: json.dumps(o, sort_keys=True)},
+    ) as (client, _, _):
+        await client.send_json({"b": 1, "a": 2})
+        assert await client.recv() == '{"a": 2, "b": 1}'
+
+
+# --------------------------------------------------------------------------- control frames
+
+
+async def test_ping_pong_and_handlers() -> None:
+    pongs: list[bytes] = []
+    async with connected(client_options={"on_pong": pongs.append}) as (client, server_conn, _):
+        assert server_conn is not None
+        pings: list[bytes] = []
+        server_conn.on_ping = pings.append
+        latency = await asyncio.wait_for(client.ping("hello"), TIMEOUT)
+        assert isinstance(latency, float) and latency >= 0
+        assert pings == [b"hello"]
+        assert pongs == [b"hello"]
+        # Default payload: random, still acknowledged.
+        latency = await asyncio.wait_for(client.ping(), TIMEOUT)
+        assert isinstance(latency, float)
+        assert len(pings) == 2 and len(pings[1]) == 4
+
+
+async def test_ping_same_payload_in_flight() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        assert server_conn.protocol is not None
+        server_conn.protocol.auto_pong = False
+        first = client.ping(b"dup")
+        with pytest.raises(LocalProtocolError):
+            client.ping(b"dup")
+        second = client.ping(b"later")
+        # One pong for the later ping acknowledges the earlier one too.
+        await server_conn.pong(b"later")
+        assert isinstance(await asyncio.wait_for(first, TIMEOUT), float)
+        assert isinstance(await asyncio.wait_for(second, TIMEOUT), float)
+
+
+async def test_pending_ping_fails_on_close() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        assert server_conn.protocol is not None
+        server_conn.protocol.auto_pong = False
+        waiter = client.ping()
+        await server_conn.close()
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(waiter, TIMEOUT)
+
+
+async def test_async_handlers() -> None:
+    seen: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def on_ping(data: bytes) -> None:
+        await seen.put(data)
+
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        server_conn.on_ping = on_ping
+        await client.ping(b"async")
+        assert await asyncio.wait_for(seen.get(), TIMEOUT) == b"async"
+
+
+async def test_on_close_handler() -> None:
+    closes: list[tuple[int, str]] = []
+
+    async def handler(conn: wskit.Conn) -> None:
+        await conn.close(4321, "see you")
+
+    async with connected(
+        handler, client_options={"on_close": lambda code, reason: closes.append((code, reason))}
+    ) as (client, _, _):
+        await client.wait_closed(TIMEOUT)
+        assert closes == [(4321, "see you")]
+
+
+async def test_handler_errors_are_contained() -> None:
+    def broken(data: bytes) -> None:
+        raise RuntimeError("bad handler")
+
+    async with connected(echo, client_options={"on_pong": broken}) as (client, _, _):
+        await asyncio.wait_for(client.ping(), TIMEOUT)
+        await client.send("alive")
+        assert await client.recv() == "alive"
+
+
+# --------------------------------------------------------------------------- keepalive
+
+
+async def test_keepalive_with_responsive_peer() -> None:
+    pings: list[bytes] = []
+    async with connected(
+        echo,
+        client_options={"on_ping": pings.append},
+        ping_interval=0.05,
+        ping_timeout=0.2,
+    ) as (client, _, _):
+        await asyncio.sleep(0.5)
+        assert client.state is wskit.State.OPEN
+        assert client.close_code is None
+        assert len(pings) >= 3
+        await client.send("still here")
+        assert await client.recv() == "still here"
+
+
+async def test_keepalive_closes_unresponsive_peer() -> None:
+    async with connected(echo, ping_interval=0.05, ping_timeout=0.2) as (client, _, _):
+        assert client.protocol is not None
+        client.protocol.auto_pong = False
+        with pytest.raises(ConnectionClosedError) as info:
+            await client.recv()
+        assert info.value.code == 1011
+        assert client.close_code == 1011
+
+
+async def test_client_keepalive() -> None:
+    async with connected(
+        client_options={"ping_interval": 0.05, "ping_timeout": 0.2}
+    ) as (client, server_conn, _):
+        assert server_conn is not None
+        pings: list[bytes] = []
+        server_conn.on_ping = pings.append
+        await asyncio.sleep(0.3)
+        assert len(pings) >= 2
+        assert client.state is wskit.State.OPEN
+        assert server_conn.protocol is not None
+        server_conn.protocol.auto_pong = False
+        with pytest.raises(ConnectionClosedError) as info:
+            await server_conn.recv()
+        assert info.value.code == 1011
+
+
+# --------------------------------------------------------------------------- limits
+
+
+async def test_max_size_on_server() -> None:
+    async with connected(echo, max_size=1000) as (client, _, _):
+        await client.send(b"x" * 1000)
+        assert await client.recv() == b"x" * 1000
+        await client.send(b"x" * 1001)
+        with pytest.raises(ConnectionClosedError) as info:
+            await client.recv()
+        assert info.value.code == 1009
+
+
+async def test_max_size_on_client() -> None:
+    async with connected(client_options={"max_size": 1000}) as (client, server_conn, _):
+        assert server_conn is not None
+        await server_conn.send("y" * 1001)
+        with pytest.raises(ConnectionClosedError) as info:
+            await client.recv()
+        # The client received no close frame; it sent 1009.
+        assert info.value.sent_code == 1009
+        with pytest.raises(ConnectionClosedError) as info:
+            await server_conn.recv()
+        assert info.value.code == 1009
+
+
+async def test_max_size_compressed() -> None:
+    async with connected(echo, max_size=10_000) as (client, _, _):
+        assert client.compression
+        await client.send(b"\x00" * 1_000_000)
+        with pytest.raises(ConnectionClosedError) as info:
+            await client.recv()
+        assert info.value.code == 1009
+
+
+# --------------------------------------------------------------------------- close codes
+
+
+async def test_close_code_and_reason_from_server() -> None:
+    async def handler(conn: wskit.Conn) -> None:
+        await conn.close(4000, "custom reason")
+        assert conn.close_code == 4000  # the client echoed the code
+        assert conn.close_reason == ""
+
+    async with connected(handler) as (client, _, _):
+        with pytest.raises(ConnectionClosedError) as info:
+            await client.recv()
+        exc = info.value
+        assert (exc.code, exc.reason) == (4000, "custom reason")
+        assert (exc.sent_code, exc.sent_reason) == (4000, "")
+        await client.wait_closed(TIMEOUT)
+        assert client.close_code == 4000
+        assert client.close_reason == "custom reason"
+
+
+async def test_close_from_client_going_away() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        assert client.close_code is None and client.close_reason is None
+        await client.close(1001, "bye")
+        assert client.close_code == 1001
+        with pytest.raises(ConnectionClosedOK) as info:
+            await server_conn.recv()
+        assert info.value.code == 1001 and info.value.reason == "bye"
+        assert info.value.ok
+        assert server_conn.close_code == 1001 and server_conn.close_reason == "bye"
+
+
+async def test_abrupt_disconnect_is_1006() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None and client.transport is not None
+        client.transport.abort()
+        with pytest.raises(ConnectionClosedError) as info:
+            await server_conn.recv()
+        assert info.value.code == 1006
+        assert server_conn.close_code == 1006
+
+
+async def test_close_timeout_when_peer_never_answers() -> None:
+    async with connected(client_options={"close_timeout": 0.2}) as (client, server_conn, _):
+        assert server_conn is not None and server_conn.transport is not None
+        # The server stops reading: the client's close frame is never answered.
+        server_conn.transport.pause_reading()
+        await client.close()
+        assert client.closed
+
+
+# --------------------------------------------------------------------------- backpressure
+
+
+async def test_send_blocks_when_peer_stops_reading() -> None:
+    write_limit = 2**16
+    chunk = b"x" * 2**16
+    async with connected(
+        client_options={"compression": None, "max_size": None}, write_limit=write_limit
+    ) as (client, server_conn, _):
+        assert server_conn is not None and client.transport is not None
+        client.transport.pause_reading()
+        blocked: asyncio.Task[None] | None = None
+        sent = 0
+        # The kernel's socket buffers absorb a few MB first; 64 MB is far more.
+        for _ in range(1024):
+            task = asyncio.create_task(server_conn.send(chunk))
+            done, _ = await asyncio.wait({task}, timeout=0.3)
+            if not done:
+                blocked = task
+                break
+            sent += 1
+        assert blocked is not None, "send() never waited"
+        # The transport holds at most one message over the high-water mark.
+        assert server_conn.write_buffer_size <= write_limit + len(chunk) + 16
+        await asyncio.sleep(0.1)
+        assert not blocked.done()
+        client.transport.resume_reading()
+        for _ in range(sent + 1):
+            assert await client.recv() == chunk
+        await asyncio.wait_for(blocked, TIMEOUT)
+        await server_conn.send("after")
+        assert await client.recv() == "after"
+
+
+async def test_reading_pauses_when_queue_is_full() -> None:
+    count = 2000
+    async with connected(max_queue=4) as (client, server_conn, _):
+        assert server_conn is not None and server_conn.transport is not None
+        for i in range(count):
+            await client.send(f"{i:04d}" + "." * 1000)
+        transport = server_conn.transport
+        async with asyncio.timeout(TIMEOUT):
+            while transport.is_reading():
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        queued = len(server_conn._queue)
+        # Reading stopped long before everything the client sent was buffered.
+        assert queued < count
+        await asyncio.sleep(0.05)
+        assert len(server_conn._queue) == queued
+        assert not transport.is_reading()
+        for i in range(count):
+            message = await server_conn.recv()
+            assert isinstance(message, str) and message.startswith(f"{i:04d}")
+        assert transport.is_reading()
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+async def test_compression_enabled_toggle() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        assert client.compression and client.compression_enabled
+        client.compression_enabled = False
+        assert not client.compression_enabled
+        await client.send("z" * 1000)
+        assert await server_conn.recv() == "z" * 1000

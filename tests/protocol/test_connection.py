@@ -1,0 +1,1138 @@
+"""Unit tests for the sans-I/O state machine, wskit.protocol.connection.
+
+Most tests wire a client and a server :class:`Connection` back to back in
+memory (what one sends, the other receives) and are parametrized over the
+direction, so that each rule is checked on both sides: with masking from
+the client, without from the server (RFC 6455 section 5.1).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import struct
+import zlib
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wskit.exceptions import (
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    LocalProtocolError,
+)
+from wskit.protocol.connection import Connection, PreparedMessage, Side, State
+from wskit.protocol.deflate import PerMessageDeflate
+from wskit.protocol.events import (
+    CloseReceived,
+    DataReceived,
+    Event,
+    PingReceived,
+    PongReceived,
+)
+from wskit.protocol.frames import apply_mask, encode_frame
+
+# --------------------------------------------------------------------------- helpers
+
+DEFLATE_CONFIGS: dict[str, dict[str, object] | None] = {
+    "plain": None,
+    "deflate": {},
+    "deflate-nct": {"server_no_context_takeover": True, "client_no_context_takeover": True},
+    "deflate-w8": {"server_max_window_bits": 8, "client_max_window_bits": 9},
+}
+
+
+def deflate_pair(
+    *,
+    server_no_context_takeover: bool = False,
+    client_no_context_takeover: bool = False,
+    server_max_window_bits: int = 15,
+    client_max_window_bits: int = 15,
+    threshold: int = 0,
+) -> tuple[PerMessageDeflate, PerMessageDeflate]:
+    """The client's and the server's codec for one agreement."""
+    codecs = [
+        PerMessageDeflate(
+            is_client=is_client,
+            server_no_context_takeover=server_no_context_takeover,
+            client_no_context_takeover=client_no_context_takeover,
+            server_max_window_bits=server_max_window_bits,
+            client_max_window_bits=client_max_window_bits,
+            threshold=threshold,
+        )
+        for is_client in (True, False)
+    ]
+    return codecs[0], codecs[1]
+
+
+def make_pair(
+    deflate: dict[str, object] | None = None, **kwargs: object
+) -> tuple[Connection, Connection]:
+    """A connected ``(client, server)`` pair."""
+    if deflate is None:
+        return Connection(Side.CLIENT, **kwargs), Connection(Side.SERVER, **kwargs)  # type: ignore[arg-type]
+    c, s = deflate_pair(**deflate)  # type: ignore[arg-type]
+    return (
+        Connection(Side.CLIENT, deflate=c, **kwargs),  # type: ignore[arg-type]
+        Connection(Side.SERVER, deflate=s, **kwargs),  # type: ignore[arg-type]
+    )
+
+
+def oriented(
+    direction: str, deflate: dict[str, object] | None = None, **kwargs: object
+) -> tuple[Connection, Connection]:
+    """``(sender, receiver)`` for ``direction`` "c2s" or "s2c"."""
+    client, server = make_pair(deflate, **kwargs)
+    return (client, server) if direction == "c2s" else (server, client)
+
+
+def transfer(src: Connection, dst: Connection) -> list[Event]:
+    """Deliver what ``src`` wants to send to ``dst``; return ``dst``'s events."""
+    data = b"".join(src.data_to_send())
+    if data:
+        dst.receive_data(data)
+    return dst.events_received()
+
+
+@dataclass
+class Frame:
+    fin: bool
+    rsv1: bool
+    rsv23: int
+    opcode: int
+    masked: bool
+    payload: bytes
+
+
+def parse_frames(data: bytes) -> list[Frame]:
+    """A minimal independent frame parser for checking what was sent."""
+    frames = []
+    pos = 0
+    while pos < len(data):
+        b0, b1 = data[pos], data[pos + 1]
+        length = b1 & 0x7F
+        pos += 2
+        if length == 126:
+            (length,) = struct.unpack_from("!H", data, pos)
+            pos += 2
+        elif length == 127:
+            (length,) = struct.unpack_from("!Q", data, pos)
+            pos += 8
+        masked = bool(b1 & 0x80)
+        if masked:
+            key = data[pos : pos + 4]
+            pos += 4
+            payload = apply_mask(data[pos : pos + length], key)
+        else:
+            payload = data[pos : pos + length]
+        pos += length
+        assert len(payload) == length, "truncated frame"
+        frames.append(
+            Frame(bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x30, b0 & 0x0F, masked, payload)
+        )
+    return frames
+
+
+def sent_frames(conn: Connection) -> list[Frame]:
+    return parse_frames(b"".join(conn.data_to_send()))
+
+
+def raw_frame(
+    b0: int,
+    payload: bytes,
+    *,
+    masked: bool,
+    length_form: int | None = None,
+    length: int | None = None,
+) -> bytes:
+    """Build a frame by hand, possibly breaking the rules.
+
+    ``length_form`` forces the 7-bit (0), 16-bit (126) or 64-bit (127) length
+    encoding; ``length`` overrides the length written in the header.
+    """
+    n = len(payload) if length is None else length
+    if length_form is None:
+        length_form = 0 if n < 126 else 126 if n < 65536 else 127
+    m = 0x80 if masked else 0
+    if length_form == 0:
+        header = bytes([b0, m | n])
+    elif length_form == 126:
+        header = bytes([b0, m | 126]) + struct.pack("!H", n)
+    else:
+        header = bytes([b0, m | 127]) + struct.pack("!Q", n)
+    if masked:
+        key = random.randbytes(4)
+        return header + key + apply_mask(payload, key)
+    return header + payload
+
+
+def frame_to(receiver: Connection, b0: int, payload: bytes = b"", **kwargs: object) -> bytes:
+    """A hand-made frame masked as ``receiver``'s peer must (client frames are masked)."""
+    return raw_frame(b0, payload, masked=receiver.side is Side.SERVER, **kwargs)  # type: ignore[arg-type]
+
+
+def assert_failed(conn: Connection, code: int) -> None:
+    """``conn`` failed the connection with close ``code`` (section 7.1.7)."""
+    conn.events_received()  # what arrived before the failure
+    assert conn.error is not None, "the connection did not fail"
+    assert conn.error.code == code
+    assert conn.state is State.CLOSED
+    assert conn.close_expected()
+    frames = sent_frames(conn)
+    assert frames, "no close frame sent"
+    close = frames[-1]
+    assert close.opcode == 0x8
+    assert close.masked == (conn.side is Side.CLIENT)
+    assert struct.unpack("!H", close.payload[:2])[0] == code
+    assert conn.close_sent is not None and conn.close_sent[0] == code
+    # Nothing more can be sent, and data received afterwards is dropped.
+    with pytest.raises(LocalProtocolError):
+        conn.send_text("after failure")
+    conn.receive_data(frame_to(conn, 0x81, b"ignored"))
+    assert not conn.events_received()
+    exc = conn.closed_exception()
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.sent_code == code
+
+
+def reassemble(events: list[Event]) -> list[str | bytes]:
+    """Messages from DataReceived events (fragments joined)."""
+    messages: list[str | bytes] = []
+    parts: list[str | bytes] = []
+    for event in events:
+        if isinstance(event, DataReceived):
+            parts.append(event.data)
+            if event.fin:
+                first = parts[0]
+                joined = "".join(parts) if isinstance(first, str) else b"".join(parts)  # type: ignore[arg-type]
+                messages.append(joined)
+                parts = []
+    assert not parts, "unfinished message"
+    return messages
+
+
+SIDES = pytest.mark.parametrize("side", [Side.SERVER, Side.CLIENT], ids=["server", "client"])
+DIRECTIONS = pytest.mark.parametrize("direction", ["c2s", "s2c"])
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+def send_message(conn: Connection, message: str | bytes, cuts: list[int]) -> None:
+    """Send ``message`` as fragments cut at byte offsets ``cuts``."""
+    payload = message.encode() if isinstance(message, str) else message
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(payload)}), len(payload)]
+    pieces = [payload[a:b] for a, b in itertools.pairwise(bounds)]
+    if len(pieces) == 1:
+        if isinstance(message, str):
+            conn.send_text(message)
+        else:
+            conn.send_binary(message)
+        return
+    if isinstance(message, str):
+        conn.send_text(pieces[0], fin=False)
+    else:
+        conn.send_binary(pieces[0], fin=False)
+    for i, piece in enumerate(pieces[1:], 1):
+        conn.send_continuation(piece, fin=i == len(pieces) - 1)
+
+
+_SIZES = st.one_of(
+    st.sampled_from([0, 1, 125, 126, 127, 65535, 65536, 65537]),
+    st.integers(0, 2000),
+    st.integers(0, 70_000),
+)
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> tuple[str | bytes, list[int]]:
+    size = draw(_SIZES)
+    rnd = random.Random(draw(st.integers(0, 2**32)))
+    kind = draw(st.sampled_from(["text", "random-bytes", "repetitive-bytes", "small-text"]))
+    message: str | bytes
+    if kind == "small-text":
+        message = draw(st.text(max_size=40))
+    elif kind == "text":
+        # Multi-byte characters, so that cuts fall inside characters.
+        message = "".join(rnd.choices("ab é€😀\n", k=size // 2))
+    elif kind == "random-bytes":
+        message = rnd.randbytes(size)
+    else:
+        message = (b"wskit " * (size // 6 + 1))[:size]
+    n = len(message.encode()) if isinstance(message, str) else len(message)
+    cuts = draw(st.lists(st.integers(0, max(n, 1)), max_size=4))
+    return message, cuts
+
+
+@DIRECTIONS
+@pytest.mark.parametrize("deflate", DEFLATE_CONFIGS.values(), ids=DEFLATE_CONFIGS.keys())
+@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(batch=st.lists(messages(), min_size=1, max_size=4))
+def test_round_trip(
+    direction: str,
+    deflate: dict[str, object] | None,
+    batch: list[tuple[str | bytes, list[int]]],
+) -> None:
+    sender, receiver = oriented(direction, deflate, max_size=None)
+    for message, cuts in batch:
+        send_message(sender, message, cuts)
+    events = transfer(sender, receiver)
+    assert reassemble(events) == [m for m, _ in batch]
+    for event in events:
+        assert isinstance(event, DataReceived)
+    # The receiver answered nothing and did not fail.
+    assert receiver.error is None
+    assert not receiver.data_to_send()
+    assert receiver.state is State.OPEN
+
+
+@DIRECTIONS
+@pytest.mark.parametrize("deflate", DEFLATE_CONFIGS.values(), ids=DEFLATE_CONFIGS.keys())
+@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.lists(messages(), min_size=1, max_size=3), data=st.data())
+def test_split_at_random_boundaries(
+    direction: str,
+    deflate: dict[str, object] | None,
+    batch: list[tuple[str | bytes, list[int]]],
+    data: st.DataObject,
+) -> None:
+    sender, whole = oriented(direction, deflate, max_size=None)
+    _, pieces = oriented(direction, deflate, max_size=None)
+    for message, cuts in batch:
+        send_message(sender, message, cuts)
+        sender.send_ping(b"p")
+    stream = b"".join(sender.data_to_send())
+    whole.receive_data(stream)
+    expected = whole.events_received()
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    events: list[Event] = []
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        pieces.receive_data(stream[a:b])
+        events.extend(pieces.events_received())
+    # Text frames may be decoded as they arrive, so a frame's text can come
+    # out in another grouping; everything else is identical.
+    assert reassemble(events) == reassemble(expected) == [m for m, _ in batch]
+    assert [(type(e), getattr(e, "fin", None)) for e in events] == [
+        (type(e), getattr(e, "fin", None)) for e in expected
+    ]
+    assert [e for e in events if not isinstance(e, DataReceived)] == [
+        e for e in expected if not isinstance(e, DataReceived)
+    ]
+    # The same answers (pongs), up to the client's random masking keys.
+    assert parse_frames(b"".join(pieces.data_to_send())) == parse_frames(
+        b"".join(whole.data_to_send())
+    )
+
+
+@DIRECTIONS
+def test_byte_by_byte(direction: str) -> None:
+    sender, receiver = oriented(direction)
+    sender.send_text("héllo wörld €", fin=False)
+    sender.send_ping(b"in between")
+    sender.send_continuation(" 😀", fin=True)
+    sender.send_binary(b"\x00\x01" * 100)
+    sender.send_binary(b"x" * 70000)
+    stream = b"".join(sender.data_to_send())
+    events: list[Event] = []
+    for i in range(len(stream)):
+        receiver.receive_data(stream[i : i + 1])
+        events.extend(receiver.events_received())
+    assert reassemble(events) == ["héllo wörld € 😀", b"\x00\x01" * 100, b"x" * 70000]
+    assert PingReceived(b"in between") in events
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 300_000])
+@DIRECTIONS
+def test_sizes_and_wire_format(direction: str, size: int) -> None:
+    sender, receiver = oriented(direction, max_size=None)
+    payload = random.randbytes(size)
+    sender.send_binary(payload)
+    data = b"".join(sender.data_to_send())
+    (frame,) = parse_frames(data)
+    assert frame.opcode == 0x2 and frame.fin and not frame.rsv1
+    assert frame.masked == (sender.side is Side.CLIENT)
+    assert frame.payload == payload
+    receiver.receive_data(data)
+    assert receiver.events_received() == [DataReceived(payload, True)]
+
+
+def test_client_uses_fresh_mask_per_frame() -> None:
+    client, _ = make_pair()
+    for _ in range(10):
+        client.send_binary(b"\x00" * 8)
+    keys = {bytes(chunk[2:6]) for chunk in client.data_to_send()}
+    assert len(keys) == 10
+
+
+# --------------------------------------------------------------------------- masking
+
+
+def test_server_rejects_unmasked_frame() -> None:
+    _, server = make_pair()
+    server.receive_data(raw_frame(0x81, b"hi", masked=False))
+    assert not server.events_received()
+    assert_failed(server, 1002)
+
+
+def test_client_rejects_masked_frame() -> None:
+    client, _ = make_pair()
+    client.receive_data(raw_frame(0x81, b"hi", masked=True))
+    assert not client.events_received()
+    assert_failed(client, 1002)
+
+
+@SIDES
+def test_masking_rule_applies_to_control_frames(side: Side) -> None:
+    conn = Connection(side)
+    conn.receive_data(raw_frame(0x89, b"", masked=side is Side.CLIENT))
+    assert not conn.events_received()
+    assert_failed(conn, 1002)
+
+
+# --------------------------------------------------------------------------- header rules
+
+
+@SIDES
+@pytest.mark.parametrize("rsv", [0x40, 0x20, 0x10, 0x70])
+def test_rsv_bits_without_extension(side: Side, rsv: int) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x81 | rsv, b"hi"))
+    assert not conn.events_received()
+    assert_failed(conn, 1002)
+
+
+@SIDES
+@pytest.mark.parametrize("rsv", [0x20, 0x10])
+def test_rsv2_rsv3_with_deflate(side: Side, rsv: int) -> None:
+    c, s = deflate_pair()
+    conn = Connection(side, deflate=c if side is Side.CLIENT else s)
+    conn.receive_data(frame_to(conn, 0x81 | rsv, b"hi"))
+    assert_failed(conn, 1002)
+
+
+@SIDES
+def test_rsv1_on_control_frame_with_deflate(side: Side) -> None:
+    c, s = deflate_pair()
+    conn = Connection(side, deflate=c if side is Side.CLIENT else s)
+    conn.receive_data(frame_to(conn, 0x89 | 0x40, b""))
+    assert_failed(conn, 1002)
+
+
+@SIDES
+def test_rsv1_on_continuation_with_deflate(side: Side) -> None:
+    c, s = deflate_pair()
+    conn = Connection(side, deflate=c if side is Side.CLIENT else s)
+    conn.receive_data(frame_to(conn, 0x02, b"ab"))
+    assert conn.events_received() == [DataReceived(b"ab", False)]
+    conn.receive_data(frame_to(conn, 0x80 | 0x40, b"cd"))
+    assert_failed(conn, 1002)
+
+
+@SIDES
+@pytest.mark.parametrize("opcode", [0x3, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF])
+def test_reserved_opcodes(side: Side, opcode: int) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x80 | opcode, b"x"))
+    assert not conn.events_received()
+    assert_failed(conn, 1002)
+
+
+@SIDES
+@pytest.mark.parametrize(
+    ("length_form", "length"),
+    [(126, 0), (126, 5), (126, 125), (127, 0), (127, 125), (127, 126), (127, 65535)],
+)
+def test_non_minimal_length(side: Side, length_form: int, length: int) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x82, b"x" * length, length_form=length_form))
+    assert not conn.events_received()
+    assert_failed(conn, 1002)
+
+
+@SIDES
+def test_length_with_most_significant_bit(side: Side) -> None:
+    conn = Connection(side, max_size=None)
+    header = bytes([0x82, (0x80 if side is Side.SERVER else 0) | 127]) + struct.pack("!Q", 2**63)
+    conn.receive_data(header)
+    assert_failed(conn, 1002)
+
+
+@SIDES
+@pytest.mark.parametrize("length", [126, 127, 1000])
+def test_control_frame_too_long(side: Side, length: int) -> None:
+    conn = Connection(side)
+    # Only the header: the control frame fails before its payload arrives.
+    frame = frame_to(conn, 0x89, b"p" * length)
+    header_len = 4 + (4 if side is Side.SERVER else 0)
+    conn.receive_data(frame[:header_len])
+    assert not conn.events_received()
+    assert_failed(conn, 1002)
+
+
+@SIDES
+def test_control_frame_125_bytes_ok(side: Side) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x89, b"p" * 125))
+    assert conn.events_received() == [PingReceived(b"p" * 125)]
+    assert conn.error is None
+
+
+@SIDES
+@pytest.mark.parametrize("opcode", [0x8, 0x9, 0xA])
+def test_fragmented_control_frame(side: Side, opcode: int) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, opcode, b""))
+    assert not conn.events_received()
+    assert_failed(conn, 1002)
+
+
+@SIDES
+def test_control_frames_between_fragments(side: Side) -> None:
+    conn = Connection(side)
+    conn.receive_data(
+        frame_to(conn, 0x01, b"Hel")
+        + frame_to(conn, 0x89, b"ping")
+        + frame_to(conn, 0x00, b"lo, ")
+        + frame_to(conn, 0x8A, b"pong")
+        + frame_to(conn, 0x80, b"world")
+    )
+    assert conn.events_received() == [
+        DataReceived("Hel", False),
+        PingReceived(b"ping"),
+        DataReceived("lo, ", False),
+        PongReceived(b"pong"),
+        DataReceived("world", True),
+    ]
+    pong = sent_frames(conn)
+    assert [(f.opcode, f.payload) for f in pong] == [(0xA, b"ping")]
+    assert conn.error is None
+
+
+@SIDES
+@pytest.mark.parametrize("fin", [True, False])
+def test_continuation_without_start(side: Side, fin: bool) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, (0x80 if fin else 0) | 0x0, b"x"))
+    assert not conn.events_received()
+    assert_failed(conn, 1002)
+
+
+@SIDES
+def test_continuation_after_finished_message(side: Side) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x81, b"done") + frame_to(conn, 0x80, b"more"))
+    assert conn.events_received() == [DataReceived("done", True)]
+    assert_failed(conn, 1002)
+
+
+@SIDES
+@pytest.mark.parametrize("opcode", [0x1, 0x2])
+def test_data_frame_inside_fragmented_message(side: Side, opcode: int) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x02, b"first"))
+    conn.receive_data(frame_to(conn, 0x80 | opcode, b"second"))
+    assert conn.events_received() == [DataReceived(b"first", False)]
+    assert_failed(conn, 1002)
+
+
+# --------------------------------------------------------------------------- UTF-8
+
+
+@SIDES
+def test_invalid_utf8_in_first_fragment_fails_at_once(side: Side) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x01, b"ok\xff"))
+    assert not conn.events_received()
+    assert_failed(conn, 1007)
+
+
+@SIDES
+def test_invalid_utf8_in_later_fragment(side: Side) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x01, b"fine"))
+    conn.receive_data(frame_to(conn, 0x00, b"\xc3\x28"))
+    assert conn.events_received() == [DataReceived("fine", False)]
+    assert_failed(conn, 1007)
+
+
+@SIDES
+def test_invalid_utf8_inside_one_large_frame_fails_before_its_end(side: Side) -> None:
+    conn = Connection(side)
+    frame = frame_to(conn, 0x81, b"a" * 1000 + b"\xed\xa0\x80" + b"b" * 100_000)
+    # Only part of the frame has arrived, but the bad sequence is in it.
+    conn.receive_data(frame[:2000])
+    assert_failed(conn, 1007)
+
+
+@SIDES
+def test_truncated_utf8_at_fin(side: Side) -> None:
+    conn = Connection(side)
+    euro = "€".encode()
+    conn.receive_data(frame_to(conn, 0x01, b"x" + euro[:2]))
+    assert conn.error is None
+    conn.receive_data(frame_to(conn, 0x80, b""))
+    assert_failed(conn, 1007)
+
+
+@SIDES
+def test_truncated_utf8_single_frame(side: Side) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x81, "€".encode()[:2]))
+    assert_failed(conn, 1007)
+
+
+@SIDES
+def test_multibyte_chars_split_across_fragments(side: Side) -> None:
+    conn = Connection(side)
+    text = "€😀é"
+    raw = text.encode()
+    # Every byte its own fragment.
+    stream = b"".join(
+        frame_to(
+            conn, (0x80 if i == len(raw) - 1 else 0) | (0x1 if i == 0 else 0x0), raw[i : i + 1]
+        )
+        for i in range(len(raw))
+    )
+    conn.receive_data(stream)
+    events = conn.events_received()
+    assert len(events) == len(raw)
+    assert reassemble(events) == [text]
+    assert conn.error is None
+
+
+@SIDES
+def test_invalid_utf8_in_compressed_text(side: Side) -> None:
+    c, s = deflate_pair()
+    client, server = Connection(Side.CLIENT, deflate=c), Connection(Side.SERVER, deflate=s)
+    sender, conn = (server, client) if side is Side.CLIENT else (client, server)
+    # Produce a compressed frame with bad UTF-8 by sending bytes as "text".
+    sender.send_text(b"abc\xff" * 50, compress=True)
+    transfer(sender, conn)
+    assert_failed(conn, 1007)
+
+
+@SIDES
+def test_invalid_utf8_close_reason(side: Side) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x88, b"\x03\xe8\xff"))
+    assert not conn.events_received()
+    assert_failed(conn, 1007)
+
+
+@SIDES
+@pytest.mark.parametrize("payload", [b"\x03", b"\x03\xed", b"\x00\x00", b"\x0b\xb7"])
+def test_invalid_close_payload(side: Side, payload: bytes) -> None:
+    # One byte, 1005, 0 and 2999 are not allowed on the wire.
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x88, payload))
+    assert not conn.events_received()
+    assert_failed(conn, 1002)
+
+
+# --------------------------------------------------------------------------- closing
+
+
+@DIRECTIONS
+def test_close_handshake_initiated_by_one_side(direction: str) -> None:
+    initiator, responder = oriented(direction)
+    assert initiator.state is State.OPEN and responder.state is State.OPEN
+    initiator.send_close(1000, "bye")
+    assert initiator.state is State.CLOSING
+    assert initiator.close_sent == (1000, "bye")
+    assert not initiator.close_expected()
+
+    events = transfer(initiator, responder)
+    assert events == [CloseReceived(1000, "bye")]
+    assert responder.state is State.CLOSED
+    assert responder.close_rcvd == (1000, "bye")
+    # The responder echoed the code (not the reason).
+    assert responder.close_sent == (1000, "")
+
+    events = transfer(responder, initiator)
+    assert events == [CloseReceived(1000, "")]
+    assert initiator.state is State.CLOSED
+    # The server closes TCP first (section 7.1.1); the client waits for it.
+    for conn in (initiator, responder):
+        assert conn.close_expected() is (conn.side is Side.SERVER)
+        exc = conn.closed_exception()
+        assert isinstance(exc, ConnectionClosedOK)
+        assert exc.ok
+    assert initiator.close_code == 1000 and initiator.close_reason == ""
+    assert responder.close_code == 1000 and responder.close_reason == "bye"
+
+    client = initiator if initiator.side is Side.CLIENT else responder
+    client.receive_eof()
+    assert client.close_expected()
+    assert client.state is State.CLOSED
+
+
+@pytest.mark.parametrize("code", [1001, 1003, 1011, 3000, 4999])
+@DIRECTIONS
+def test_close_code_is_echoed(direction: str, code: int) -> None:
+    initiator, responder = oriented(direction)
+    initiator.send_close(code, "why")
+    transfer(initiator, responder)
+    (frame,) = sent_frames(responder)
+    assert frame.opcode == 0x8
+    assert frame.payload == struct.pack("!H", code)
+    assert responder.close_sent == (code, "")
+
+
+@DIRECTIONS
+def test_close_without_code(direction: str) -> None:
+    initiator, responder = oriented(direction)
+    initiator.send_close(None)
+    assert initiator.close_sent == (1005, "")
+    data = b"".join(initiator.data_to_send())
+    (frame,) = parse_frames(data)
+    assert frame.payload == b""
+    responder.receive_data(data)
+    assert responder.events_received() == [CloseReceived(1005, "")]
+    assert responder.close_code == 1005
+    # Echoed without a code too.
+    (echo,) = parse_frames(b"".join(responder.data_to_send()))
+    assert echo.opcode == 0x8 and echo.payload == b""
+    assert responder.close_sent == (1005, "")
+    exc = responder.closed_exception()
+    assert isinstance(exc, ConnectionClosedOK)
+    assert exc.code == 1005
+    # An OK exception says it is OK (the asyncio layer relies on ``ok``).
+    assert exc.ok
+
+
+@DIRECTIONS
+def test_simultaneous_close(direction: str) -> None:
+    a, b = oriented(direction)
+    a.send_close(1000, "a")
+    b.send_close(1001, "b")
+    a_out = b"".join(a.data_to_send())
+    b_out = b"".join(b.data_to_send())
+    a.receive_data(b_out)
+    b.receive_data(a_out)
+    assert a.events_received() == [CloseReceived(1001, "b")]
+    assert b.events_received() == [CloseReceived(1000, "a")]
+    # Neither echoes: each has already sent its close frame.
+    assert not a.data_to_send() and not b.data_to_send()
+    assert a.state is State.CLOSED and b.state is State.CLOSED
+    assert isinstance(a.closed_exception(), ConnectionClosedOK)
+
+
+@DIRECTIONS
+def test_nothing_sent_after_close(direction: str) -> None:
+    conn, _ = oriented(direction)
+    conn.send_text("x", fin=False)
+    conn.send_close()
+    conn.data_to_send()
+    for action in (
+        lambda: conn.send_text("x"),
+        lambda: conn.send_binary(b"x"),
+        lambda: conn.send_continuation(b"x", fin=True),
+        lambda: conn.send_ping(),
+        lambda: conn.send_pong(),
+        lambda: conn.send_close(),
+        lambda: conn.send_prepared(PreparedMessage("x")),
+    ):
+        with pytest.raises(LocalProtocolError):
+            action()
+    assert not conn.data_to_send()
+
+
+@DIRECTIONS
+def test_receiving_continues_while_closing(direction: str) -> None:
+    a, b = oriented(direction)
+    a.send_close()
+    a.data_to_send()
+    b.send_text("late")
+    b.send_ping(b"hello?")
+    events = transfer(b, a)
+    assert events == [DataReceived("late", True), PingReceived(b"hello?")]
+    # No pong once our close frame is out.
+    assert not a.data_to_send()
+    assert a.state is State.CLOSING
+
+
+@SIDES
+def test_data_after_close_frame_is_ignored(side: Side) -> None:
+    conn = Connection(side)
+    conn.receive_data(
+        frame_to(conn, 0x88, b"\x03\xe8") + frame_to(conn, 0x81, b"late") + b"\xff\xff garbage"
+    )
+    assert conn.events_received() == [CloseReceived(1000, "")]
+    conn.receive_data(frame_to(conn, 0x81, b"later") + frame_to(conn, 0x89, b""))
+    assert not conn.events_received()
+    assert conn.error is None
+    # Only the echo went out; no pong for the ignored ping.
+    assert [f.opcode for f in sent_frames(conn)] == [0x8]
+
+
+@SIDES
+def test_receive_eof_without_close_is_1006(side: Side) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x81, b"partial")[:5])
+    conn.receive_eof()
+    assert conn.state is State.CLOSED
+    assert conn.close_expected()
+    assert conn.close_code == 1006
+    assert conn.close_reason == ""
+    assert not conn.events_received()
+    exc = conn.closed_exception()
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.code == 1006 and exc.sent_code is None
+    assert not exc.ok
+    with pytest.raises(LocalProtocolError):
+        conn.send_text("x")
+    conn.receive_data(frame_to(conn, 0x81, b"ignored"))
+    assert not conn.events_received()
+
+
+@pytest.mark.parametrize(
+    ("sent", "received", "ok"),
+    [
+        (1000, 1000, True),
+        (1001, 1001, True),
+        (1000, 1001, True),
+        (None, None, True),  # 1005 both ways
+        (1011, 1011, False),
+        (1002, 1002, False),
+        (4000, 4000, False),
+        (1000, 1011, False),
+        (1011, 1000, False),
+    ],
+)
+def test_closed_exception_class(sent: int | None, received: int | None, ok: bool) -> None:
+    client, server = make_pair()
+    client.send_close(sent)
+    transfer(client, server)
+    server.data_to_send()
+    # The server answers with its own code (simultaneous close).
+    _, server2 = make_pair()
+    server2.send_close(received)
+    client.receive_data(b"".join(server2.data_to_send()))
+    exc = client.closed_exception()
+    expected_rcvd = 1005 if received is None else received
+    expected_sent = 1005 if sent is None else sent
+    assert exc.code == expected_rcvd
+    assert exc.sent_code == expected_sent
+    assert isinstance(exc, ConnectionClosedOK if ok else ConnectionClosedError)
+    assert exc.ok is ok
+
+
+def test_closed_exception_after_failure() -> None:
+    _, server = make_pair()
+    server.receive_data(raw_frame(0x81, b"x", masked=False))
+    exc = server.closed_exception()
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.code == 1006
+    assert exc.sent_code == 1002
+    assert exc.sent_reason
+
+
+# --------------------------------------------------------------------------- limits
+
+
+@SIDES
+def test_max_size_fails_on_header_before_payload(side: Side) -> None:
+    conn = Connection(side, max_size=1000)
+    frame = frame_to(conn, 0x82, b"x" * 1001)
+    header_len = 4 + (4 if side is Side.SERVER else 0)
+    conn.receive_data(frame[:header_len])
+    assert not conn.events_received()
+    assert_failed(conn, 1009)
+
+
+@SIDES
+def test_max_size_exact_limit_ok(side: Side) -> None:
+    conn = Connection(side, max_size=1000)
+    conn.receive_data(frame_to(conn, 0x82, b"x" * 1000))
+    assert conn.events_received() == [DataReceived(b"x" * 1000, True)]
+
+
+@SIDES
+def test_max_size_across_fragments(side: Side) -> None:
+    conn = Connection(side, max_size=1000)
+    conn.receive_data(frame_to(conn, 0x01, b"x" * 600))
+    assert conn.events_received() == [DataReceived("x" * 600, False)]
+    # The second fragment's header alone pushes the message over the limit.
+    frame = frame_to(conn, 0x80, b"x" * 401)
+    conn.receive_data(frame[: 4 + (4 if side is Side.SERVER else 0)])
+    assert_failed(conn, 1009)
+
+
+@DIRECTIONS
+def test_max_size_compressed_bomb(direction: str) -> None:
+    sender, receiver = oriented(direction, {}, max_size=100_000)
+    bomb = b"\x00" * 10_000_000
+    sender.send_binary(bomb, compress=True)
+    data = b"".join(sender.data_to_send())
+    # 10 MB of zeros compress to about 10 KB: far under the raw limit.
+    assert len(data) < 20_000
+    receiver.receive_data(data)
+    assert not receiver.events_received()
+    assert_failed(receiver, 1009)
+
+
+@DIRECTIONS
+def test_max_size_compressed_fragments(direction: str) -> None:
+    sender, receiver = oriented(direction, {}, max_size=100_000)
+    sender.send_binary(b"\x00" * 60_000, fin=False, compress=True)
+    sender.send_continuation(b"\x00" * 60_000, fin=True)
+    receiver.receive_data(b"".join(sender.data_to_send()))
+    events = receiver.events_received()
+    assert events == [DataReceived(b"\x00" * 60_000, False)]
+    assert_failed(receiver, 1009)
+
+
+@DIRECTIONS
+def test_max_size_compressed_at_limit_ok(direction: str) -> None:
+    sender, receiver = oriented(direction, {}, max_size=100_000)
+    sender.send_binary(b"\x00" * 100_000, compress=True)
+    assert transfer(sender, receiver) == [DataReceived(b"\x00" * 100_000, True)]
+
+
+def test_invalid_compressed_data() -> None:
+    c, _ = deflate_pair()
+    conn = Connection(Side.CLIENT, deflate=c)
+    conn.receive_data(raw_frame(0xC2, b"\xff\xff\xff\xff not deflate", masked=False))
+    assert_failed(conn, 1002)
+
+
+# --------------------------------------------------------------------------- pings
+
+
+@DIRECTIONS
+def test_auto_pong(direction: str) -> None:
+    sender, receiver = oriented(direction)
+    sender.send_ping(b"are you there")
+    assert transfer(sender, receiver) == [PingReceived(b"are you there")]
+    (pong,) = sent_frames(receiver)
+    assert pong.opcode == 0xA and pong.payload == b"are you there"
+    assert pong.masked == (receiver.side is Side.CLIENT)
+
+
+@DIRECTIONS
+def test_auto_pong_disabled(direction: str) -> None:
+    sender, receiver = oriented(direction, auto_pong=False)
+    sender.send_ping(b"x")
+    assert transfer(sender, receiver) == [PingReceived(b"x")]
+    assert not receiver.data_to_send()
+    receiver.send_pong(b"x")
+    assert transfer(receiver, sender) == [PongReceived(b"x")]
+
+
+@DIRECTIONS
+def test_unsolicited_pong(direction: str) -> None:
+    sender, receiver = oriented(direction)
+    sender.send_pong(b"heartbeat")
+    assert transfer(sender, receiver) == [PongReceived(b"heartbeat")]
+    assert not receiver.data_to_send()
+
+
+def test_control_payload_limit_on_send() -> None:
+    conn = Connection(Side.SERVER)
+    conn.send_ping(b"x" * 125)
+    with pytest.raises(LocalProtocolError):
+        conn.send_ping(b"x" * 126)
+    with pytest.raises(LocalProtocolError):
+        conn.send_pong(b"x" * 126)
+    with pytest.raises(LocalProtocolError):
+        conn.send_close(1000, "x" * 124)
+    assert conn.state is State.OPEN
+    assert conn.close_sent is None
+
+
+# --------------------------------------------------------------------------- sending API
+
+
+@DIRECTIONS
+def test_send_continuation_misuse(direction: str) -> None:
+    conn, peer = oriented(direction)
+    with pytest.raises(LocalProtocolError):
+        conn.send_continuation(b"x", fin=True)
+    conn.send_binary(b"a", fin=False)
+    with pytest.raises(LocalProtocolError):
+        conn.send_text("new message")
+    with pytest.raises(LocalProtocolError):
+        conn.send_binary(b"new message")
+    with pytest.raises(LocalProtocolError):
+        conn.send_prepared(PreparedMessage(b"new"))
+    # Control frames may be interleaved.
+    conn.send_ping(b"p")
+    conn.send_continuation(b"b", fin=True)
+    with pytest.raises(LocalProtocolError):
+        conn.send_continuation(b"c", fin=False)
+    events = transfer(conn, peer)
+    assert reassemble(events) == [b"ab"]
+    assert PingReceived(b"p") in events
+    assert peer.error is None
+
+
+@DIRECTIONS
+def test_send_text_accepts_str_and_bytes(direction: str) -> None:
+    conn, peer = oriented(direction)
+    conn.send_text("é")
+    conn.send_text("é".encode())
+    conn.send_binary(bytearray(b"ba"))
+    conn.send_binary(memoryview(b"mv"))
+    assert reassemble(transfer(conn, peer)) == ["é", "é", b"ba", b"mv"]
+
+
+@DIRECTIONS
+def test_compression_per_message(direction: str) -> None:
+    sender, receiver = oriented(direction, {"threshold": 100})
+    big = b"z" * 1000
+    sender.send_binary(big)  # over the threshold: compressed
+    sender.send_binary(big, compress=False)
+    sender.send_binary(b"small")  # under the threshold: plain
+    sender.send_binary(b"small", compress=True)
+    sender.compression_enabled = False
+    sender.send_binary(big)
+    sender.send_text("t" * 1000, fin=False, compress=True)
+    sender.send_continuation("t" * 1000, fin=True)
+    data = b"".join(sender.data_to_send())
+    frames = parse_frames(data)
+    assert [f.rsv1 for f in frames] == [True, False, False, True, False, True, False]
+    assert len(frames[0].payload) < 100
+    assert frames[1].payload == big
+    # The continuation of a compressed message is compressed but has RSV1 clear.
+    assert len(frames[6].payload) < 100
+    receiver.receive_data(data)
+    assert reassemble(receiver.events_received()) == [
+        big,
+        big,
+        b"small",
+        b"small",
+        big,
+        "t" * 2000,
+    ]
+
+
+def test_compress_without_deflate() -> None:
+    conn = Connection(Side.SERVER)
+    with pytest.raises(LocalProtocolError):
+        conn.send_binary(b"x", compress=True)
+    conn.send_binary(b"x", compress=False)
+    (frame,) = sent_frames(conn)
+    assert not frame.rsv1
+
+
+# --------------------------------------------------------------------------- PreparedMessage
+
+
+def test_prepared_identical_bytes_for_plain_server_conns() -> None:
+    message = PreparedMessage("hello everyone")
+    servers = [Connection(Side.SERVER) for _ in range(3)]
+    for conn in servers:
+        conn.send_prepared(message)
+    outputs = [b"".join(conn.data_to_send()) for conn in servers]
+    assert outputs[0] == outputs[1] == outputs[2] == encode_frame(0x1, b"hello everyone")
+    assert message.frame_for(servers[0]) is message.frame_for(servers[1])
+    client = Connection(Side.CLIENT)
+    client.receive_data(outputs[0])
+    assert client.events_received() == [DataReceived("hello everyone", True)]
+
+
+def test_prepared_binary() -> None:
+    message = PreparedMessage(b"\x00\x01")
+    assert message.opcode == 0x2
+    assert message.plain_frame() == b"\x82\x02\x00\x01"
+
+
+def test_prepared_shared_compressed_frame_no_context_takeover() -> None:
+    payload = "compress me please " * 50
+    message = PreparedMessage(payload)
+    pairs = [make_pair({"server_no_context_takeover": True}) for _ in range(3)]
+    frames = [message.frame_for(server) for _, server in pairs]
+    assert frames[0] is frames[1] is frames[2]
+    (frame,) = parse_frames(frames[0])
+    assert frame.rsv1 and not frame.masked
+    assert len(frame.payload) < len(payload)
+    for client, _ in pairs:
+        # Decodes on each peer, and again for a second message.
+        client.receive_data(frames[0])
+        client.receive_data(message.frame_for(pairs[0][1]))
+        assert reassemble(client.events_received()) == [payload, payload]
+        assert client.error is None
+
+
+def test_prepared_different_params_get_different_frames() -> None:
+    payload = b"abcdefgh" * 200
+    message = PreparedMessage(payload)
+    _, s15 = make_pair({"server_no_context_takeover": True})
+    c9, s9 = make_pair({"server_no_context_takeover": True, "server_max_window_bits": 9})
+    f15 = message.frame_for(s15)
+    f9 = message.frame_for(s9)
+    assert f15 is not f9
+    c9.receive_data(f9)
+    assert c9.events_received() == [DataReceived(payload, True)]
+
+
+def test_prepared_context_takeover_per_connection() -> None:
+    payload = "context takeover " * 40
+    message = PreparedMessage(payload)
+    (c1, s1), (c2, s2) = make_pair({}), make_pair({})
+    # s1 has sent something before: its compressor has history.
+    s1.send_text("context takeover " * 10)
+    c1.receive_data(b"".join(s1.data_to_send()))
+    c1.events_received()
+    s1.send_prepared(message)
+    s2.send_prepared(message)
+    f1 = b"".join(s1.data_to_send())
+    f2 = b"".join(s2.data_to_send())
+    assert f1 != f2
+    s1.send_prepared(message)
+    f1b = b"".join(s1.data_to_send())
+    c1.receive_data(f1 + f1b)
+    c2.receive_data(f2)
+    assert reassemble(c1.events_received()) == [payload, payload]
+    assert reassemble(c2.events_received()) == [payload]
+
+
+@pytest.mark.parametrize("deflate", [None, {}, {"client_no_context_takeover": True}])
+def test_prepared_client_conns_mask_each_frame(deflate: dict[str, object] | None) -> None:
+    payload = b"from a client " * 20
+    message = PreparedMessage(payload)
+    pairs = [make_pair(deflate) for _ in range(2)]
+    frames = []
+    for client, server in pairs:
+        client.send_prepared(message)
+        data = b"".join(client.data_to_send())
+        frames.append(data)
+        (frame,) = parse_frames(data)
+        assert frame.masked
+        assert frame.rsv1 == (deflate is not None)
+        server.receive_data(data)
+        assert server.events_received() == [DataReceived(payload, True)]
+        assert server.error is None
+    assert frames[0] != frames[1]
+
+
+def test_prepared_respects_threshold_and_compression_enabled() -> None:
+    message = PreparedMessage(b"tiny")
+    _, server = make_pair({"server_no_context_takeover": True, "threshold": 128})
+    assert message.frame_for(server) == message.plain_frame()
+    big = PreparedMessage(b"b" * 1000)
+    server.compression_enabled = False
+    assert big.frame_for(server) == big.plain_frame()
+
+
+# --------------------------------------------------------------------------- misc
+
+
+def test_events_are_forgotten_once_read() -> None:
+    client, server = make_pair()
+    client.send_text("one")
+    transfer(client, server)
+    assert server.events_received() == []
+    assert server.data_to_send() == []
+
+
+def test_deflate_pair_helper_matches_zlib() -> None:
+    # Sanity check of the test helper: a server frame inflates with raw zlib.
+    _, server = make_pair({})
+    server.send_binary(b"hello hello hello", compress=True)
+    (frame,) = sent_frames(server)
+    assert zlib.decompressobj(-15).decompress(frame.payload + b"\x00\x00\xff\xff") == (
+        b"hello hello hello"
+    )
