@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..exceptions import LocalProtocolError
-from ..protocol.connection import PreparedMessage, State
-from .connection import Conn, logger
+from ..protocol.connection import PreparedMessage
+from .connection import Conn
 
 __all__ = ["broadcast"]
 
@@ -32,21 +31,6 @@ def broadcast(
     prepared = message if isinstance(message, PreparedMessage) else PreparedMessage(message)
     sent = 0
     for conn in conns:
-        protocol = conn.protocol
-        transport = conn.transport
-        if protocol is None or transport is None or protocol.state is not State.OPEN:
-            continue
-        if protocol.close_sent is not None or transport.is_closing():
-            continue
-        if max_buffer is not None and transport.get_write_buffer_size() > max_buffer:
-            continue
-        lock = conn._send_lock
-        if lock is not None and lock.locked():
-            continue
-        try:
-            transport.write(prepared.frame_for(protocol))
-        except LocalProtocolError:  # pragma: no cover - guarded above
-            logger.debug("broadcast skipped a connection", exc_info=True)
-            continue
-        sent += 1
+        if conn.write_prepared(prepared, max_buffer):
+            sent += 1
     return sent

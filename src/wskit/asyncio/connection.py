@@ -369,6 +369,29 @@ class Conn(asyncio.Protocol):
         """
         self._send_whole(message)
 
+    def write_prepared(self, message: PreparedMessage, max_buffer: int | None = None) -> bool:
+        """Write a prepared message now if the connection can take it; never wait.
+
+        Returns ``False``, writing nothing, when the connection is closing,
+        is in the middle of sending a fragmented message, or (with
+        ``max_buffer``) holds more than ``max_buffer`` unsent bytes: a peer
+        that stopped reading. This is the fan-out primitive of
+        :func:`wskit.broadcast` and of the hub.
+        """
+        protocol = self.protocol
+        transport = self.transport
+        if protocol is None or transport is None or protocol.state is not State.OPEN:
+            return False
+        if protocol.close_sent is not None or transport.is_closing():
+            return False
+        if max_buffer is not None and transport.get_write_buffer_size() > max_buffer:
+            return False
+        lock = self._send_lock
+        if lock is not None and lock.locked():
+            return False
+        transport.write(message.frame_for(protocol))
+        return True
+
     async def send_prepared(self, message: PreparedMessage) -> None:
         """Send a message prepared once for many connections (see :func:`wskit.broadcast`)."""
         protocol = self._check_open()

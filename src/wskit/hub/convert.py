@@ -1,0 +1,345 @@
+"""Typed handlers: convert wire values to the types a handler's hints ask for.
+
+:func:`signature_of` reads a handler once, when it is registered, and
+returns a :class:`HandlerSignature` whose :meth:`~HandlerSignature.bind`
+turns the event's raw arguments into the call's arguments. Supported hints:
+``str``, ``int``, ``float``, ``bool``, ``bytes``, ``None``, ``Any``,
+``list``/``tuple``/``set``/``dict`` of them, ``Optional``/unions,
+``Literal``, enums, dataclasses, ``TypedDict`` and msgspec ``Struct``s. A
+parameter annotated with the hub's client class receives the calling client.
+
+A value that does not fit raises :class:`ConversionError`, whose message
+names the argument and what was wrong, e.g. ``argument 'age': expected
+int, got str``; the hub answers the request with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .wire import IrisValue
+
+__all__ = ["ConversionError", "HandlerSignature", "signature_of", "convert", "to_builtins"]
+
+_MISSING = inspect.Parameter.empty
+
+
+class ConversionError(ValueError):
+    """A wire value does not fit the handler's type hint."""
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "None"
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _value_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _fail(path: str, expected: Any, value: Any) -> ConversionError:
+    return ConversionError(
+        f"argument {path!r}: expected {_type_name(expected)}, got {_value_type(value)}"
+    )
+
+
+def _is_typeddict(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, dict) and hasattr(tp, "__required_keys__")
+
+
+def _is_struct(tp: Any) -> bool:
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - msgspec is optional
+        return False
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+def _from_iris(value: IrisValue, tp: Any, path: str) -> Any:
+    """Read an iris value by the hint, whatever its (unreliable) tag says."""
+    text = value.text
+    try:
+        if tp is str:
+            return text
+        if tp is bytes:
+            return text.encode("latin-1")
+        if tp is bool:
+            lowered = text.strip().lower()
+            if lowered in ("true", "1"):
+                return True
+            if lowered in ("false", "0", ""):
+                return False
+            raise ValueError(text)
+        if tp is int:
+            number = float(text)
+            if not number.is_integer():
+                raise ValueError(text)
+            return int(number)
+        if tp is float:
+            return float(text)
+    except ValueError:
+        raise ConversionError(f"argument {path!r}: {text!r} is not a {_type_name(tp)}") from None
+    return convert(value.natural(), tp, path)
+
+
+def convert(value: Any, tp: Any, path: str = "value") -> Any:
+    """Convert one wire value to ``tp``; raise :class:`ConversionError` if it does not fit."""
+    if isinstance(value, IrisValue):
+        return _from_iris(value, tp, path)
+    if tp is Any or tp is _MISSING or tp is object:
+        return value
+    if tp is None or tp is type(None):
+        if value is None:
+            return None
+        raise _fail(path, type(None), value)
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        members = typing.get_args(tp)
+        if value is None and type(None) in members:
+            return None
+        errors = []
+        for member in members:
+            if member is type(None):
+                continue
+            try:
+                return convert(value, member, path)
+            except ConversionError as exc:
+                errors.append(str(exc))
+        raise ConversionError(
+            f"argument {path!r}: {_value_type(value)} fits none of {_type_name(tp)}"
+        )
+    if origin is typing.Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ConversionError(f"argument {path!r}: {value!r} is not one of {typing.get_args(tp)}")
+    if origin is typing.Annotated:
+        return convert(value, typing.get_args(tp)[0], path)
+    if tp is bool:
+        if type(value) is bool:
+            return value
+        raise _fail(path, bool, value)
+    if tp is int:
+        if type(value) is int:
+            return value
+        # JSON numbers from JavaScript are doubles: 3.0 is an integer.
+        if type(value) is float and value.is_integer():
+            return int(value)
+        raise _fail(path, int, value)
+    if tp is float:
+        if type(value) in (int, float):
+            return float(value)
+        raise _fail(path, float, value)
+    if tp is str:
+        if type(value) is str:
+            return value
+        raise _fail(path, str, value)
+    if tp is bytes:
+        if isinstance(value, str):
+            return value.encode()
+        if isinstance(value, bytes):
+            return value
+        raise _fail(path, bytes, value)
+    if origin in (list, Sequence, set, frozenset, tuple) or tp in (list, set, frozenset, tuple):
+        return _convert_sequence(value, tp, origin or tp, path)
+    if origin in (dict, Mapping) or tp is dict:
+        if type(value) is not dict:
+            raise _fail(path, dict, value)
+        args = typing.get_args(tp)
+        value_type = args[1] if len(args) == 2 else Any
+        return {
+            convert(k, args[0] if args else Any, f"{path}.<key>"): convert(
+                v, value_type, f"{path}.{k}"
+            )
+            for k, v in value.items()
+        }
+    if isinstance(tp, type):
+        if issubclass(tp, enum.Enum):
+            try:
+                return tp(value)
+            except ValueError:
+                message = f"argument {path!r}: {value!r} is not a {tp.__name__}"
+                raise ConversionError(message) from None
+        if dataclasses.is_dataclass(tp):
+            return _convert_dataclass(value, tp, path)
+        if _is_typeddict(tp):
+            return _convert_typeddict(value, tp, path)
+        if _is_struct(tp):
+            return _convert_struct(value, tp, path)
+        if isinstance(value, tp):
+            return value
+        raise _fail(path, tp, value)
+    raise ConversionError(f"argument {path!r}: unsupported type hint {tp!r}")
+
+
+def _convert_sequence(value: Any, tp: Any, origin: Any, path: str) -> Any:
+    if type(value) is not list:
+        raise _fail(path, tp, value)
+    args = typing.get_args(tp)
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        if len(value) != len(args):
+            message = f"argument {path!r}: expected {len(args)} items, got {len(value)}"
+            raise ConversionError(message)
+        pairs = enumerate(zip(value, args, strict=True))
+        return tuple(convert(v, t, f"{path}[{i}]") for i, (v, t) in pairs)
+    item_type = args[0] if args else Any
+    items = [convert(v, item_type, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is tuple:
+        return tuple(items)
+    if origin in (set, frozenset):
+        return origin(items)
+    return items
+
+
+def _convert_dataclass(value: Any, tp: type, path: str) -> Any:
+    if type(value) is not dict:
+        raise _fail(path, tp, value)
+    hints = typing.get_type_hints(tp)
+    kwargs = {}
+    for field in dataclasses.fields(tp):
+        if not field.init:
+            continue
+        if field.name in value:
+            kwargs[field.name] = convert(
+                value[field.name], hints.get(field.name, Any), f"{path}.{field.name}"
+            )
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConversionError(f"argument {path!r}: missing field {field.name!r}")
+    return tp(**kwargs)
+
+
+def _convert_typeddict(value: Any, tp: Any, path: str) -> Any:
+    if type(value) is not dict:
+        raise _fail(path, tp, value)
+    hints = typing.get_type_hints(tp)
+    for key in tp.__required_keys__:
+        if key not in value:
+            raise ConversionError(f"argument {path!r}: missing key {key!r}")
+    return {
+        key: convert(item, hints[key], f"{path}.{key}")
+        for key, item in value.items()
+        if key in hints
+    }
+
+
+def _convert_struct(value: Any, tp: type, path: str) -> Any:
+    import msgspec
+
+    try:
+        return msgspec.convert(value, tp)
+    except msgspec.ValidationError as exc:
+        raise ConversionError(f"argument {path!r}: {exc}") from None
+
+
+def to_builtins(value: Any) -> Any:
+    """Turn a handler's result into JSON-ready values (dataclasses, Structs, enums, sets)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: to_builtins(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return [to_builtins(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if _is_struct(type(value)):
+        import msgspec
+
+        return msgspec.to_builtins(value)
+    raise TypeError(f"cannot send a {type(value).__name__} over the wire")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Param:
+    name: str
+    hint: Any
+    inject: bool
+    required: bool
+    default: Any
+
+
+class HandlerSignature:
+    """How to call one handler with the arguments of an event.
+
+    Built once per handler by :func:`signature_of`; :meth:`bind` runs per
+    event. Parameters annotated with ``client_type`` receive the client;
+    the others take the event's arguments in order.
+    """
+
+    __slots__ = ("func", "is_async", "_params", "_varargs", "_plain", "_injects")
+
+    def __init__(self, func: Callable[..., Any], client_type: type) -> None:
+        self.func = func
+        self.is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+            getattr(func, "__call__", None)  # noqa: B004 - callable objects with async __call__
+        )
+        try:
+            hints = typing.get_type_hints(func)
+        except (NameError, TypeError):
+            hints = {}
+        params: list[_Param] = []
+        self._varargs: Any = None
+        for param in inspect.signature(func).parameters.values():
+            hint = hints.get(param.name, param.annotation)
+            if param.kind is inspect.Parameter.VAR_POSITIONAL:
+                self._varargs = hint if hint is not _MISSING else Any
+                continue
+            if param.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+                continue
+            inject = isinstance(hint, type) and issubclass(hint, client_type)
+            required = param.default is _MISSING
+            params.append(_Param(param.name, hint, inject, required, param.default))
+        self._params = tuple(params)
+        self._injects = any(p.inject for p in params)
+        # The common untyped case skips conversion entirely.
+        self._plain = all(p.hint in (_MISSING, Any) for p in params) and self._varargs in (
+            None,
+            Any,
+        )
+
+    def bind(self, client: Any, args: Sequence[Any]) -> list[Any]:
+        """Build the call's positional arguments from the event's ``args``.
+
+        Raises:
+            ConversionError: an argument does not fit, or too few/many were sent.
+        """
+        if self._plain and not self._injects:
+            values = [a.natural() if isinstance(a, IrisValue) else a for a in args]
+            wanted = len(self._params)
+            if self._varargs is None and len(values) > wanted:
+                raise ConversionError(f"expected at most {wanted} arguments, got {len(values)}")
+            missing = [p.name for p in self._params[len(values) :] if p.required]
+            if missing:
+                raise ConversionError(f"missing argument {missing[0]!r}")
+            return values
+        result: list[Any] = []
+        position = 0
+        for param in self._params:
+            if param.inject:
+                result.append(client)
+                continue
+            if position < len(args):
+                result.append(convert(args[position], param.hint, param.name))
+                position += 1
+            elif param.required:
+                raise ConversionError(f"missing argument {param.name!r}")
+            else:
+                result.append(param.default)
+        rest = args[position:]
+        if rest:
+            if self._varargs is None:
+                raise ConversionError(f"expected at most {position} arguments, got {len(args)}")
+            result.extend(convert(a, self._varargs, f"*{i}") for i, a in enumerate(rest))
+        return result
+
+
+def signature_of(func: Callable[..., Any], client_type: type) -> HandlerSignature:
+    """Read ``func``'s parameters and hints once, for fast binding per event."""
+    return HandlerSignature(func, client_type)

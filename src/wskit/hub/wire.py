@@ -1,0 +1,283 @@
+"""Wire protocols of the hub: how events, requests and responses look as messages.
+
+A :class:`WireProtocol` turns a WebSocket message into a :class:`Packet` and
+back. The hub only sees packets, so its handlers do not change with the wire
+format. Two are built in: :class:`WsWrapperProtocol` (the default; the JSON
+format of the npm ``ws-wrapper`` client and of ``wskit.js``) and
+:class:`IrisProtocol` (the text format of the iris JavaScript client).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "Packet",
+    "Event",
+    "Result",
+    "Cancel",
+    "WireProtocol",
+    "WsWrapperProtocol",
+    "IrisProtocol",
+    "IrisValue",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event, or a request when ``request_id`` is set.
+
+    ``channel`` is ``None`` for the default channel. ``args`` are the event's
+    arguments as they came off the wire (JSON values for ws-wrapper).
+    """
+
+    name: str
+    args: tuple[Any, ...]
+    channel: str | None = None
+    request_id: int | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The answer to a request: ``data`` when resolved, ``error`` when rejected.
+
+    ``is_error`` tells which; ``error_object`` says the error is a serialized
+    JavaScript ``Error`` (``{"message": ...}``) rather than a plain value.
+    """
+
+    request_id: int | str
+    data: Any = None
+    error: Any = None
+    is_error: bool = False
+    error_object: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """The peer gave up waiting for a request; its handler should stop."""
+
+    request_id: int | str
+
+
+Packet = Event | Result | Cancel
+
+
+class WireProtocol:
+    """How packets are written as WebSocket messages; subclass to add a format."""
+
+    #: Short name used in logs and options.
+    name: ClassVar[str] = "base"
+    #: Whether request/response is part of the format.
+    supports_requests: ClassVar[bool] = True
+    #: Whether each client is also in a room named by its id (iris does this).
+    client_id_room: ClassVar[bool] = False
+
+    def decode(self, message: str | bytes) -> Packet | None:
+        """Parse a message; ``None`` when it is not for the hub (ignored or native)."""
+        raise NotImplementedError
+
+    def encode_event(self, name: str, args: tuple[Any, ...], channel: str | None = None) -> str:
+        """Write an event with its arguments."""
+        raise NotImplementedError
+
+    def encode_request(
+        self, request_id: int, name: str, args: tuple[Any, ...], channel: str | None = None
+    ) -> str:
+        """Write a request (an event that expects an answer)."""
+        raise NotImplementedError(f"the {self.name} protocol has no requests")
+
+    def encode_result(self, result: Result) -> str:
+        """Write the answer to a request."""
+        raise NotImplementedError(f"the {self.name} protocol has no requests")
+
+    def encode_cancel(self, request_id: int | str) -> str:
+        """Write the cancellation of a request we sent."""
+        raise NotImplementedError(f"the {self.name} protocol has no requests")
+
+
+JsonDumps = Callable[[Any], str]
+JsonLoads = Callable[[str | bytes], Any]
+
+
+def _compact_dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_to_builtins)
+
+
+def _to_builtins(value: Any) -> Any:
+    """Serialize dataclasses and msgspec Structs that a handler returns."""
+    from .convert import to_builtins
+
+    return to_builtins(value)
+
+
+class WsWrapperProtocol(WireProtocol):
+    """The ws-wrapper JSON protocol.
+
+    ``{"a": [event, ...args]}`` is an event; with ``"i"`` it is a request;
+    ``{"i": id, "d": data}`` resolves a request and ``{"i": id, "e": error}``
+    rejects it (``"_": 1`` marks ``e`` as a serialized ``Error``);
+    ``{"i": id, "x": 1}`` cancels it; ``"c"`` names the channel. A message
+    with ``"ws-wrapper": false``, or that is not JSON, or matches none of
+    these shapes, is not for the hub.
+    """
+
+    name = "ws-wrapper"
+
+    def __init__(self, dumps: JsonDumps = _compact_dumps, loads: JsonLoads = json.loads) -> None:
+        self.dumps = dumps
+        self.loads = loads
+
+    def decode(self, message: str | bytes) -> Packet | None:
+        """Parse a ws-wrapper message (see the class docstring)."""
+        try:
+            obj = self.loads(message)
+        except ValueError:
+            return None
+        if type(obj) is not dict or obj.get("ws-wrapper", True) is False:
+            return None
+        request_id = obj.get("i")
+        if request_id is not None and not isinstance(request_id, int | str):
+            return None
+        channel = obj.get("c")
+        if channel is not None and not isinstance(channel, str):
+            return None
+        args = obj.get("a")
+        if args is not None:
+            if type(args) is not list or not args or not isinstance(args[0], str):
+                return None
+            return Event(args[0], tuple(args[1:]), channel, request_id)
+        if request_id is None or isinstance(request_id, bool):
+            return None
+        if "x" in obj:
+            return Cancel(request_id)
+        if "e" in obj:
+            error_object = bool(obj.get("_"))
+            return Result(request_id, error=obj["e"], is_error=True, error_object=error_object)
+        if "d" in obj:
+            return Result(request_id, data=obj["d"])
+        # A resolution with no data: ws-wrapper drops "d" when it is undefined.
+        return Result(request_id)
+
+    def encode_event(self, name: str, args: tuple[Any, ...], channel: str | None = None) -> str:
+        """``{"c": channel, "a": [name, *args]}``."""
+        if channel is None:
+            return self.dumps({"a": [name, *args]})
+        return self.dumps({"c": channel, "a": [name, *args]})
+
+    def encode_request(
+        self, request_id: int, name: str, args: tuple[Any, ...], channel: str | None = None
+    ) -> str:
+        """``{"i": id, "c": channel, "a": [name, *args]}``."""
+        if channel is None:
+            return self.dumps({"i": request_id, "a": [name, *args]})
+        return self.dumps({"i": request_id, "c": channel, "a": [name, *args]})
+
+    def encode_result(self, result: Result) -> str:
+        """``{"i": id, "d": data}`` or ``{"i": id, "e": error[, "_": 1]}``."""
+        if not result.is_error:
+            return self.dumps({"i": result.request_id, "d": result.data})
+        if result.error_object:
+            return self.dumps({"i": result.request_id, "e": result.error, "_": 1})
+        return self.dumps({"i": result.request_id, "e": result.error})
+
+    def encode_cancel(self, request_id: int | str) -> str:
+        """``{"i": id, "x": 1}``."""
+        return self.dumps({"i": request_id, "x": 1})
+
+
+@dataclass(frozen=True, slots=True)
+class IrisValue:
+    """A value as the iris client sent it: its type tag and its raw text.
+
+    The seed's client tags values loosely (``true``, ``3.14`` and ``"42"``
+    all arrive as type 1, "int"), so the hub converts the raw text by the
+    handler's type hint rather than trusting the tag.
+    """
+
+    type: int
+    text: str
+
+    def natural(self) -> Any:
+        """The value as its tag says, falling back to the text when the tag lies."""
+        if self.type == IrisProtocol.INT:
+            try:
+                return int(self.text)
+            except ValueError:
+                pass
+            try:
+                return float(self.text)
+            except ValueError:
+                pass
+            if self.text in ("true", "false"):
+                return self.text == "true"
+            return self.text
+        if self.type == IrisProtocol.BOOL:
+            return self.text == "true"
+        if self.type == IrisProtocol.JSON:
+            try:
+                return json.loads(self.text)
+            except ValueError:
+                return self.text
+        return self.text
+
+
+class IrisProtocol(WireProtocol):
+    """The iris websocket text protocol: ``<prefix><event>;<type>;<data>``.
+
+    Types: 0 string, 1 int, 2 bool, 3 bytes, 4 JSON. Events carry at most
+    one value. There are no channels and no requests; messages without the
+    prefix are native messages, handed to the hub's native-message handler.
+    Every client is also in a room named by its id, as in iris.
+    """
+
+    name = "iris"
+    supports_requests = False
+    client_id_room = True
+
+    STRING = 0
+    INT = 1
+    BOOL = 2
+    BYTES = 3
+    JSON = 4
+
+    def __init__(self, prefix: str = "iris-websocket-message:") -> None:
+        self.prefix = prefix
+
+    def decode(self, message: str | bytes) -> Packet | None:
+        """Parse an iris message; ``None`` for a native message."""
+        if isinstance(message, bytes):
+            try:
+                message = message.decode()
+            except UnicodeDecodeError:
+                return None
+        if not message.startswith(self.prefix):
+            return None
+        event, sep, rest = message[len(self.prefix) :].partition(";")
+        if not sep or not event:
+            return None
+        tag, sep, data = rest.partition(";")
+        if not sep or not tag.isdigit():
+            return None
+        return Event(event, (IrisValue(int(tag), data),))
+
+    def encode_event(self, name: str, args: tuple[Any, ...], channel: str | None = None) -> str:
+        """Write an event with one value (or none), tagged by its Python type."""
+        if channel is not None:
+            raise ValueError("the iris protocol has no channels")
+        if len(args) > 1:
+            raise ValueError("an iris event carries at most one value")
+        value = args[0] if args else ""
+        if isinstance(value, bool):
+            tag, text = self.BOOL, "true" if value else "false"
+        elif isinstance(value, int):
+            tag, text = self.INT, str(value)
+        elif isinstance(value, str):
+            tag, text = self.STRING, value
+        elif isinstance(value, bytes | bytearray):
+            tag, text = self.BYTES, bytes(value).decode("latin-1")
+        else:
+            tag, text = self.JSON, _compact_dumps(value)
+        return f"{self.prefix}{name};{tag};{text}"
