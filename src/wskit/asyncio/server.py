@@ -68,6 +68,8 @@ class ServerOptions:
     compression: str | DeflateOptions | None = "deflate"
     #: Headers added to every handshake response (cookies), or a function of the request.
     extra_headers: HeadersLike | Callable[[Request], HeadersLike] | None = None
+    #: Accept upgrades on this path only (others get 404); ``None`` accepts any path.
+    path: str | None = None
     #: Hook that sees each upgrade request; returning a :class:`Response` refuses it.
     process_request: ProcessRequest | None = None
     #: The ``Server`` header; ``None`` leaves it out.
@@ -123,6 +125,8 @@ class ServerOptions:
         Raises:
             InvalidRequest: the request is refused; answer with its status.
         """
+        if self.path is not None and request.path != self.path:
+            raise InvalidRequest(f"No WebSocket endpoint at {request.path}", 404)
         result = server_handshake(
             request,
             subprotocols=self.subprotocols,

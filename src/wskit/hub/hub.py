@@ -45,9 +45,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar, Literal
 
 from ..asyncio.connection import Conn
+from ..asyncio.server import Server, ServerConn, serve
 from ..exceptions import ConnectionClosed
 from ..protocol.connection import PreparedMessage
-from ..protocol.http11 import Request
+from ..protocol.http11 import Request, Response
 from .backplane import Backplane, MemoryBackplane, Target
 from .convert import ConversionError, HandlerSignature, signature_of
 from .wire import Cancel, Event, IrisProtocol, Result, WireProtocol, WsWrapperProtocol
@@ -329,6 +330,10 @@ class Client(ClientChannel):
 
 
 IdGenerator = Callable[[Request], str]
+RoomGuard = Callable[[Client, str], bool | Awaitable[bool]]
+
+CLIENT_ROOMS_CHANNEL = "_wskit"
+"""The channel on which clients ask to join and leave rooms (``client_rooms``)."""
 
 
 def _default_id(request: Request) -> str:
@@ -347,6 +352,11 @@ class Hub(HubChannel):
         overflow: ``"drop"`` its messages (counted in ``client.dropped``)
             or ``"close"`` it with ``overflow_code``.
         overflow_code: 1008 (policy violation) or 1013 (try again later).
+        client_rooms: let clients join and leave rooms themselves (what
+            ``wskit.js`` does with ``join()``, and again after reconnecting):
+            ``True`` for any room, or ``guard(client, room) -> bool`` (may be
+            async) to decide per room. Requests ``join``/``leave`` on the
+            channel ``"_wskit"`` carry them.
         debug: put exception details in answers and logs.
 
     Hooks are registered with ``@hub.on("connect")`` (``open``),
@@ -365,6 +375,7 @@ class Hub(HubChannel):
         max_buffer: int = 2**20,
         overflow: Overflow = "drop",
         overflow_code: int = 1013,
+        client_rooms: bool | RoomGuard = False,
         debug: bool = False,
     ) -> None:
         super().__init__(self, None)
@@ -387,6 +398,8 @@ class Hub(HubChannel):
         self._channels: dict[str, HubChannel] = {}
         self._hooks: dict[str, list[Handler]] = {}
         self._started = False
+        if client_rooms:
+            self._enable_client_rooms(None if client_rooms is True else client_rooms)
         self._background: set[asyncio.Future[Any]] = set()
 
     # -- registration --------------------------------------------------------------
@@ -436,6 +449,25 @@ class Hub(HubChannel):
         if channel is None:
             channel = self._channels[name] = HubChannel(self, name)
         return channel
+
+    def _enable_client_rooms(self, guard: RoomGuard | None) -> None:
+        channel = self.of(CLIENT_ROOMS_CHANNEL)
+
+        async def join(client: Client, room: str) -> bool:
+            if guard is not None:
+                allowed = guard(client, room)
+                if inspect.isawaitable(allowed):
+                    allowed = await allowed
+                if not allowed:
+                    raise PermissionError(f"not allowed to join room '{room}'")
+            client.join(room)
+            return True
+
+        def leave(client: Client, room: str) -> bool:
+            return client.leave(room)
+
+        channel.on("join", join)
+        channel.on("leave", leave)
 
     def _fire_hook(self, hook: str, *args: Any) -> None:
         for func in self._hooks.get(hook, ()):
@@ -544,6 +576,31 @@ class Hub(HubChannel):
             client.dropped += 1
             self.dropped += 1
         return False
+
+    # -- serving -------------------------------------------------------------------------
+
+    def process_request(self, conn: ServerConn, request: Request) -> Response | None:
+        """Serve the JavaScript client on plain GETs of ``/wskit.js`` and ``/wskit.mjs``.
+
+        Pass it as ``process_request`` to :func:`wskit.serve` (:meth:`serve`
+        does); any other request goes on to the WebSocket handshake.
+        """
+        from .jsclient import script_response
+
+        if "Upgrade" in request.headers:
+            return None
+        return script_response(request.path)
+
+    async def serve(
+        self, host: str | None = None, port: int | None = None, **options: Any
+    ) -> Server:
+        """Start a server for this hub, which also serves ``/wskit.js``.
+
+        ``options`` are those of :func:`wskit.serve` (``path="/ws"`` limits
+        the WebSocket endpoint to one path, for instance).
+        """
+        options.setdefault("process_request", self.process_request)
+        return await serve(self, host, port, **options)
 
     # -- running a connection ---------------------------------------------------------
 
