@@ -45,6 +45,7 @@ class Recorder:
         self.offers: list[str | None] = []
         self.wire: list[int] = []
         self.closed: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self.error: wskit.ConnectionClosed | None = None
 
     async def __call__(self, conn: wskit.Conn) -> None:
         self.offers.append(conn.request_headers.get("Sec-WebSocket-Extensions"))
@@ -53,6 +54,9 @@ class Recorder:
             async for message in conn:
                 self.received.append(message)
                 await conn.send(message)
+        except wskit.ConnectionClosed as exc:
+            # Iteration ends quietly only on a normal closure.
+            self.error = exc
         finally:
             code = conn.close_code
             self.closed.set_result((code if code is not None else -1, conn.close_reason or ""))
@@ -105,6 +109,7 @@ async def test_ws_client_echo(
         peer.send("close", code=4002, reason="client says bye")
         closed = await peer.event("close")
         assert await asyncio.wait_for(recorder.closed, 5) == (4002, "client says bye")
+        assert isinstance(recorder.error, wskit.ConnectionClosedError)
         # wskit echoes the code of the client's close frame.
         assert closed["code"] == 4002
         assert await peer.wait() == 0
@@ -361,3 +366,33 @@ async def test_ws_client_subprotocols(node_peer: NodePeerFactory) -> None:
             assert (await peer.event("open"))["protocol"] == chosen
             assert (await peer.event("message"))["data"] == chosen
             assert (await peer.event("close"))["code"] == 1000
+
+
+async def test_ws_client_closes_without_a_code(node_peer: NodePeerFactory) -> None:
+    recorder = Recorder()
+    async with wskit_server(recorder) as uri:
+        peer = await node_peer("ws_client.mjs", uri, "{}")
+        await peer.event("open")
+        peer.send("send", text="last words")
+        assert (await peer.event("message"))["data"] == "last words"
+        peer.send("close")
+        # No status code: 1005 on both ends, a normal closure for wskit.
+        assert (await peer.event("close"))["code"] == 1005
+        assert await asyncio.wait_for(recorder.closed, 5) == (1005, "")
+        assert recorder.error is None
+        assert recorder.received == ["last words"]
+
+
+async def test_keepalive_pings_are_answered_by_ws(node_peer: NodePeerFactory) -> None:
+    recorder = Recorder()
+    async with wskit_server(recorder, ping_interval=0.1, ping_timeout=0.5) as uri:
+        peer = await node_peer("ws_client.mjs", uri, "{}")
+        await peer.event("open")
+        for _ in range(4):
+            assert len((await peer.event("ping"))["hex"]) == 8  # 4 random bytes
+        # ws answered every keepalive ping in time: still open.
+        peer.send("send", text="still here")
+        assert (await peer.event("message"))["data"] == "still here"
+        peer.send("close", code=1000, reason="")
+        assert (await peer.event("close"))["code"] == 1000
+        assert await asyncio.wait_for(recorder.closed, 5) == (1000, "")

@@ -350,3 +350,93 @@ async def test_message_over_max_size_closes_with_1009() -> None:
         with pytest.raises(ConnectionClosedError):
             await asyncio.wait_for(ws.recv(), 5)
     assert ws.close_code == 1009
+
+
+async def test_control_frames_inside_a_fragmented_message() -> None:
+    async def handler(conn: wskit.Conn) -> None:
+        async with conn.message_writer() as writer:
+            await writer.write("first ")
+            await writer.write("half, ")
+            # The client pings between our fragments, then tells us to go on.
+            assert await conn.recv() == "go on"
+            latency = await asyncio.wait_for(conn.ping(b"mid-message"), 5)
+            assert latency >= 0
+            await writer.write("second half")
+        await conn.recv()
+
+    async with wskit_server(handler) as uri, client(uri) as ws:
+        fragments = ws.recv_streaming()
+        assert await anext(fragments) == "first "
+        # Our pong goes out between wskit's frames as well.
+        await asyncio.wait_for(await ws.ping(b"between fragments"), 5)
+        await ws.send("go on")
+        assert [f async for f in fragments] == ["half, ", "second half"]
+        await ws.send("done")
+
+
+async def test_server_shutdown_closes_clients_with_1001() -> None:
+    started = asyncio.Event()
+
+    async def handler(conn: wskit.Conn) -> None:
+        started.set()
+        async for message in conn:
+            await conn.send(message)
+
+    server = await wskit.serve(handler, "127.0.0.1", 0)
+    try:
+        async with client(f"ws://127.0.0.1:{server.port}") as ws:
+            await asyncio.wait_for(started.wait(), 5)
+            server.close()
+            with pytest.raises(ConnectionClosedOK):
+                await asyncio.wait_for(ws.recv(), 5)
+            assert (ws.close_code, ws.close_reason) == (1001, "server shutting down")
+    finally:
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 5)
+
+
+@pytest.mark.parametrize(
+    "reason", ["", "é" * 61, "x" * 123], ids=["empty", "multibyte-122-bytes", "123-bytes"]
+)
+async def test_close_reasons_of_every_length(reason: str) -> None:
+    seen: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+
+    async def handler(conn: wskit.Conn) -> None:
+        try:
+            await conn.recv()
+        except wskit.ConnectionClosed as exc:
+            seen.set_result((exc.code, exc.reason))
+        await conn.close(4003, reason)
+
+    async with wskit_server(handler) as uri:
+        async with client(uri) as ws:
+            await ws.close(4003, reason)
+        assert await asyncio.wait_for(seen, 5) == (4003, reason)
+
+    async def closer(conn: wskit.Conn) -> None:
+        await conn.close(4004, reason)
+
+    async with wskit_server(closer) as uri, client(uri) as ws:
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert (ws.close_code, ws.close_reason) == (4004, reason)
+
+
+async def test_compression_switched_off_mid_connection() -> None:
+    async def handler(conn: wskit.Conn) -> None:
+        for enabled in (True, False, True):
+            conn.compression_enabled = enabled
+            await conn.send(pattern(MIB, binary=False))
+            await conn.recv()  # one message at a time, so the client can count bytes
+
+    async with wskit_server(handler) as uri, client(uri) as ws:
+        wire = count_bytes_received(ws.protocol, "receive_data")
+        sizes = []
+        for _ in range(3):
+            before = wire[0]
+            assert await asyncio.wait_for(ws.recv(), 10) == pattern(MIB, binary=False)
+            sizes.append(wire[0] - before)
+            await ws.send("next")
+        assert sizes[0] < MIB // 4
+        assert sizes[1] > MIB
+        assert sizes[2] < MIB // 4

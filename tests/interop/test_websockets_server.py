@@ -335,3 +335,54 @@ async def test_origin_rejected_by_websockets() -> None:
         with pytest.raises(wskit.HandshakeRejected) as info:
             await wskit.connect(uri, origin="https://evil.example")
         assert info.value.status == 403
+
+
+async def test_redirect_headers_and_path_reach_the_server() -> None:
+    requests: list[tuple[str, str | None, str | None]] = []
+
+    def process_request(ws: ServerConnection, request: Any) -> Any:
+        requests.append(
+            (request.path, request.headers.get("X-Token"), request.headers.get("User-Agent"))
+        )
+        if request.path.startswith("/old"):
+            response = ws.respond(301, "moved\n")
+            response.headers["Location"] = "/new?x=1"
+            return response
+        return None
+
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        await ws.send(ws.request.path)
+        await ws.wait_closed()
+
+    async with (
+        websockets_server(handler, process_request=process_request) as uri,
+        wskit.connect(
+            f"{uri}/old/path", headers={"X-Token": "secret"}, user_agent="wskit-interop/1"
+        ) as conn,
+    ):
+        assert await conn.recv() == "/new?x=1"
+    assert requests == [
+        ("/old/path", "secret", "wskit-interop/1"),
+        ("/new?x=1", "secret", "wskit-interop/1"),
+    ]
+
+
+async def test_keepalive_against_websockets() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await asyncio.sleep(0.6)
+        await ws.send("still here")
+        await ws.wait_closed()
+
+    pongs: list[bytes] = []
+    async with (
+        websockets_server(handler, ping_interval=0.1, ping_timeout=0.5) as uri,
+        wskit.connect(uri, ping_interval=0.1, ping_timeout=0.5, on_pong=pongs.append) as conn,
+    ):
+        # Both sides ping every 0.1 s and both answer: nobody times out.
+        pings: list[bytes] = []
+        conn.on_ping = pings.append
+        assert await asyncio.wait_for(conn.recv(), 5) == "still here"
+        assert len(pongs) >= 3
+        assert len(pings) >= 3
+    assert conn.close_code == 1000
