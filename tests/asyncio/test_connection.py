@@ -253,7 +253,12 @@ async def test_concurrent_senders_do_not_interleave() -> None:
             async with server_conn.message_writer() as writer:
                 for i in range(10):
                     await writer.write(f"<{i}>")
-                    started.set()
+                    if i == 1:
+                        # The first frame is on the wire (a piece goes out
+                        # when the next one is written).
+                        assert server_conn.protocol is not None
+                        assert server_conn.protocol._out_opcode is not None
+                        started.set()
                     await asyncio.sleep(0.005)
 
         async def whole(i: int) -> None:
@@ -263,9 +268,9 @@ async def test_concurrent_senders_do_not_interleave() -> None:
         await asyncio.gather(fragmented(), *(whole(i) for i in range(20)))
         received = [await client.recv() for _ in range(21)]
         assert "".join(f"<{i}>" for i in range(10)) in received
-        assert sorted(m for m in received if isinstance(m, str) and m.startswith("whole")) == sorted(
-            f"whole {i}" for i in range(20)
-        )
+        assert sorted(
+            m for m in received if isinstance(m, str) and m.startswith("whole")
+        ) == sorted(f"whole {i}" for i in range(20))
         # The connection is still healthy.
         await client.send("still ok")
         assert await server_conn.recv() == "still ok"
@@ -401,9 +406,11 @@ async def test_keepalive_closes_unresponsive_peer() -> None:
 
 
 async def test_client_keepalive() -> None:
-    async with connected(
-        client_options={"ping_interval": 0.05, "ping_timeout": 0.2}
-    ) as (client, server_conn, _):
+    async with connected(client_options={"ping_interval": 0.05, "ping_timeout": 0.2}) as (
+        client,
+        server_conn,
+        _,
+    ):
         assert server_conn is not None
         pings: list[bytes] = []
         server_conn.on_ping = pings.append
@@ -485,6 +492,26 @@ async def test_close_from_client_going_away() -> None:
         assert server_conn.close_code == 1001 and server_conn.close_reason == "bye"
 
 
+@pytest.mark.parametrize(("code", "reason"), [(1000, "x" * 124), (999, ""), (1006, "")])
+async def test_close_with_invalid_arguments_raises(code: int, reason: str) -> None:
+    async with connected(echo) as (client, _, _):
+        with pytest.raises(LocalProtocolError):
+            await client.close(code, reason)
+        # Nothing was sent: the connection is still usable.
+        await client.send("still open")
+        assert await client.recv() == "still open"
+        await client.close(1000, "x" * 123)
+        assert client.close_code == 1000
+
+
+async def test_ping_too_long_leaves_no_pending_ping() -> None:
+    async with connected(echo) as (client, _, _):
+        with pytest.raises(LocalProtocolError):
+            client.ping(b"p" * 126)
+        assert not client._pings
+        assert isinstance(await asyncio.wait_for(client.ping(b"p" * 125), TIMEOUT), float)
+
+
 async def test_abrupt_disconnect_is_1006() -> None:
     async with connected() as (client, server_conn, _):
         assert server_conn is not None and client.transport is not None
@@ -496,7 +523,11 @@ async def test_abrupt_disconnect_is_1006() -> None:
 
 
 async def test_close_timeout_when_peer_never_answers() -> None:
-    async with connected(client_options={"close_timeout": 0.2}) as (client, server_conn, _):
+    async with connected(client_options={"close_timeout": 0.2}, close_timeout=0.2) as (
+        client,
+        server_conn,
+        _,
+    ):
         assert server_conn is not None and server_conn.transport is not None
         # The server stops reading: the client's close frame is never answered.
         server_conn.transport.pause_reading()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -86,6 +87,40 @@ async def test_handler_exception_closes_with_1011(debug: bool) -> None:
             assert info.value.reason == "Internal server error"
 
 
+async def test_handler_ended_by_client_close_is_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done = asyncio.Event()
+
+    async def handler(conn: wskit.Conn) -> None:
+        try:
+            while True:  # a loop without `async for`: recv() raises at the end
+                await conn.send(await conn.recv())
+        finally:
+            done.set()
+
+    caplog.set_level(logging.DEBUG, logger="wskit")
+    async with serving(handler) as server:
+        async with wskit.connect(uri(server)) as client:
+            await client.send("hi")
+            assert await client.recv() == "hi"
+        assert client.close_code == 1000
+        await asyncio.wait_for(done.wait(), TIMEOUT)
+        await asyncio.sleep(0.01)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_handler_raising_connection_closed_while_open_is_an_error() -> None:
+    async def handler(conn: wskit.Conn) -> None:
+        # As if another connection had closed: this one is still open.
+        raise ConnectionClosedOK(1000, "", 1000, "")
+
+    async with serving(handler) as server, wskit.connect(uri(server)) as client:
+        with pytest.raises(ConnectionClosedError) as info:
+            await client.recv()
+        assert info.value.code == 1011
+
+
 async def test_handler_exception_long_message_is_truncated() -> None:
     async def handler(conn: wskit.Conn) -> None:
         raise ValueError("é" * 200)
@@ -125,9 +160,11 @@ async def test_server_close_sends_1001_to_clients() -> None:
     closes: list[tuple[int, str]] = []
     async with asyncio.timeout(TIMEOUT):
         server = await wskit.serve(echo, "127.0.0.1", 0, close_timeout=2)
+        port = server.port
         clients = [
             await wskit.connect(
-                uri(server), on_close=lambda code, reason: closes.append((code, reason))
+                f"ws://127.0.0.1:{port}/",
+                on_close=lambda code, reason: closes.append((code, reason)),
             )
             for _ in range(3)
         ]
@@ -146,7 +183,7 @@ async def test_server_close_sends_1001_to_clients() -> None:
         assert not server.connections
         # No longer accepting.
         with pytest.raises(OSError):
-            await wskit.connect(uri(server))
+            await wskit.connect(f"ws://127.0.0.1:{port}/")
 
 
 async def test_server_close_with_stubborn_handler_is_bounded() -> None:
@@ -168,10 +205,11 @@ async def test_server_close_with_stubborn_handler_is_bounded() -> None:
                 conn.handler_task.cancel()
 
 
-async def test_handshake_timeout_aborts_silent_client() -> None:
+@pytest.mark.parametrize("sent", [b"", b"GET / HTTP/1.1\r\nHost: x\r\n"], ids=["silent", "partial"])
+async def test_handshake_timeout_aborts_silent_client(sent: bytes) -> None:
     async with serving(echo, handshake_timeout=0.2) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finished
+        writer.write(sent)  # a request that never ends, or nothing at all
         try:
             data = await asyncio.wait_for(reader.read(), TIMEOUT)
         except ConnectionResetError:
@@ -357,7 +395,10 @@ async def many_clients(
     """``n`` clients and their server conns, in the same order."""
     parked = Parked()
     async with serving(parked, **server_options) as server, contextlib.AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(wskit.connect(uri(server))) for _ in range(n)]
+        clients = [
+            await stack.enter_async_context(wskit.connect(uri(server), close_timeout=1))
+            for _ in range(n)
+        ]
         by_address = {}
         for _ in range(n):
             conn = await parked.get()
@@ -433,11 +474,15 @@ async def test_broadcast_max_buffer_skips_stalled_client() -> None:
                 break
             await asyncio.sleep(0.001)
         assert stalled.write_buffer_size > max_buffer, "the stalled client never backed up"
-        # Its buffer stays bounded: nothing more is written to it.
+        # Its buffer stays bounded: nothing more is written to it, while the
+        # others still get every message their buffers have room for.
         size = stalled.write_buffer_size
         for _ in range(10):
             await asyncio.sleep(0.002)
-            assert wskit.broadcast(conns[:1], chunk, max_buffer=max_buffer) == 0
+            will_send = [c.write_buffer_size <= max_buffer for c in conns]
+            assert not will_send[0]
+            assert wskit.broadcast(conns, chunk, max_buffer=max_buffer) == sum(will_send)
+            expected = [e + w for e, w in zip(expected, will_send, strict=True)]
         assert stalled.write_buffer_size <= size
         assert size <= max_buffer + len(chunk) + 16
         # The others keep receiving.
@@ -449,3 +494,4 @@ async def test_broadcast_max_buffer_skips_stalled_client() -> None:
         await asyncio.wait_for(asyncio.gather(*readers), TIMEOUT)
         assert received[1:] == expected[1:]
         assert expected[0] < expected[1]
+        stalled_client.transport.abort()

@@ -213,6 +213,31 @@ def test_encode_close_payload_invalid_codes(code: int) -> None:
         encode_close_payload(code)
 
 
+def test_close_payload_every_code() -> None:
+    for code in range(65536):
+        payload = struct.pack("!H", code)
+        if is_valid_close_code(code):
+            assert parse_close_payload(payload) == (code, "")
+            assert encode_close_payload(code) == payload
+            continue
+        # (try/except rather than pytest.raises: this loop runs 65,000 times)
+        try:
+            parse_close_payload(payload)
+        except ProtocolError:
+            pass
+        else:
+            pytest.fail(f"close code {code} accepted")
+        if code == 1005:
+            assert encode_close_payload(code) == b""  # "no status code"
+            continue
+        try:
+            encode_close_payload(code)
+        except LocalProtocolError:
+            pass
+        else:
+            pytest.fail(f"close code {code} sent")
+
+
 def test_close_payload_empty() -> None:
     assert parse_close_payload(b"") == (1005, "")
     assert encode_close_payload(None) == b""

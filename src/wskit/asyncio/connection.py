@@ -433,8 +433,8 @@ class Conn(asyncio.Protocol):
         elif payload in self._pings:
             raise LocalProtocolError("a ping with the same data is already in flight")
         future: asyncio.Future[float] = self._loop.create_future()
+        protocol.send_ping(payload)  # first: it raises for a payload over 125 bytes
         self._pings[payload] = (future, time.monotonic())
-        protocol.send_ping(payload)
         self._write(protocol.data_to_send())
         return future
 
@@ -506,15 +506,16 @@ class Conn(asyncio.Protocol):
         Waits at most ``close_timeout`` seconds for the peer's close frame
         (and, on the client, for the server to close TCP), then drops the
         connection. Calling it again, or after the peer closed, is harmless.
+
+        Raises:
+            LocalProtocolError: ``code`` may not be sent or ``reason`` is over
+                123 bytes; nothing was sent and the connection stays open.
         """
         protocol = self.protocol
         if protocol is None:
             return
         if protocol.close_sent is None and protocol.state is not State.CLOSED:
-            try:
-                protocol.send_close(code, reason)
-            except LocalProtocolError:
-                pass
+            protocol.send_close(code, reason)
             self._write(protocol.data_to_send())
             if protocol.close_expected():
                 self._close_transport()

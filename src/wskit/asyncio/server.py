@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from ..exceptions import InvalidRequest
-from ..protocol.connection import Connection, Side
+from ..exceptions import ConnectionClosed, InvalidRequest
+from ..protocol.connection import Connection, Side, State
 from ..protocol.deflate import DeflateOptions
 from ..protocol.handshake import reject, server_handshake
 from ..protocol.headers import Headers
@@ -243,6 +243,12 @@ class ServerConn(Conn):
         try:
             await self.server.handler(self)
         except Exception as exc:
+            if isinstance(exc, ConnectionClosed) and self.state is not State.OPEN:
+                # recv() or send() saw this connection end: not a handler error
+                # (close() then only waits for the end of the closing handshake).
+                options.logger.debug("connection closed under the handler: %s", exc)
+                await self.close(1000)
+                return
             options.logger.exception("error in connection handler")
             reason = f"Internal server error: {exc}" if options.debug else "Internal server error"
             reason = reason.encode()[:123].decode(errors="ignore")
