@@ -195,7 +195,10 @@ def _convert_sequence(value: Any, tp: Any, origin: Any, path: str) -> Any:
     if origin is tuple:
         return tuple(items)
     if origin in (set, frozenset):
-        return origin(items)
+        try:
+            return origin(items)
+        except TypeError as exc:  # unhashable items, e.g. set[list[int]]
+            raise ConversionError(f"argument {path!r}: {exc}") from None
     return items
 
 
@@ -213,7 +216,11 @@ def _convert_dataclass(value: Any, tp: type, path: str) -> Any:
             )
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConversionError(f"argument {path!r}: missing field {field.name!r}")
-    return tp(**kwargs)
+    try:
+        return tp(**kwargs)
+    except (TypeError, ValueError) as exc:
+        # A __post_init__ that validates is part of converting to the type.
+        raise ConversionError(f"argument {path!r}: {exc}") from None
 
 
 def _convert_typeddict(value: Any, tp: Any, path: str) -> Any:
@@ -245,7 +252,11 @@ def to_builtins(value: Any) -> Any:
         return {k: to_builtins(v) for k, v in dataclasses.asdict(value).items()}
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, set | frozenset | tuple):
+    if value is None or isinstance(value, str | int | float):
+        return value  # JSON-native already (the items of the containers above and below)
+    if isinstance(value, dict):
+        return {k: to_builtins(v) for k, v in value.items()}
+    if isinstance(value, list | set | frozenset | tuple):
         return [to_builtins(v) for v in value]
     if isinstance(value, bytes):
         return value.decode("latin-1")
@@ -310,6 +321,12 @@ class HandlerSignature:
         Raises:
             ConversionError: an argument does not fit, or too few/many were sent.
         """
+        if args and type(args[-1]) is IrisValue and self._varargs is None:
+            # An iris event always carries a value, even when the client sent
+            # none; a handler that takes no value (iris's ``func()``) ignores it.
+            wanted = sum(1 for p in self._params if not p.inject)
+            if len(args) > wanted:
+                args = args[:wanted]
         if self._plain and not self._injects:
             values = [a.natural() if isinstance(a, IrisValue) else a for a in args]
             wanted = len(self._params)

@@ -689,7 +689,10 @@ class Hub(HubChannel):
         assert isinstance(handler, HandlerSignature)
         try:
             args = handler.bind(client, event.args)
-        except ConversionError as exc:
+        except Exception as exc:
+            if not isinstance(exc, ConversionError):
+                # A type's own validation failed: still the client's bad arguments.
+                exc = ConversionError(f"bad arguments for '{event.name}': {exc}")
             logger.info("bad arguments for %r from %s: %s", event.name, client.id, exc)
             self._fire_hook("error", client, exc)
             if request_id is not None:
