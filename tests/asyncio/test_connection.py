@@ -465,15 +465,15 @@ async def test_max_size_compressed() -> None:
 async def test_close_code_and_reason_from_server() -> None:
     async def handler(conn: wskit.Conn) -> None:
         await conn.close(4000, "custom reason")
-        assert conn.close_code == 4000  # the client echoed the code
-        assert conn.close_reason == ""
+        assert conn.close_code == 4000  # the client echoed the code and reason
+        assert conn.close_reason == "custom reason"
 
     async with connected(handler) as (client, _, _):
         with pytest.raises(ConnectionClosedError) as info:
             await client.recv()
         exc = info.value
         assert (exc.code, exc.reason) == (4000, "custom reason")
-        assert (exc.sent_code, exc.sent_reason) == (4000, "")
+        assert (exc.sent_code, exc.sent_reason) == (4000, "custom reason")
         await client.wait_closed(TIMEOUT)
         assert client.close_code == 4000
         assert client.close_reason == "custom reason"

@@ -315,8 +315,8 @@ async def test_ws_server_fragments_pings_and_closes(node_peer: NodePeerFactory) 
             await conn.wait_closed(5)
             assert (conn.close_code, conn.close_reason) == (4001, "ws says bye")
             closed = await peer.event("close")
-            # ws reports the close frame it received: wskit's echo, code only.
-            assert (closed["code"], closed["reason"]) == (4001, "")
+            # ws reports the close frame it received: wskit's echo of code and reason.
+            assert (closed["code"], closed["reason"]) == (4001, "ws says bye")
         else:
             # The client closes.
             await asyncio.wait_for(conn.close(4002, "wskit says bye"), 5)

@@ -647,11 +647,11 @@ def test_close_handshake_initiated_by_one_side(direction: str) -> None:
     assert events == [CloseReceived(1000, "bye")]
     assert responder.state is State.CLOSED
     assert responder.close_rcvd == (1000, "bye")
-    # The responder echoed the code (not the reason).
-    assert responder.close_sent == (1000, "")
+    # The responder echoed the code and the reason.
+    assert responder.close_sent == (1000, "bye")
 
     events = transfer(responder, initiator)
-    assert events == [CloseReceived(1000, "")]
+    assert events == [CloseReceived(1000, "bye")]
     assert initiator.state is State.CLOSED
     # The server closes TCP first (section 7.1.1); the client waits for it.
     for conn in (initiator, responder):
@@ -659,7 +659,7 @@ def test_close_handshake_initiated_by_one_side(direction: str) -> None:
         exc = conn.closed_exception()
         assert isinstance(exc, ConnectionClosedOK)
         assert exc.ok
-    assert initiator.close_code == 1000 and initiator.close_reason == ""
+    assert initiator.close_code == 1000 and initiator.close_reason == "bye"
     assert responder.close_code == 1000 and responder.close_reason == "bye"
 
     client = initiator if initiator.side is Side.CLIENT else responder
@@ -676,8 +676,8 @@ def test_close_code_is_echoed(direction: str, code: int) -> None:
     transfer(initiator, responder)
     (frame,) = sent_frames(responder)
     assert frame.opcode == 0x8
-    assert frame.payload == struct.pack("!H", code)
-    assert responder.close_sent == (code, "")
+    assert frame.payload == struct.pack("!H", code) + b"why"
+    assert responder.close_sent == (code, "why")
 
 
 @DIRECTIONS

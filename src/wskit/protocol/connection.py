@@ -389,8 +389,12 @@ class Connection:
             self.close_rcvd = (code, reason)
             self._events.append(CloseReceived(code, reason))
             if self.close_sent is None:
-                # Echo the peer's code (section 5.5.1); 1005 means it sent none.
-                self._send_close_frame(code if code != CloseCode.NO_STATUS_RCVD else None, "")
+                # Echo the peer's code and reason (section 5.5.1), so that it
+                # sees its own close reflected; 1005 means it sent no code.
+                if code == CloseCode.NO_STATUS_RCVD:
+                    self._send_close_frame(None, "")
+                else:
+                    self._send_close_frame(code, reason)
             self.state = State.CLOSED
             self._buffer.clear()
 
