@@ -58,6 +58,7 @@ __all__ = [
     "open_stream",
     "stream_protocol_factory",
     "close_payload",
+    "deflate_bomb",
     "mask_bytes",
     "accept_for",
     "parse_deflate_response",
@@ -288,7 +289,7 @@ class Deflater:
     def compress(self, data: bytes) -> bytes:
         """One whole message: the compressed payload, without the trailing empty block."""
         if self._obj is None:
-            self._obj = zlib.compressobj(9, zlib.DEFLATED, -max(self.window_bits, 9), 9)
+            self._obj = zlib.compressobj(6, zlib.DEFLATED, -max(self.window_bits, 9))
         obj = self._obj
         if self.window_bits == 8:
             out = b"".join(
@@ -347,6 +348,22 @@ class Inflater:
                 elif not chunk:
                     break
         return bytes(out)
+
+
+def deflate_bomb(mib: int) -> bytes:
+    """A message payload (raw deflate, trailing empty block removed) of ``mib`` MiB of zeros.
+
+    With a sync flush after each MiB, every MiB after the first compresses
+    to the very same ~1 KB (same history, same codes, byte-aligned end), so
+    a bomb of any size costs one copy instead of compressing it all.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(2**20)
+    first = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    steady = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert steady == compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert steady.endswith(_EMPTY_BLOCK)
+    return (first + steady * (mib - 1))[:-4]
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -446,7 +463,7 @@ class ResetTolerantReader(asyncio.StreamReader):
 
     reset = False
 
-    def set_exception(self, exc: BaseException) -> None:
+    def set_exception(self, exc: Exception) -> None:
         if isinstance(exc, ConnectionError):
             self.reset = True
             self.feed_eof()
@@ -455,12 +472,16 @@ class ResetTolerantReader(asyncio.StreamReader):
 
 
 def stream_protocol_factory(
-    connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter], object] | None = None,
+    connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter], None] | None = None,
 ) -> Callable[[], asyncio.StreamReaderProtocol]:
     """A protocol factory for ``create_connection``/``create_server`` using that reader."""
 
     def factory() -> asyncio.StreamReaderProtocol:
-        return asyncio.StreamReaderProtocol(ResetTolerantReader(limit=2**20), connected)
+        reader = ResetTolerantReader(limit=2**20)
+        protocol = asyncio.StreamReaderProtocol(reader, connected)
+        # The protocol only keeps a weak reference to a reader without a callback.
+        protocol.reader = reader  # type: ignore[attr-defined]
+        return protocol
 
     return factory
 
@@ -469,7 +490,7 @@ async def open_stream(host: str, port: int) -> tuple[asyncio.StreamReader, async
     """Like :func:`asyncio.open_connection`, with a :class:`ResetTolerantReader`."""
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_connection(stream_protocol_factory(), host, port)
-    reader = protocol._stream_reader  # type: ignore[attr-defined]
+    reader: asyncio.StreamReader = protocol.reader  # type: ignore[attr-defined]
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer
 
@@ -514,6 +535,8 @@ class RawPeer:
         self._eof = False
         #: Set when a write failed because the peer had closed the connection.
         self.send_failed = False
+        #: Assert that every frame received is masked (we are a server) or not (a client).
+        self.check_masking = True
         sock = writer.get_extra_info("socket")
         if sock is not None:
             # Every write should leave as its own segment when chopping frames.
@@ -595,8 +618,8 @@ class RawPeer:
         *,
         frame_size: int | None = None,
         compress: bool = False,
-    ) -> bytes:
-        """Encode a message (fragmented into ``frame_size`` pieces) as wire bytes."""
+    ) -> list[bytes]:
+        """Encode a message, fragmented into ``frame_size`` pieces: one bytes per frame."""
         if isinstance(data, str):
             data = data.encode()
         if compress:
@@ -617,7 +640,7 @@ class RawPeer:
                     mask=self.mask,
                 )
             )
-        return b"".join(out)
+        return out
 
     async def send_message(
         self,
@@ -630,8 +653,8 @@ class RawPeer:
         delay: float = 0.0,
     ) -> None:
         """Send a whole message, optionally fragmented, compressed, chopped."""
-        wire = self.message_frames(opcode, data, frame_size=frame_size, compress=compress)
-        await self.send_raw(wire, chunks=chunks, delay=delay)
+        frames = self.message_frames(opcode, data, frame_size=frame_size, compress=compress)
+        await self.send_raw(b"".join(frames), chunks=chunks, delay=delay)
 
     async def send_close(self, code: int | None = 1000, reason: bytes | str = b"") -> None:
         await self.send_frame(OP_CLOSE, close_payload(code, reason))
@@ -665,6 +688,10 @@ class RawPeer:
             payload = await self._read_exactly(length)
         if key is not None:
             payload = mask_bytes(payload, key)
+        if self.check_masking:
+            # Section 5.1: a client masks every frame, a server none.
+            expected = "unmasked" if self.mask else "masked"
+            assert (key is None) == self.mask, f"the peer sent a frame that is not {expected}"
         return Frame(
             fin=bool(b0 & 0x80),
             rsv=(b0 >> 4) & 7,

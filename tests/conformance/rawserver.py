@@ -67,6 +67,8 @@ class RawServer:
         status: a status other than 101 refuses the upgrade, with ``body``.
         extra_headers: more response headers.
         first_frames: bytes sent in the same write as the 101 response.
+        omit: names of the usual 101 headers to leave out (``"Upgrade"``...).
+        response_chunks: write the 101 (and ``first_frames``) in pieces of this size.
         strict_inflate: check the client's compressed frames against its window.
     """
 
@@ -81,6 +83,8 @@ class RawServer:
         body: bytes = b"",
         extra_headers: Sequence[tuple[str, str]] = (),
         first_frames: bytes = b"",
+        omit: Sequence[str] = (),
+        response_chunks: int | None = None,
         strict_inflate: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
@@ -92,6 +96,8 @@ class RawServer:
         self.body = body
         self.extra_headers = list(extra_headers)
         self.first_frames = first_frames
+        self.omit = {name.lower() for name in omit}
+        self.response_chunks = response_chunks
         self.strict_inflate = strict_inflate
         self.timeout = timeout
         self.requests: list[Request] = []
@@ -113,7 +119,9 @@ class RawServer:
         return self
 
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        await self.finish(raise_errors=exc_type is None)
+        # A failed scenario usually explains why the client side failed too,
+        # so its error wins (the client's exception is chained as context).
+        await self.finish()
 
     async def finish(self, *, raise_errors: bool = True) -> None:
         """Wait for the scenarios, stop listening, re-raise a scenario's failure."""
@@ -165,12 +173,17 @@ class RawServer:
                 lines.append(f"Sec-WebSocket-Extensions: {self.extensions}")
             if self.subprotocol is not None:
                 lines.append(f"Sec-WebSocket-Protocol: {self.subprotocol}")
+            lines = [line for line in lines if line.split(":")[0].lower() not in self.omit]
             lines += [f"{k}: {v}" for k, v in self.extra_headers]
-            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + self.first_frames)
-            await writer.drain()
+            response = ("\r\n".join(lines) + "\r\n\r\n").encode() + self.first_frames
+            peer = RawPeer(reader, writer, mask=False)
+            await peer.send_raw(response, chunks=self.response_chunks, delay=0.0005)
             deflate = None
-            if self.extensions is not None and self.extensions.startswith("permessage-deflate"):
-                deflate = parse_deflate_response(self.extensions)
+            if self.extensions is not None:
+                try:
+                    deflate = parse_deflate_response(self.extensions)
+                except AssertionError:
+                    deflate = None  # a deliberately broken answer: no codec
             peer = RawPeer(
                 reader, writer, mask=False, deflate=deflate, strict_inflate=self.strict_inflate
             )

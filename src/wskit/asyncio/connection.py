@@ -469,6 +469,10 @@ class Conn(asyncio.Protocol):
             waiter = self.ping()
         except ConnectionClosed:
             return
+        # Nobody awaits a keepalive ping: retrieve the ConnectionClosed it fails
+        # with when the connection is lost, or asyncio logs "Future exception
+        # was never retrieved" for every ping in flight.
+        waiter.add_done_callback(lambda f: None if f.cancelled() else f.exception())
         if self.ping_timeout is not None:
             timer = self._loop.call_later(self.ping_timeout, self._keepalive_timeout, waiter)
             waiter.add_done_callback(lambda _: timer.cancel())
