@@ -444,15 +444,6 @@ async def test_3_valid_message_and_bad_frame_in_one_segment(client: RawClient) -
         await client.expect_eof()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "wskit fails the connection as soon as the bad frame is parsed, before the "
-        "handler could echo the valid message that arrived in the same read; Autobahn "
-        "rates this NON-STRICT. Sending the echo first needs the core to hold back its "
-        "failure close frame until the application has consumed the earlier messages."
-    ),
-)
 async def test_3_echo_of_earlier_message_arrives_before_failure(client: RawClient) -> None:
     wire = build_frame(OP_TEXT, b"valid first", mask=True) + build_frame(
         OP_TEXT, b"bad", rsv=RSV1, mask=True

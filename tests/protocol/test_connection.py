@@ -1136,3 +1136,37 @@ def test_deflate_pair_helper_matches_zlib() -> None:
     assert zlib.decompressobj(-15).decompress(frame.payload + b"\x00\x00\xff\xff") == (
         b"hello hello hello"
     )
+
+
+# --------------------------------------------------------------------------- deferred failure
+
+
+def test_deferred_failure_lets_earlier_messages_be_answered() -> None:
+    server = Connection(Side.SERVER, defer_failure=True)
+    valid = raw_frame(0x81, b"first", masked=True)
+    bad = raw_frame(0x81 | 0x20, b"bad", masked=True)  # RSV2 without an extension
+    server.receive_data(valid + bad + raw_frame(0x81, b"ignored", masked=True))
+    assert server.events_received() == [DataReceived("first", True)]
+    # The failure is known but its close frame is held back...
+    assert server.error is not None and server.error.code == 1002
+    assert server.failure_pending
+    assert not server.close_expected()
+    assert server.data_to_send() == []
+    # ...so the application can still answer what came before it...
+    server.send_text("first")
+    (echo,) = sent_frames(server)
+    assert (echo.opcode, echo.payload) == (0x1, b"first")
+    # ...and nothing after the bad frame is parsed.
+    server.receive_data(raw_frame(0x81, b"later", masked=True))
+    assert server.events_received() == []
+    server.commit_failure()
+    assert_failed(server, 1002)
+
+
+def test_deferred_failure_wins_over_an_application_close() -> None:
+    server = Connection(Side.SERVER, defer_failure=True)
+    server.receive_data(raw_frame(0x83, b"", masked=True))  # reserved opcode
+    assert server.failure_pending
+    server.send_close(1000)
+    assert not server.failure_pending
+    assert_failed(server, 1002)

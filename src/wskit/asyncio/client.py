@@ -68,7 +68,9 @@ class ClientConn(Conn):
             self._handshake_failed(exc)
             return
         self.subprotocol = result.subprotocol
-        protocol = Connection(Side.CLIENT, max_size=self.max_size, deflate=result.deflate)
+        protocol = Connection(
+            Side.CLIENT, max_size=self.max_size, deflate=result.deflate, defer_failure=True
+        )
         del self.data_received  # back to the class's frame reader
         assert self.transport is not None
         self._open(protocol, self.transport, leftover)

@@ -145,7 +145,9 @@ class Conn(asyncio.Protocol):
         output = protocol.data_to_send()
         if output:
             self._write(output)
-        if protocol.close_expected():
+        if protocol.failure_pending:
+            self._defer_failure()
+        elif protocol.close_expected():
             self._close_transport()
         elif protocol.state is State.CLOSED and self._close_timer is None:
             # A client waits for the server to close TCP first, but not forever.
@@ -157,6 +159,29 @@ class Conn(asyncio.Protocol):
         if len(self._queue) > self.max_queue and not self._reading_paused and self.transport:
             self._reading_paused = True
             self.transport.pause_reading()
+
+    def _defer_failure(self) -> None:
+        """The peer broke the protocol after messages the reader has not seen.
+
+        Give the reader the chance to consume (and answer) them first: the
+        failing close goes out when it asks for more, or after
+        ``close_timeout`` at the latest.
+        """
+        if not self._queue:
+            self._commit_failure()
+        elif self._close_timer is None:
+            self._close_timer = self._loop.call_later(self.close_timeout, self._commit_failure)
+
+    def _commit_failure(self) -> None:
+        protocol = self.protocol
+        if protocol is None or not protocol.failure_pending:
+            return
+        protocol.commit_failure()
+        self._write(protocol.data_to_send())
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        self._close_transport()
 
     def _handle_control(self, event: object) -> None:
         if type(event) is PingReceived:
@@ -224,6 +249,8 @@ class Conn(asyncio.Protocol):
         return self.protocol.closed_exception()
 
     async def _wait_for_data(self) -> None:
+        if self.protocol is not None and self.protocol.failure_pending:
+            self._commit_failure()
         if self._closed.done():
             raise self._closed_exception()
         if self._read_waiter is not None:

@@ -137,7 +137,9 @@ class ServerOptions:
             extra_headers=self.response_headers(request),
             server_header=self.server_header,
         )
-        protocol = Connection(Side.SERVER, max_size=self.max_size, deflate=result.deflate)
+        protocol = Connection(
+            Side.SERVER, max_size=self.max_size, deflate=result.deflate, defer_failure=True
+        )
         return result.response, protocol, result.subprotocol
 
 

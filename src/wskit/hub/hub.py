@@ -645,7 +645,9 @@ class Hub(HubChannel):
             client._fail_pending()
             for room in list(client.rooms):
                 client.leave(room)
-            del self.clients[client.id]
+            # An id_generator may reuse an id: only forget the entry if it is ours.
+            if self.clients.get(client.id) is client:
+                del self.clients[client.id]
             self._fire_hook("disconnect", client, code, reason)
 
     def _find_handler(self, client: Client, event: Event) -> HandlerSignature | bool | None:

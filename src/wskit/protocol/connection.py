@@ -124,6 +124,10 @@ class Connection:
         deflate: the permessage-deflate codec negotiated in the handshake.
         auto_pong: answer pings with pongs (the RFC requires it; turn it off
             only to answer them yourself with :meth:`send_pong`).
+        defer_failure: when the peer breaks the protocol, stop reading but
+            hold the failing close frame back until :meth:`commit_failure`,
+            so the application can still answer the messages that arrived
+            before the bad frame (Autobahn's "strict" behaviour).
     """
 
     def __init__(
@@ -133,6 +137,7 @@ class Connection:
         max_size: int | None = 2**20,
         deflate: PerMessageDeflate | None = None,
         auto_pong: bool = True,
+        defer_failure: bool = False,
     ) -> None:
         self.side = side
         self.max_size = max_size
@@ -168,6 +173,9 @@ class Connection:
         self.error: ProtocolError | None = None
         self._eof = False
         self._fail_now = False
+        self.defer_failure = defer_failure
+        #: A failure detected but whose close frame is held back (``defer_failure``).
+        self.failure_pending = False
 
     # -- receiving ---------------------------------------------------------
 
@@ -401,10 +409,21 @@ class Connection:
     def _fail(self, exc: ProtocolError) -> None:
         """Fail the connection (section 7.1.7): close frame, then drop TCP."""
         self.error = exc
+        self._fail_now = True
+        if self.defer_failure and self.close_sent is None:
+            self.failure_pending = True
+            return
+        self.commit_failure()
+
+    def commit_failure(self) -> None:
+        """Send the close frame of a failure; see ``defer_failure``."""
+        exc = self.error
+        if exc is None:
+            return
+        self.failure_pending = False
         if self.close_sent is None:
             reason = exc.reason.encode()[: MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore")
             self._send_close_frame(exc.code, reason)
-        self._fail_now = True
         self.state = State.CLOSED
 
     # -- sending -----------------------------------------------------------
@@ -423,7 +442,7 @@ class Connection:
         frames crossed (the server closes TCP first, section 7.1.1). A
         client waits for the server's EOF, with a timeout of its own.
         """
-        if self._fail_now or self._eof:
+        if (self._fail_now and not self.failure_pending) or self._eof:
             return True
         return (
             self.side is Side.SERVER and self.close_sent is not None and self.close_rcvd is not None
@@ -516,6 +535,10 @@ class Connection:
         be sent afterwards; received data is still reported until the peer's
         close frame arrives.
         """
+        if self.failure_pending:
+            # The peer broke the protocol: its error code wins over ours.
+            self.commit_failure()
+            return
         self._check_can_send()
         self._send_close_frame(code, reason)
         if self.close_rcvd is None:

@@ -1,0 +1,311 @@
+"""Unit tests of typed handlers (``wskit.hub.convert``)."""
+
+import dataclasses
+import enum
+from typing import Annotated, Any, Literal, NotRequired, Optional, TypedDict, Union
+
+import msgspec
+import pytest
+
+from wskit.hub import Client
+from wskit.hub.convert import ConversionError, convert, signature_of, to_builtins
+from wskit.hub.wire import IrisValue
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclasses.dataclass
+class Inner:
+    n: int
+
+
+@dataclasses.dataclass
+class Outer:
+    name: str
+    inner: Inner
+    items: list[Inner] = dataclasses.field(default_factory=list)
+    note: str | None = None
+    hidden: int = dataclasses.field(default=0, init=False)
+
+
+@dataclasses.dataclass
+class Checked:
+    value: int
+
+    def __post_init__(self) -> None:
+        if self.value < 0:
+            raise ValueError("must not be negative")
+
+
+class Movie(TypedDict):
+    title: str
+    year: int
+    rating: NotRequired[float]
+
+
+class Partial(TypedDict, total=False):
+    a: int
+
+
+class User(msgspec.Struct):
+    name: str
+    age: int = 0
+
+
+# --------------------------------------------------------------------------- convert: accepted
+
+
+@pytest.mark.parametrize(
+    ("value", "hint", "expected"),
+    [
+        ("s", str, "s"),
+        (3, int, 3),
+        (3.0, int, 3),  # a JavaScript number that happens to be whole
+        (3, float, 3.0),
+        (2.5, float, 2.5),
+        (True, bool, True),
+        (None, None, None),
+        (None, type(None), None),
+        ("abc", bytes, b"abc"),
+        ({"any": [1]}, Any, {"any": [1]}),
+        ([1, 2], list[int], [1, 2]),
+        ([1, 2], list, [1, 2]),
+        ([[1], [2, 3]], list[list[int]], [[1], [2, 3]]),
+        ([1, "a"], tuple[int, str], (1, "a")),
+        ([1, 2, 3], tuple[int, ...], (1, 2, 3)),
+        ([1, 1, 2], set[int], {1, 2}),
+        ([1], frozenset[int], frozenset({1})),
+        ({"a": 1.5, "b": 2}, dict[str, float], {"a": 1.5, "b": 2.0}),
+        ({"a": [True]}, dict[str, list[bool]], {"a": [True]}),
+        ({"a": 1}, dict, {"a": 1}),
+        (None, Optional[int], None),  # noqa: UP045 - the typing spelling is supported too
+        (5, int | None, 5),
+        ("x", Union[int, str], "x"),  # noqa: UP007
+        ("red", Color, Color.RED),
+        ("b", Literal["a", "b"], "b"),
+        (4, Annotated[int, "meta"], 4),
+        ({"name": "n", "inner": {"n": 1}}, Outer, Outer("n", Inner(1))),
+        (
+            {"name": "n", "inner": {"n": 1}, "items": [{"n": 2}], "note": "x", "extra": 0},
+            Outer,
+            Outer("n", Inner(1), [Inner(2)], "x"),
+        ),
+        ({"title": "T", "year": 1}, Movie, {"title": "T", "year": 1}),
+        ({"title": "T", "year": 1, "rating": 9}, Movie, {"title": "T", "year": 1, "rating": 9.0}),
+        ({"title": "T", "year": 1, "unknown": 0}, Movie, {"title": "T", "year": 1}),
+        ({}, Partial, {}),
+        ({"name": "u"}, User, User("u")),
+        ({"name": "u", "age": 3}, User, User("u", 3)),
+    ],
+)
+def test_convert_accepts(value: Any, hint: Any, expected: Any) -> None:
+    result = convert(value, hint, "arg")
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+# --------------------------------------------------------------------------- convert: refused
+
+
+@pytest.mark.parametrize(
+    ("value", "hint", "message"),
+    [
+        ("3", int, "argument 'arg': expected int, got str"),
+        (True, int, "argument 'arg': expected int, got bool"),
+        (3.5, int, "argument 'arg': expected int, got float"),
+        ("3.5", float, "argument 'arg': expected float, got str"),
+        (True, float, "argument 'arg': expected float, got bool"),
+        (1, bool, "argument 'arg': expected bool, got int"),
+        (1, str, "argument 'arg': expected str, got int"),
+        (None, str, "argument 'arg': expected str, got null"),
+        (0, None, "argument 'arg': expected None, got int"),
+        (5, bytes, "argument 'arg': expected bytes, got int"),
+        ({"a": 1}, list[int], "argument 'arg': expected list, got dict"),
+        ([1, "x"], list[int], "argument 'arg[1]': expected int, got str"),
+        ([1], tuple[int, int], "argument 'arg': expected 2 items, got 1"),
+        ([[1]], set[list[int]], "argument 'arg': unhashable type: 'list'"),
+        ([1], dict[str, int], "argument 'arg': expected dict, got list"),
+        ({"a": "x"}, dict[str, int], "argument 'arg.a': expected int, got str"),
+        ("x", int | None, "argument 'arg': str fits none of"),
+        ("green", Color, "argument 'arg': 'green' is not a Color"),
+        ("c", Literal["a", "b"], "argument 'arg': 'c' is not one of ('a', 'b')"),
+        ("n", Outer, "argument 'arg': expected Outer, got str"),
+        ({"name": "n"}, Outer, "argument 'arg': missing field 'inner'"),
+        (
+            {"name": "n", "inner": {"n": "1"}},
+            Outer,
+            "argument 'arg.inner.n': expected int, got str",
+        ),
+        (
+            {"name": "n", "inner": {"n": 1}, "items": [{"n": 1}, {}]},
+            Outer,
+            "argument 'arg.items[1]': missing field 'n'",
+        ),
+        ({"value": -1}, Checked, "argument 'arg': must not be negative"),
+        ({"title": "T"}, Movie, "argument 'arg': missing key 'year'"),
+        ({"title": "T", "year": "1"}, Movie, "argument 'arg.year': expected int, got str"),
+        ([], Movie, "argument 'arg': expected Movie, got list"),
+        ({"age": 1}, User, "argument 'arg': Object missing required field `name`"),
+        ({"name": 1}, User, "argument 'arg': Expected `str`, got `int`"),
+        (1, complex, "argument 'arg': expected complex, got int"),
+    ],
+)
+def test_convert_refuses_with_a_clear_message(value: Any, hint: Any, message: str) -> None:
+    with pytest.raises(ConversionError) as error:
+        convert(value, hint, "arg")
+    assert message in str(error.value)
+
+
+def test_convert_refuses_unsupported_hints() -> None:
+    with pytest.raises(ConversionError, match="unsupported type hint"):
+        convert(1, "NotAType", "arg")
+
+
+# --------------------------------------------------------------------------- iris values
+
+
+@pytest.mark.parametrize(
+    ("value", "hint", "expected"),
+    [
+        (IrisValue(1, "42"), int, 42),
+        (IrisValue(0, "42"), int, 42),
+        (IrisValue(1, "42.0"), int, 42),
+        (IrisValue(1, "3.25"), float, 3.25),
+        (IrisValue(1, "7"), float, 7.0),
+        (IrisValue(1, "42"), str, "42"),  # a numeric string tagged as int
+        (IrisValue(1, "true"), bool, True),  # a JavaScript true tagged as int
+        (IrisValue(2, "false"), bool, False),
+        (IrisValue(1, "1"), bool, True),
+        (IrisValue(0, ""), bool, False),
+        (IrisValue(0, ""), str, ""),
+        (IrisValue(3, "\x00\xff"), bytes, b"\x00\xff"),
+        (IrisValue(4, '{"a":1}'), dict[str, int], {"a": 1}),
+        (IrisValue(4, '{"inner":{"n":1},"name":"x"}'), Outer, Outer("x", Inner(1))),
+        (IrisValue(4, '{"name":"u"}'), User, User("u")),
+        (IrisValue(1, "5"), Any, 5),
+        (IrisValue(4, "[1,2]"), list[int], [1, 2]),
+    ],
+)
+def test_iris_values_follow_the_hint(value: IrisValue, hint: Any, expected: Any) -> None:
+    result = convert(value, hint, "arg")
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "hint", "message"),
+    [
+        (IrisValue(1, "3.5"), int, "argument 'arg': '3.5' is not a int"),
+        (IrisValue(0, "abc"), int, "argument 'arg': 'abc' is not a int"),
+        (IrisValue(0, "abc"), float, "argument 'arg': 'abc' is not a float"),
+        (IrisValue(0, "maybe"), bool, "argument 'arg': 'maybe' is not a bool"),
+        (IrisValue(4, '{"a":"x"}'), dict[str, int], "argument 'arg.a': expected int, got str"),
+    ],
+)
+def test_iris_values_that_do_not_fit(value: IrisValue, hint: Any, message: str) -> None:
+    with pytest.raises(ConversionError) as error:
+        convert(value, hint, "arg")
+    assert message in str(error.value)
+
+
+# --------------------------------------------------------------------------- handler signatures
+
+
+CLIENT = object.__new__(Client)
+
+
+def test_bind_untyped_handlers_pass_values_through() -> None:
+    signature = signature_of(lambda a, b=2: None, Client)
+    assert not signature.is_async
+    assert signature.bind(CLIENT, [1, "x"]) == [1, "x"]
+    assert signature.bind(CLIENT, [1]) == [1]
+    with pytest.raises(ConversionError, match="missing argument 'a'"):
+        signature.bind(CLIENT, [])
+    with pytest.raises(ConversionError, match="expected at most 2 arguments, got 3"):
+        signature.bind(CLIENT, [1, 2, 3])
+    assert signature_of(lambda *rest: None, Client).bind(CLIENT, [1, 2, 3]) == [1, 2, 3]
+    # Untyped iris values become their natural Python values.
+    assert signature_of(lambda v: None, Client).bind(CLIENT, [IrisValue(1, "5")]) == [5]
+
+
+def test_bind_injects_the_client_wherever_it_is_declared() -> None:
+    def first(client: Client, text: str) -> None: ...
+
+    def middle(a: int, client: Client, b: int = 5) -> None: ...
+
+    def only(client: Client) -> None: ...
+
+    assert signature_of(first, Client).bind(CLIENT, ["hi"]) == [CLIENT, "hi"]
+    assert signature_of(middle, Client).bind(CLIENT, [1]) == [1, CLIENT, 5]
+    assert signature_of(middle, Client).bind(CLIENT, [1, 2]) == [1, CLIENT, 2]
+    assert signature_of(only, Client).bind(CLIENT, []) == [CLIENT]
+    with pytest.raises(ConversionError, match="expected at most 0 arguments, got 1"):
+        signature_of(only, Client).bind(CLIENT, ["unexpected"])
+    with pytest.raises(ConversionError, match="missing argument 'text'"):
+        signature_of(first, Client).bind(CLIENT, [])
+
+
+def test_bind_converts_by_hints_and_varargs() -> None:
+    def handler(n: int, *rest: float, flag: bool = False, **extra: Any) -> None: ...
+
+    signature = signature_of(handler, Client)
+    bound = signature.bind(CLIENT, [1.0, 2, 3.5])
+    assert bound == [1, 2.0, 3.5]
+    assert [type(v) for v in bound] == [int, float, float]
+    with pytest.raises(ConversionError, match=r"argument '\*1': expected float, got str"):
+        signature.bind(CLIENT, [1, 2, "x"])
+
+
+def test_bind_drops_the_value_of_an_iris_event_a_handler_does_not_take() -> None:
+    def bare(client: Client) -> None: ...
+
+    def nothing() -> None: ...
+
+    empty = IrisValue(0, "")
+    assert signature_of(bare, Client).bind(CLIENT, [empty]) == [CLIENT]
+    assert signature_of(nothing, Client).bind(CLIENT, [empty]) == []
+    assert signature_of(lambda v: None, Client).bind(CLIENT, [empty]) == [""]
+
+
+def test_async_handlers_are_detected() -> None:
+    async def coroutine_function() -> None: ...
+
+    class AsyncCallable:
+        async def __call__(self) -> None: ...
+
+    assert signature_of(coroutine_function, Client).is_async
+    assert signature_of(AsyncCallable(), Client).is_async
+    assert not signature_of(lambda: None, Client).is_async
+
+
+def test_unresolvable_hints_do_not_break_registration() -> None:
+    def handler(value: "Missing") -> None:  # type: ignore[name-defined]  # noqa: F821
+        ...
+
+    signature = signature_of(handler, Client)
+    with pytest.raises(ConversionError, match="unsupported type hint"):
+        signature.bind(CLIENT, [1])
+
+
+# --------------------------------------------------------------------------- to_builtins
+
+
+def test_to_builtins() -> None:
+    assert to_builtins(Outer("n", Inner(1), [Inner(2)])) == {
+        "name": "n",
+        "inner": {"n": 1},
+        "items": [{"n": 2}],
+        "note": None,
+        "hidden": 0,
+    }
+    assert to_builtins(Color.BLUE) == "blue"
+    assert sorted(to_builtins({3, 1})) == [1, 3]
+    assert to_builtins((1, Color.RED, (2,))) == [1, "red", [2]]
+    assert to_builtins(b"\x00\xff") == "\x00\xff"
+    assert to_builtins(User("u", 2)) == {"name": "u", "age": 2}
+    assert to_builtins({"k": {Color.RED}}) == {"k": ["red"]}
+    with pytest.raises(TypeError, match="cannot send a object"):
+        to_builtins(object())

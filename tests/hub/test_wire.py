@@ -1,0 +1,295 @@
+"""Unit tests of the hub's wire protocols (``wskit.hub.wire``)."""
+
+import dataclasses
+import json
+from typing import Any
+
+import msgspec
+import pytest
+
+from wskit.hub.wire import (
+    Cancel,
+    Event,
+    IrisProtocol,
+    IrisValue,
+    Result,
+    WireProtocol,
+    WsWrapperProtocol,
+)
+
+WS = WsWrapperProtocol()
+IRIS = IrisProtocol()
+PREFIX = "iris-websocket-message:"
+
+# --------------------------------------------------------------------------- ws-wrapper: decode
+
+
+@pytest.mark.parametrize(
+    ("message", "packet"),
+    [
+        ('{"a":["ev",1,"two",null]}', Event("ev", (1, "two", None))),
+        ('{"a":["ev"],"c":"chat"}', Event("ev", (), "chat")),
+        ('{"a":["ev",{"k":[1]}],"c":"chat","i":7}', Event("ev", ({"k": [1]},), "chat", 7)),
+        ('{"a":["ev"],"i":"req-1"}', Event("ev", (), None, "req-1")),
+        ('{"a":["ev"],"ws-wrapper":true}', Event("ev", ())),
+        ('{"a":["ev"],"c":null}', Event("ev", ())),
+        (b'{"a":["bytes are fine"]}', Event("bytes are fine", ())),
+        ('{"i":3,"d":{"ok":true}}', Result(3, data={"ok": True})),
+        ('{"i":3,"d":null}', Result(3)),
+        ('{"i":3}', Result(3)),  # ws-wrapper drops "d" when it is undefined
+        ('{"i":"s","d":1}', Result("s", data=1)),
+        ('{"i":3,"e":"nope"}', Result(3, error="nope", is_error=True)),
+        ('{"i":3,"e":null}', Result(3, error=None, is_error=True)),
+        ('{"i":3,"e":0}', Result(3, error=0, is_error=True)),
+        ('{"i":3,"e":false,"d":1}', Result(3, error=False, is_error=True)),
+        (
+            '{"i":3,"e":{"message":"m"},"_":1}',
+            Result(3, error={"message": "m"}, is_error=True, error_object=True),
+        ),
+        ('{"i":3,"e":{"message":"m"}}', Result(3, error={"message": "m"}, is_error=True)),
+        ('{"i":3,"x":1}', Cancel(3)),
+        ('{"i":3,"x":1,"e":"x wins"}', Cancel(3)),
+    ],
+)
+def test_ws_wrapper_decodes(message: str | bytes, packet: object) -> None:
+    assert WS.decode(message) == packet
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "not json",
+        "",
+        "[1,2]",
+        "42",
+        "null",
+        '"a string"',
+        "{}",
+        '{"a":["ev"],"ws-wrapper":false}',
+        '{"i":1,"d":1,"ws-wrapper":false}',
+        '{"a":[]}',
+        '{"a":[42]}',
+        '{"a":"ev"}',
+        '{"a":{"0":"ev"}}',
+        '{"a":["ev"],"c":5}',
+        '{"a":["ev"],"i":[1]}',
+        '{"a":["ev"],"i":1.5}',
+        '{"d":1}',
+        '{"e":"no id"}',
+        '{"i":true,"d":1}',
+        '{"i":null,"d":1}',
+        b"\xff\xfe",
+    ],
+)
+def test_ws_wrapper_ignores(message: str | bytes) -> None:
+    assert WS.decode(message) is None
+
+
+# --------------------------------------------------------------------------- ws-wrapper: encode
+
+
+def test_ws_wrapper_encodes_compact_json() -> None:
+    assert WS.encode_event("ev", (1, "é", None)) == '{"a":["ev",1,"é",null]}'
+    assert WS.encode_event("ev", (), "chat") == '{"c":"chat","a":["ev"]}'
+    assert WS.encode_request(5, "ask", (True,)) == '{"i":5,"a":["ask",true]}'
+    assert WS.encode_request(6, "ask", (), "chat") == '{"i":6,"c":"chat","a":["ask"]}'
+    assert WS.encode_result(Result(5, data=[1])) == '{"i":5,"d":[1]}'
+    assert WS.encode_result(Result(5)) == '{"i":5,"d":null}'
+    assert WS.encode_result(Result(5, error="no", is_error=True)) == '{"i":5,"e":"no"}'
+    assert (
+        WS.encode_result(Result(5, error={"message": "m"}, is_error=True, error_object=True))
+        == '{"i":5,"e":{"message":"m"},"_":1}'
+    )
+    assert WS.encode_result(Result(5, error=None, is_error=True)) == '{"i":5,"e":null}'
+    assert WS.encode_cancel(5) == '{"i":5,"x":1}'
+
+
+@dataclasses.dataclass
+class Box:
+    size: int
+    tags: set[str]
+
+
+class Shape(msgspec.Struct):
+    sides: int
+
+
+def test_ws_wrapper_encodes_dataclasses_structs_and_sets() -> None:
+    message = WS.encode_event("ev", (Box(2, {"a"}), Shape(3), (1, 2), frozenset([4])))
+    assert json.loads(message) == {
+        "a": ["ev", {"size": 2, "tags": ["a"]}, {"sides": 3}, [1, 2], [4]]
+    }
+    with pytest.raises(TypeError):
+        WS.encode_event("ev", (object(),))
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        Event("ev", (1, [2], {"3": 4})),
+        Event("ev", (), "chat", 9),
+        Result(9, data="x"),
+        Result(9, error="plain", is_error=True),
+        Result(9, error={"message": "m"}, is_error=True, error_object=True),
+        Cancel(9),
+    ],
+)
+def test_ws_wrapper_round_trips(packet: Event | Result | Cancel) -> None:
+    if isinstance(packet, Event):
+        if packet.request_id is None:
+            message = WS.encode_event(packet.name, packet.args, packet.channel)
+        else:
+            assert isinstance(packet.request_id, int)
+            message = WS.encode_request(packet.request_id, packet.name, packet.args, packet.channel)
+    elif isinstance(packet, Result):
+        message = WS.encode_result(packet)
+    else:
+        message = WS.encode_cancel(packet.request_id)
+    assert WS.decode(message) == packet
+
+
+def test_ws_wrapper_takes_other_json_functions() -> None:
+    calls: list[str] = []
+
+    def dumps(value: Any) -> str:
+        calls.append("dumps")
+        return msgspec.json.encode(value).decode()
+
+    def loads(message: str | bytes) -> Any:
+        calls.append("loads")
+        try:
+            return msgspec.json.decode(message)
+        except msgspec.DecodeError as exc:
+            raise ValueError(str(exc)) from None
+
+    protocol = WsWrapperProtocol(dumps=dumps, loads=loads)
+    assert protocol.decode(protocol.encode_event("ev", (1,))) == Event("ev", (1,))
+    assert protocol.decode("not json") is None
+    assert calls == ["dumps", "loads", "loads"]
+
+
+# --------------------------------------------------------------------------- iris
+
+
+@pytest.mark.parametrize(
+    ("message", "name", "value"),
+    [
+        (f"{PREFIX}chat;0;hello", "chat", IrisValue(0, "hello")),
+        (f"{PREFIX}chat;0;a;b;c", "chat", IrisValue(0, "a;b;c")),
+        (f"{PREFIX}chat;0;", "chat", IrisValue(0, "")),
+        (f"{PREFIX}n;1;42", "n", IrisValue(1, "42")),
+        (f"{PREFIX}b;2;true", "b", IrisValue(2, "true")),
+        (f"{PREFIX}raw;3;\x00\xff", "raw", IrisValue(3, "\x00\xff")),
+        (f'{PREFIX}doc;4;{{"a":1}}', "doc", IrisValue(4, '{"a":1}')),
+        (f"{PREFIX}chat;0;hello".encode(), "chat", IrisValue(0, "hello")),
+    ],
+)
+def test_iris_decodes(message: str | bytes, name: str, value: IrisValue) -> None:
+    assert IRIS.decode(message) == Event(name, (value,))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "hello",  # a native message
+        f"{PREFIX}",
+        f"{PREFIX}chat",
+        f"{PREFIX};0;no event",
+        f"{PREFIX}chat;0",
+        f"{PREFIX}chat;x;bad tag",
+        f"{PREFIX}chat;-1;bad tag",
+        "other-prefix:chat;0;hello",
+        b"\xff\xfe",
+    ],
+)
+def test_iris_leaves_native_messages(message: str | bytes) -> None:
+    assert IRIS.decode(message) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "encoded"),
+    [
+        (("hello",), "chat;0;hello"),
+        ((42,), "chat;1;42"),
+        ((True,), "chat;2;true"),
+        ((False,), "chat;2;false"),
+        ((b"\x00\xff",), "chat;3;\x00\xff"),
+        ((bytearray(b"ab"),), "chat;3;ab"),
+        (({"a": [1, "é"]},), 'chat;4;{"a":[1,"é"]}'),
+        (([1, 2],), "chat;4;[1,2]"),
+        ((2.5,), "chat;4;2.5"),
+        ((None,), "chat;4;null"),
+        ((), "chat;0;"),
+    ],
+)
+def test_iris_encodes_by_python_type(args: tuple[Any, ...], encoded: str) -> None:
+    message = IRIS.encode_event("chat", args)
+    assert message == PREFIX + encoded
+    decoded = IRIS.decode(message)
+    assert isinstance(decoded, Event) and decoded.name == "chat"
+
+
+def test_iris_limits_and_flags() -> None:
+    with pytest.raises(ValueError, match="no channels"):
+        IRIS.encode_event("chat", ("x",), "room")
+    with pytest.raises(ValueError, match="at most one value"):
+        IRIS.encode_event("chat", (1, 2))
+    with pytest.raises(NotImplementedError):
+        IRIS.encode_request(1, "ask", ())
+    with pytest.raises(NotImplementedError):
+        IRIS.encode_result(Result(1))
+    with pytest.raises(NotImplementedError):
+        IRIS.encode_cancel(1)
+    assert (IRIS.supports_requests, IRIS.client_id_room) == (False, True)
+    assert (WS.supports_requests, WS.client_id_room) == (True, False)
+
+
+def test_iris_custom_prefix() -> None:
+    protocol = IrisProtocol(prefix="app:")
+    assert protocol.encode_event("ev", ("x",)) == "app:ev;0;x"
+    assert protocol.decode("app:ev;1;5") == Event("ev", (IrisValue(1, "5"),))
+    assert protocol.decode(f"{PREFIX}ev;1;5") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "natural"),
+    [
+        (IrisValue(0, "42"), "42"),
+        (IrisValue(1, "42"), 42),
+        (IrisValue(1, "-3"), -3),
+        (IrisValue(1, "3.25"), 3.25),  # the seed client tags floats as int
+        (IrisValue(1, "true"), True),  # ... and booleans
+        (IrisValue(1, "false"), False),
+        (IrisValue(1, "abc"), "abc"),
+        (IrisValue(2, "true"), True),
+        (IrisValue(2, "false"), False),
+        (IrisValue(3, "bytes"), "bytes"),
+        (IrisValue(4, '{"a":[1]}'), {"a": [1]}),
+        (IrisValue(4, "not json"), "not json"),
+        (IrisValue(9, "unknown tag"), "unknown tag"),
+    ],
+)
+def test_iris_value_natural(value: IrisValue, natural: Any) -> None:
+    result = value.natural()
+    assert result == natural
+    assert type(result) is type(natural)
+
+
+def test_base_protocol_is_abstract() -> None:
+    base = WireProtocol()
+    with pytest.raises(NotImplementedError):
+        base.decode("x")
+    with pytest.raises(NotImplementedError):
+        base.encode_event("ev", ())
+    with pytest.raises(NotImplementedError):
+        base.encode_request(1, "ev", ())
+    with pytest.raises(NotImplementedError):
+        base.encode_result(Result(1))
+    with pytest.raises(NotImplementedError):
+        base.encode_cancel(1)
+
+
+def test_packets_are_frozen() -> None:
+    event = Event("ev", ())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.name = "other"  # type: ignore[misc]
