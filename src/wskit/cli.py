@@ -1,7 +1,14 @@
-"""The ``wskit`` command: ``wskit echo``, ``wskit demo``.
+"""The ``wskit`` command: ``echo``, ``serve``, ``connect`` and ``demo``.
 
-Each subcommand is a small function of parsed arguments; ``main`` only
-parses and dispatches, so the commands are easy to call from tests.
+Each subcommand is a small ``run_*`` coroutine of plain arguments; ``main``
+only parses and dispatches, so the commands are easy to call from tests.
+
+* ``wskit echo``: an echo server (conformance suites and benchmarks use it).
+* ``wskit serve module:attr``: serve a :class:`~wskit.hub.Hub`, a connection
+  handler (``async def handler(conn)``), or a factory returning either.
+* ``wskit connect ws://...``: an interactive client; lines read from stdin
+  are sent as text, what arrives is printed with its direction and type.
+* ``wskit demo``: the chat demo of :mod:`wskit.demo`.
 """
 
 from __future__ import annotations
@@ -9,21 +16,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
+import inspect
 import logging
+import os
 import signal
+import ssl
 import sys
-from collections.abc import Sequence
-from importlib import resources
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from .asyncio.client import connect
 from .asyncio.connection import Conn
-from .asyncio.server import Server, ServerConn, serve
-from .protocol.handshake import reject
-from .protocol.http11 import Request, Response
+from .asyncio.server import Handler, ProcessRequest, Server, serve
+from .exceptions import ConnectionClosed, HandshakeRejected, WebSocketError
+from .hub.hub import Hub
+from .protocol.frames import CloseCode, is_valid_close_code
+from .protocol.headers import Headers
 
-__all__ = ["main", "build_parser", "run_echo", "run_demo"]
+__all__ = [
+    "main",
+    "build_parser",
+    "run_echo",
+    "run_serve",
+    "run_connect",
+    "run_demo",
+    "load_app",
+    "App",
+    "CommandError",
+]
 
 ECHO_MAX_SIZE = 16 * 2**20
 """The echo server accepts messages up to 16 MiB (conformance suites send that much)."""
+
+
+# --------------------------------------------------------------------------- serving
 
 
 async def _echo(conn: Conn) -> None:
@@ -32,6 +61,7 @@ async def _echo(conn: Conn) -> None:
 
 
 async def _serve_until_signal(server: Server) -> None:
+    """Wait for SIGINT or SIGTERM, then close every connection with 1001."""
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
 
@@ -47,6 +77,28 @@ async def _serve_until_signal(server: Server) -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+class CommandError(Exception):
+    """A command cannot run as asked (bad ``module:attr``, unreadable TLS files...)."""
+
+
+def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """A server TLS context from a PEM certificate chain and its key (``None`` without).
+
+    Raises:
+        CommandError: a key without a certificate, or files that do not load.
+    """
+    if cert is None:
+        if key is not None:
+            raise CommandError("--tls-key needs --tls-cert")
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandError(f"cannot load the TLS certificate or key: {exc}") from exc
+    return context
 
 
 async def run_echo(host: str, port: int, compression: bool = True) -> None:
@@ -66,46 +118,516 @@ async def run_echo(host: str, port: int, compression: bool = True) -> None:
     await _serve_until_signal(server)
 
 
-def _serve_echo_page(conn: ServerConn, request: Request) -> Response | None:
-    """Answer plain HTTP requests with the demo page; let upgrades through."""
-    if "Upgrade" in request.headers:
-        return None
-    if request.path != "/":
-        return reject(404, "Not found")
-    page = resources.files("wskit").joinpath("static/echo.html").read_bytes()
-    return reject(200, page, [("Content-Type", "text/html; charset=utf-8")])
+@dataclass
+class App:
+    """What ``wskit serve`` runs: a connection handler and its HTTP hook."""
+
+    handler: Handler
+    process_request: ProcessRequest | None = None
+    #: Whether the app is a hub (which serves ``/wskit.js``).
+    is_hub: bool = False
+
+
+def _required_positionals(func: Callable[..., Any]) -> int:
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is p.empty)
+
+
+def _as_app(target: Any) -> App | None:
+    if isinstance(target, Hub):
+        return App(target, target.process_request, is_hub=True)
+    if callable(target) and _required_positionals(target) == 1:
+        return App(target)
+    return None
+
+
+async def load_app(spec: str) -> App:
+    """Import ``package.module:attr`` and make an :class:`App` of it.
+
+    ``attr`` (dotted paths allowed) may be a :class:`~wskit.hub.Hub`, a
+    connection handler taking one argument, or a factory taking none that
+    returns (or, if async, resolves to) either of those.
+
+    Raises:
+        CommandError: ``spec`` is malformed, its module does not import, or
+            it names something that cannot be served.
+    """
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise CommandError(f"expected module:attribute, got {spec!r}")
+    # Like ``python -m``, find modules in the working directory.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CommandError(f"cannot import {module_name}: {exc}") from exc
+    for name in attr.split("."):
+        try:
+            target = getattr(target, name)
+        except AttributeError:
+            raise CommandError(f"{module_name} has no attribute {attr!r}") from None
+    app = _as_app(target)
+    if app is None and callable(target) and _required_positionals(target) == 0:
+        made = target()
+        if inspect.isawaitable(made):
+            made = await made
+        app = _as_app(made)
+    if app is None:
+        raise CommandError(
+            f"{spec} is not a Hub, a connection handler (async def handler(conn)), "
+            "or a factory returning one"
+        )
+    return app
+
+
+async def run_serve(
+    spec: str,
+    host: str,
+    port: int,
+    *,
+    path: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    compression: bool = True,
+    max_size: int | None = 2**20,
+    origins: Sequence[str] | None = None,
+) -> None:
+    """Serve the app named by ``spec`` until SIGINT/SIGTERM (connections get 1001)."""
+    app = await load_app(spec)
+    context = tls_context(tls_cert, tls_key)
+    server = await serve(
+        app.handler,
+        host,
+        port,
+        ssl=context,
+        path=path,
+        process_request=app.process_request,
+        compression="deflate" if compression else None,
+        max_size=max_size,
+        origins=list(origins) if origins else None,
+    )
+    secure = "s" if context is not None else ""
+    where = f"{host}:{server.port}"
+    print(f"wskit serving {spec} on ws{secure}://{where}{path or '/'}", flush=True)
+    if app.is_hub:
+        print(f"JavaScript client: http{secure}://{where}/wskit.js (or /wskit.mjs)", flush=True)
+    await _serve_until_signal(server)
 
 
 async def run_demo(host: str, port: int) -> None:
-    """Run the demo: an echo server and, on the same port, a page that talks to it."""
-    server = await serve(_echo, host, port, process_request=_serve_echo_page)
-    print(f"wskit demo on http://{host}:{server.port}/", flush=True)
+    """Run the chat demo (page, JavaScript client and hub on one port)."""
+    from .demo import serve_demo
+
+    server = await serve_demo(host, port)
+    print(f"wskit demo: a chat on http://{host}:{server.port}/", flush=True)
     await _serve_until_signal(server)
+
+
+# --------------------------------------------------------------------------- connect
+
+CONNECT_HELP = """\
+commands:
+  /ping [data]               send a ping; prints the round-trip time
+  /close [code [reason]]     close the connection (default 1000)
+  /binary HEX                send a binary message
+  /help                      this help
+  //text                     send "/text"
+other lines are sent as text messages; the end of input closes the connection
+(once nothing has arrived for --linger seconds)."""
+
+HEX_SHOWN = 64
+"""Bytes of a binary message shown in hex; longer ones are cut with an ellipsis."""
+
+
+def parse_header(value: str) -> tuple[str, str]:
+    """``"Name: value"`` as a pair (an ``argparse`` type)."""
+    name, sep, rest = value.partition(":")
+    if not sep or not name.strip() or name != name.strip():
+        raise argparse.ArgumentTypeError(f"expected 'Name: value', got {value!r}")
+    return name, rest.strip()
+
+
+def describe(message: str | bytes) -> str:
+    """How ``wskit connect`` shows a message: ``text: ...`` or ``binary: N bytes: hex``."""
+    if isinstance(message, str):
+        return f"text: {message}"
+    shown = message[:HEX_SHOWN].hex()
+    more = "…" if len(message) > HEX_SHOWN else ""
+    return f"binary: {len(message)} bytes: {shown}{more}"
+
+
+def describe_close(code: int | None, reason: str | None) -> str:
+    """``1001 (going away) "server shutting down"``."""
+    if code is None:
+        return "no close code"
+    try:
+        name = " (" + CloseCode(code).name.lower().replace("_", " ") + ")"
+    except ValueError:
+        name = ""
+    return f"{code}{name}" + (f" {reason!r}" if reason else "")
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]) -> None:
+    """Read stdin lines in a daemon thread (works for ttys, pipes and files alike).
+
+    A daemon thread blocked in ``readline`` never holds up the exit.
+    """
+
+    def put(item: str | None) -> bool:
+        try:
+            loop.call_soon_threadsafe(lines.put_nowait, item)
+        except RuntimeError:  # the loop is closed: we are exiting
+            return False
+        return True
+
+    def read() -> None:
+        while line := sys.stdin.readline():
+            if not put(line.rstrip("\r\n")):
+                return
+        put(None)
+
+    threading.Thread(target=read, name="wskit-stdin", daemon=True).start()
+
+
+class _Session:
+    """One ``wskit connect`` session: stdin to the connection, the connection to stdout."""
+
+    def __init__(self, conn: Conn, echo_input: bool, linger: float) -> None:
+        self.conn = conn
+        self.echo_input = echo_input
+        self.linger = linger
+        self.closing = False
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.received = asyncio.Event()
+
+    async def print_incoming(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in self.conn:
+                self.received.set()
+                _say(f"< {describe(message)}")
+
+    async def wait_for_quiet(self) -> None:
+        """Wait until nothing has arrived for ``linger`` seconds (answers in flight)."""
+        while True:
+            self.received.clear()
+            try:
+                await asyncio.wait_for(self.received.wait(), self.linger)
+            except TimeoutError:
+                return
+
+    async def send_input(self, lines: asyncio.Queue[str | None]) -> None:
+        while (line := await lines.get()) is not None:
+            if self.closing:
+                _say("* the connection is closing; input ignored")
+                continue
+            try:
+                await self.handle_line(line)
+            except ConnectionClosed:
+                return
+        if not self.closing:  # end of input: close once the answers have arrived
+            await self.wait_for_quiet()
+            await self.close(1000, "")
+
+    async def handle_line(self, line: str) -> None:
+        if not line.startswith("/") or line.startswith("//"):
+            text = line[1:] if line.startswith("//") else line
+            await self.conn.send(text)
+            if self.echo_input:
+                _say(f"> {text}")
+            return
+        command, _, rest = line.partition(" ")
+        if command == "/ping":
+            self.spawn(self.ping(rest or None))
+        elif command == "/close":
+            code_text, _, reason = rest.strip().partition(" ")
+            try:
+                code = int(code_text) if code_text else 1000
+            except ValueError:
+                _say(f"* not a close code: {code_text!r}")
+                return
+            await self.close(code, reason)
+        elif command == "/binary":
+            try:
+                data = bytes.fromhex(rest)
+            except ValueError:
+                _say("* /binary takes hexadecimal digits, e.g. /binary 68656c6c6f")
+                return
+            await self.conn.send(data)
+            _say(f"> {describe(data)}")
+        elif command == "/help":
+            _say(CONNECT_HELP)
+        else:
+            _say(f"* unknown command {command}; /help lists them")
+
+    async def ping(self, data: str | None) -> None:
+        try:
+            latency = await asyncio.wait_for(self.conn.ping(data), 30)
+        except WebSocketError as exc:
+            _say(f"* cannot ping: {exc}")
+        except TimeoutError:
+            _say("* no pong after 30 s")
+        else:
+            _say(f"< pong: {latency * 1000:.2f} ms")
+
+    async def close(self, code: int, reason: str) -> None:
+        if not is_valid_close_code(code) or len(reason.encode()) > 123:
+            _say(
+                f"* cannot close with {code} {reason!r}: 1000-1003, 1007-1014, 3000-4999 "
+                "and a reason of 123 bytes at most"
+            )
+            return
+        self.closing = True
+        _say(f"> close: {describe_close(code, reason)}")
+        # The close frame goes out now; print_incoming sees the end of the connection.
+        self.spawn(self.conn.close(code, reason))
+
+    def spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            _say(f"* error: {exc}")
+
+
+def _client_tls(uri: str, ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:
+    if not uri.lower().startswith("wss:"):
+        return None
+    context = ssl.create_default_context(cafile=ca_file)
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def run_connect(
+    uri: str,
+    *,
+    headers: Sequence[tuple[str, str]] = (),
+    subprotocols: Sequence[str] = (),
+    compression: bool = True,
+    max_size: int | None = 2**20,
+    origin: str | None = None,
+    ca_file: str | None = None,
+    insecure: bool = False,
+    linger: float = 0.5,
+) -> int:
+    """Run an interactive session; return the exit status.
+
+    At the end of input the connection is closed with 1000 once nothing has
+    arrived for ``linger`` seconds, so that answers in flight are shown.
+
+    0 when the connection closed normally (1000, 1001, or any code this
+    side chose), 1 when it could not open or closed abnormally.
+    """
+    try:
+        conn = await connect(
+            uri,
+            headers=Headers(headers),
+            subprotocols=subprotocols,
+            compression="deflate" if compression else None,
+            max_size=max_size,
+            origin=origin,
+            ssl=_client_tls(uri, ca_file, insecure),
+            on_ping=lambda data: _say(f"< ping: {len(data)} bytes: {data.hex()}"),
+        )
+    except HandshakeRejected as exc:
+        _say(f"* {exc}")
+        return 1
+    except (OSError, WebSocketError, TimeoutError) as exc:
+        _say(f"* cannot connect to {uri}: {exc}")
+        return 1
+    details = [f"subprotocol: {conn.subprotocol}"] if conn.subprotocol else []
+    details.append("compression: " + ("permessage-deflate" if conn.compression else "none"))
+    _say(f"* connected to {uri} ({', '.join(details)}); /help lists the commands")
+
+    session = _Session(conn, echo_input=not sys.stdin.isatty(), linger=linger)
+    loop = asyncio.get_running_loop()
+
+    def interrupt() -> None:
+        if session.closing:
+            if conn.transport is not None:
+                conn.transport.abort()
+        else:
+            session.spawn(session.close(1000, ""))
+
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    _read_stdin(loop, lines)
+    sender = asyncio.ensure_future(session.send_input(lines))
+    try:
+        await session.print_incoming()
+        await conn.wait_closed()
+    finally:
+        sender.cancel()
+        for task in list(session.tasks):
+            task.cancel()
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
+    protocol = conn.protocol
+    if protocol is not None and protocol.error is not None and protocol.close_sent is not None:
+        # This side failed the connection (a protocol error, a message too big).
+        _say(f"* failed: {describe_close(*protocol.close_sent)}: {protocol.error}")
+        return 1
+    code, reason = conn.close_code, conn.close_reason
+    who = "" if session.closing else " by the server"
+    _say(f"* closed{who}: {describe_close(code, reason)}")
+    return 0 if session.closing or code in (1000, 1001) else 1
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _size(value: str) -> int | None:
+    """A byte count for ``--max-size``; 0 means no limit."""
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("a size cannot be negative")
+    return number or None
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``wskit`` command."""
     parser = argparse.ArgumentParser(prog="wskit", description="WebSocket toolkit")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    # --log-level is accepted after the subcommand too.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level", default=argparse.SUPPRESS, help="logging level (default WARNING)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    echo = sub.add_parser("echo", help="run an echo server")
+    echo = sub.add_parser("echo", parents=[common], help="run an echo server")
     echo.add_argument("--host", default="127.0.0.1")
     echo.add_argument("--port", type=int, default=9001)
     echo.add_argument("--no-compression", action="store_true", help="refuse permessage-deflate")
 
-    demo = sub.add_parser("demo", help="run the demo page and its server")
+    srv = sub.add_parser(
+        "serve", parents=[common], help="serve a Hub or a connection handler (module:attr)"
+    )
+    srv.add_argument("app", metavar="module:attr", help="e.g. myapp.chat:hub")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--path", help="the WebSocket endpoint's path (default: any path)")
+    srv.add_argument("--tls-cert", metavar="PEM", help="certificate chain: serve wss://")
+    srv.add_argument("--tls-key", metavar="PEM", help="private key (if not in --tls-cert)")
+    srv.add_argument("--no-compression", action="store_true", help="refuse permessage-deflate")
+    srv.add_argument(
+        "--max-size",
+        type=_size,
+        default=2**20,
+        metavar="BYTES",
+        help="largest message (default 1 MiB; 0: any)",
+    )
+    srv.add_argument(
+        "--origin",
+        action="append",
+        default=[],
+        help="allowed Origin (repeatable; default: same host only)",
+    )
+
+    con = sub.add_parser("connect", parents=[common], help="an interactive client")
+    con.add_argument("uri", help="ws:// or wss:// URI")
+    con.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        type=parse_header,
+        default=[],
+        help="a request header, 'Name: value' (repeatable)",
+    )
+    con.add_argument(
+        "-s",
+        "--subprotocol",
+        action="append",
+        default=[],
+        help="a subprotocol to offer (repeatable)",
+    )
+    con.add_argument("--no-compression", action="store_true", help="do not offer deflate")
+    con.add_argument(
+        "--max-size",
+        type=_size,
+        default=2**20,
+        metavar="BYTES",
+        help="largest message (default 1 MiB; 0: any)",
+    )
+    con.add_argument("--origin", help="the Origin header")
+    con.add_argument("--ca-file", help="trust the certificates in this PEM file (wss://)")
+    con.add_argument(
+        "-k", "--insecure", action="store_true", help="do not verify the server's certificate"
+    )
+    con.add_argument(
+        "--linger",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="at the end of input, close after this long without messages (default 0.5)",
+    )
+
+    demo = sub.add_parser("demo", parents=[common], help="run the chat demo")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     return parser
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "echo":
+        asyncio.run(run_echo(args.host, args.port, not args.no_compression))
+    elif args.command == "serve":
+        asyncio.run(
+            run_serve(
+                args.app,
+                args.host,
+                args.port,
+                path=args.path,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                compression=not args.no_compression,
+                max_size=args.max_size,
+                origins=args.origin,
+            )
+        )
+    elif args.command == "connect":
+        return asyncio.run(
+            run_connect(
+                args.uri,
+                headers=args.header,
+                subprotocols=args.subprotocol,
+                compression=not args.no_compression,
+                max_size=args.max_size,
+                origin=args.origin,
+                ca_file=args.ca_file,
+                insecure=args.insecure,
+                linger=args.linger,
+            )
+        )
+    elif args.command == "demo":
+        asyncio.run(run_demo(args.host, args.port))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``wskit`` command."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    with contextlib.suppress(KeyboardInterrupt):
-        if args.command == "echo":
-            asyncio.run(run_echo(args.host, args.port, not args.no_compression))
-        elif args.command == "demo":
-            asyncio.run(run_demo(args.host, args.port))
+    try:
+        status = _dispatch(args)
+    except KeyboardInterrupt:
+        status = 130
+    except (CommandError, OSError) as exc:
+        # A bad module:attr, TLS file or address: say it like argparse does.
+        parser.exit(2, f"wskit {args.command}: error: {exc}\n")
+    sys.exit(status)

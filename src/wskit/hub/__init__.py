@@ -7,7 +7,7 @@ See :mod:`wskit.hub.hub` for the theory of operation. Serve a hub with
 
 from .backplane import Backplane, MemoryBackplane, Node, Target
 from .convert import ConversionError
-from .hub import Client, ClientChannel, Hub, HubChannel, RequestError, RoomEmitter
+from .hub import Client, ClientChannel, Hub, HubChannel, Reject, RequestError, RoomEmitter
 from .wire import Cancel, Event, IrisProtocol, IrisValue, Result, WireProtocol, WsWrapperProtocol
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "IrisValue",
     "MemoryBackplane",
     "Node",
+    "Reject",
     "RequestError",
     "Result",
     "RoomEmitter",

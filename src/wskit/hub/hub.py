@@ -42,7 +42,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from ..asyncio.connection import Conn
 from ..asyncio.server import Server, ServerConn, serve
@@ -53,7 +53,16 @@ from .backplane import Backplane, MemoryBackplane, Target
 from .convert import ConversionError, HandlerSignature, signature_of
 from .wire import Cancel, Event, IrisProtocol, Result, WireProtocol, WsWrapperProtocol
 
-__all__ = ["Hub", "Client", "HubChannel", "ClientChannel", "RoomEmitter", "RequestError"]
+__all__ = [
+    "Hub",
+    "Client",
+    "HubChannel",
+    "ClientChannel",
+    "RoomEmitter",
+    "RequestError",
+    "Reject",
+    "RESERVED_EVENTS",
+]
 
 logger = logging.getLogger("wskit.hub")
 
@@ -74,6 +83,20 @@ class RequestError(Exception):
     def __init__(self, message: str, data: Any = None) -> None:
         super().__init__(message)
         self.data = data
+
+
+class Reject(Exception):
+    """Raise it in a request handler to reject with ``value`` as it is.
+
+    Any other exception rejects with a JavaScript ``Error`` carrying the
+    exception's message (``{"message": ...}`` with ``_: 1`` in ws-wrapper);
+    ``Reject(value)`` sends ``value`` itself, so the client's promise
+    rejects with that plain value.
+    """
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value)
+        self.value = value
 
 
 class _Handlers:
@@ -98,16 +121,39 @@ def _protocol_of(protocol: str | WireProtocol) -> WireProtocol:
     )
 
 
+_HOOK_NAMES: dict[str, str] = {
+    "open": "connect",
+    "connect": "connect",
+    "close": "disconnect",
+    "disconnect": "disconnect",
+    "error": "error",
+    "message": "message",
+}
+
+
 class _Registry:
-    """Registering handlers: shared by hub channels and client channels."""
+    """Registering handlers and hooks: shared by hub channels and client channels.
+
+    On the default channel (``name is None``) the reserved names are hooks,
+    of which there may be several: ``connect``/``open`` (hub only),
+    ``disconnect``/``close`` (called with client, code, reason), ``error``
+    (client, exception) and ``message`` (client, raw message). On a named
+    channel every name is an ordinary event.
+    """
 
     _handlers: _Handlers
+    name: str | None
 
     def _register(
-        self, table: dict[str, HandlerSignature], event: str, handler: Handler | None
+        self, table: dict[str, HandlerSignature], event: str, handler: Handler | None, once: bool
     ) -> Any:
+        hook = _HOOK_NAMES.get(event) if self.name is None else None
+
         def add(func: Handler) -> Handler:
-            table[event] = signature_of(func, Client)
+            if hook is not None:
+                self._add_hook(hook, func, once)
+            else:
+                table[event] = signature_of(func, Client)
             return func
 
         if handler is None:
@@ -115,16 +161,28 @@ class _Registry:
         add(handler)
         return self
 
+    def _add_hook(self, hook: str, func: Handler, once: bool) -> None:
+        hooks: dict[str, list[Handler]] = self.__dict__.setdefault("_hooks", {})
+        if once:
+            original = func
+
+            def func(*args: Any) -> Any:
+                hooks[hook].remove(func)
+                return original(*args)
+
+        hooks.setdefault(hook, []).append(func)
+
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Handle ``event`` with ``handler`` (usable as ``@channel.on("event")``).
 
-        One handler per event: registering again replaces it.
+        One handler per event: registering again replaces it. Reserved
+        names on the default channel register hooks instead (see above).
         """
-        return self._register(self._handlers.on, event, handler)
+        return self._register(self._handlers.on, event, handler, once=False)
 
     def once(self, event: str, handler: Handler | None = None) -> Any:
         """Handle the next ``event`` only, then forget the handler."""
-        return self._register(self._handlers.once, event, handler)
+        return self._register(self._handlers.once, event, handler, once=True)
 
     def off(self, event: str) -> None:
         """Remove the ``on`` and ``once`` handlers of ``event``."""
@@ -357,7 +415,9 @@ class Hub(HubChannel):
             ``True`` for any room, or ``guard(client, room) -> bool`` (may be
             async) to decide per room. Requests ``join``/``leave`` on the
             channel ``"_wskit"`` carry them.
-        debug: put exception details in answers and logs.
+        debug: name the exception's type in error answers (the message
+            itself is always sent, as ws-wrapper does; raise
+            :class:`Reject` to answer with a plain value instead).
 
     Hooks are registered with ``@hub.on("connect")`` (``open``),
     ``"disconnect"`` (``close``; called with client, code, reason),
@@ -404,43 +464,14 @@ class Hub(HubChannel):
 
     # -- registration --------------------------------------------------------------
 
-    _HOOK_NAMES: ClassVar[dict[str, str]] = {
-        "open": "connect",
-        "connect": "connect",
-        "close": "disconnect",
-        "disconnect": "disconnect",
-        "error": "error",
-        "message": "message",
-    }
-
-    def on(self, event: str, handler: Handler | None = None) -> Any:
-        """Handle ``event`` on the default channel, or register a hook.
-
-        ``connect``/``open``, ``disconnect``/``close``, ``error`` and
-        ``message`` are hooks (several may be registered); any other name
-        is an event handler (one per name).
-        """
-        hook = self._HOOK_NAMES.get(event)
-        if hook is None:
-            return super().on(event, handler)
-
-        def add(func: Handler) -> Handler:
-            self._hooks.setdefault(hook, []).append(func)
-            return func
-
-        if handler is None:
-            return add
-        add(handler)
-        return self
-
     def on_leave(self, handler: Handler) -> Handler:
         """Register ``handler(client, room)``, called when a client leaves a room."""
-        self._hooks.setdefault("leave", []).append(handler)
+        self._add_hook("leave", handler, once=False)
         return handler
 
     def on_native(self, handler: Handler) -> Handler:
         """Register ``handler(client, message)`` for messages the wire protocol ignores."""
-        self._hooks.setdefault("native", []).append(handler)
+        self._add_hook("native", handler, once=False)
         return handler
 
     def of(self, name: str) -> HubChannel:
@@ -469,10 +500,12 @@ class Hub(HubChannel):
         channel.on("join", join)
         channel.on("leave", leave)
 
-    def _fire_hook(self, hook: str, *args: Any) -> None:
-        for func in self._hooks.get(hook, ()):
+    def _fire_hook(self, hook: str, client: Client, *args: Any) -> None:
+        """Call the client's hooks named ``hook``, then the hub's."""
+        client_hooks: dict[str, list[Handler]] = client.__dict__.get("_hooks", {})
+        for func in [*client_hooks.get(hook, ()), *self._hooks.get(hook, ())]:
             try:
-                result = func(*args)
+                result = func(client, *args)
                 if inspect.isawaitable(result):
                     self._spawn(result)
             except Exception:
@@ -623,7 +656,7 @@ class Hub(HubChannel):
         decode = self.protocol.decode
         try:
             async for message in conn:
-                if "message" in self._hooks:
+                if "message" in self._hooks or "_hooks" in client.__dict__:
                     self._fire_hook("message", client, message)
                 packet = decode(message)
                 if packet is None:
@@ -737,10 +770,18 @@ class Hub(HubChannel):
                 client._tasks.pop(event.request_id, None)
 
     def _handler_failed(self, client: Client, event: Event, exc: Exception) -> None:
+        if isinstance(exc, Reject):
+            if event.request_id is not None and self.protocol.supports_requests:
+                result = Result(event.request_id, error=exc.value, is_error=True)
+                client.send(self.protocol.encode_result(result))
+            return
         logger.exception("error in the handler of %r", event.name, exc_info=exc)
         self._fire_hook("error", client, exc)
         if event.request_id is not None:
-            self._reject(client, event.request_id, str(exc) or type(exc).__name__)
+            message = str(exc) or type(exc).__name__
+            if self.debug:
+                message = f"{type(exc).__name__}: {message}"
+            self._reject(client, event.request_id, message)
 
     def _answer(self, client: Client, request_id: int | str, data: Any) -> None:
         try:
