@@ -8,6 +8,7 @@ SHELL := bash
 VENV        := .venv
 PY          := $(VENV)/bin/python
 PYTEST_ARGS ?=
+BENCH_ARGS  ?=
 HOST        ?= 127.0.0.1
 PORT        ?= 8000
 
@@ -35,8 +36,12 @@ test: bootstrap
 demo: bootstrap
 	$(PY) -m wskit demo --host $(HOST) --port $(PORT)
 
+# The benchmark suite (bench/README.md): bench/bootstrap.sh adds the Go toolchain,
+# gorilla/websocket and the `bench` extra (uvloop); `make bench BENCH_ARGS=--quick`
+# for the short run.
 bench: bootstrap
-	@if [ -d bench ]; then $(PY) -m bench; else echo "no benchmarks yet"; fi
+	bash bench/bootstrap.sh
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

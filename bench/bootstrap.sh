@@ -3,7 +3,7 @@
 #
 #   1. Debian's Go toolchain (golang-go) and gorilla/websocket source
 #      (golang-github-gorilla-websocket-dev, under /usr/share/gocode/src);
-#   2. uvloop and the peers (the `bench` extra) in .venv;
+#   2. `pip install -e '.[test,bench]'` in .venv (uvloop and the peers);
 #   3. the load generator and the Go echo server, built offline in GOPATH mode
 #      into bench/.build/ (rebuilt only when their source changed).
 #
@@ -36,10 +36,16 @@ fi
 
 GO="$(command -v go || echo /usr/lib/go/bin/go)"
 
-# uvloop (and the Python peers) come with the `bench` extra.
-if ! .venv/bin/python -c 'import uvloop, picows, aiohttp, websockets' 2>/dev/null; then
-    log "installing the bench extra into .venv"
+# uvloop and the Python peers come with the `bench` extra; reinstalled when
+# pyproject.toml changes (a stamp holds its hash) or one of them is missing.
+STAMP=.venv/.wskit-bench-stamp
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]] ||
+    ! .venv/bin/python -c 'import uvloop, picows, aiohttp, websockets' 2>/dev/null
+then
+    log "installing wskit with the test and bench extras into .venv"
     .venv/bin/python -m pip install --quiet -e '.[test,bench]'
+    printf '%s\n' "$want" >"$STAMP"
 fi
 
 mkdir -p bench/.build

@@ -199,6 +199,10 @@ func dialAll(o *options, n int, first int, rcvbuf int) ([]*websocket.Conn, strin
 					time.Sleep(50 * time.Millisecond)
 				}
 				if err != nil {
+					if resp != nil && resp.Header.Get("Sec-WebSocket-Extensions") != "" {
+						err = fmt.Errorf("%w (server answered Sec-WebSocket-Extensions: %s)",
+							err, resp.Header.Get("Sec-WebSocket-Extensions"))
+					}
 					errs <- fmt.Errorf("connection %d: %w", first+i, err)
 					return
 				}
@@ -319,11 +323,13 @@ func runEcho(o *options) {
 			var buf bytes.Buffer
 			lat := make([]uint32, 0, 1024)
 			k := i
+			// One deadline for the whole run: resetting it per message costs more
+			// than the rest of a small round trip.
+			c.SetReadDeadline(time.Now().Add(o.warmup + o.duration + 15*time.Second))
 			for phase.Load() != phaseStop {
 				p := payloads[k%len(payloads)]
 				k++
 				start := time.Now()
-				c.SetReadDeadline(start.Add(15 * time.Second))
 				if err := c.WriteMessage(mt, p); err != nil {
 					errs[i] = err
 					return

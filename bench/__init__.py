@@ -1,0 +1,1 @@
+"""wskit's benchmark suite: ``python -m bench`` (see bench/README.md)."""

@@ -1,0 +1,176 @@
+"""The printed tables: figures per workload, then wskit ÷ each peer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .cases import Case, Metric
+
+#: A run whose machine had more than this much other CPU load (% of a core) is flagged.
+NOISY = 25.0
+
+Record = dict[str, Any]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
+    if headers and not headers[-1] and all(not r[-1] for r in rows):
+        headers = headers[:-1]
+        rows = [r[:-1] for r in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        out = [cells[0].ljust(widths[0])]
+        out += [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return indent + "  ".join(out).rstrip()
+
+    rule = indent + "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def _fmt(value: object, fmt: str) -> str:
+    if isinstance(value, int | float):
+        return format(value, fmt)
+    return "-"
+
+
+def _pct(value: object) -> str:
+    return f"{value:.0f}%" if isinstance(value, int | float) else "-"
+
+
+def figures_tables(cases: Sequence[Case], records: Sequence[Record]) -> str:
+    out: list[str] = []
+    for case in cases:
+        rows: list[list[str]] = []
+        notes: list[str] = []
+        for rec in records:
+            if rec["case"] != case.id:
+                continue
+            if rec.get("skipped"):
+                rows.append([rec["label"], *(["n/a"] * len(case.metrics)), "", "", "", ""])
+                notes.append(f"{rec['label']}: {rec['skipped']}")
+                continue
+            cpu = rec.get("cpu") or {}
+            figs = rec.get("figures") or {}
+            flag = "*" if (cpu.get("other") or 0) > NOISY else ""
+            extra = ""
+            if case.workload == "B5":
+                negotiated = (rec.get("client") or {}).get("negotiated") or "none"
+                extra = "ctx takeover" if "no_context_takeover" not in negotiated else "no ctx"
+                if negotiated == "none":
+                    extra = "NOT COMPRESSED"
+            if case.workload == "B3":
+                extra = (rec.get("client") or {}).get("server_ack", "")
+            cells = [rec["label"] + flag]
+            cells += [_fmt(figs.get(m.key), m.fmt) for m in case.metrics]
+            cells += [_pct(cpu.get("server")), _pct(cpu.get("client")), _pct(cpu.get("other"))]
+            cells.append(extra)
+            if rec.get("error"):
+                cells = [rec["label"], "error", *([""] * (len(case.metrics) + 3))]
+                notes.append(f"{rec['label']}: {rec['error'][:300]}")
+            rows.append(cells)
+        if not rows:
+            continue
+        headroom = loader_headroom(case, records)
+        if headroom:
+            notes.append(f"loader: {headroom}")
+        headers = ["server", *(m.label for m in case.metrics), "srv CPU", "load CPU", "other", ""]
+        if case.workload == "B3":
+            headers[-1] = "server ack"
+        if case.workload == "B5":
+            headers[-1] = "negotiated"
+        if not any(r.get("cpu") for r in records if r["case"] == case.id):
+            # No measured window (B4 reads memory, not CPU): drop the CPU columns.
+            m = len(case.metrics)
+            headers = headers[: 1 + m] + headers[4 + m :]
+            rows = [r[: 1 + m] + r[4 + m :] for r in rows]
+        out.append(f"{case.id}: {case.title}")
+        out.append(table(headers, rows))
+        # One note per distinct message, naming every server it applies to.
+        grouped: dict[str, list[str]] = {}
+        for note in notes:
+            who, _, text = note.partition(": ")
+            grouped.setdefault(text, []).append(who)
+        out.extend(f"    note: {', '.join(who)}: {text}" for text, who in grouped.items())
+        out.append("")
+    return "\n".join(out)
+
+
+def loader_headroom(case: Case, records: Sequence[Record]) -> str:
+    """How far the load generator was from its own limit at the best figure of a case."""
+    metric = case.metrics[0]
+    if not metric.higher_better:
+        return ""
+    best: Record | None = None
+    value = 0.0
+    for rec in records:
+        figure = _primary_value(rec, metric) if rec["case"] == case.id else None
+        if figure is not None and figure > value:
+            best, value = rec, figure
+    if best is None:
+        return ""
+    cpu = (best.get("cpu") or {}).get("client")
+    if not isinstance(cpu, int | float) or cpu <= 0:
+        return ""
+    capacity = value / (cpu / 100)
+    return (
+        f"at the best figure ({best['label']}, {format(value, metric.fmt)} {metric.label})"
+        f" the load generator used {cpu:.0f}% of its core: it could drive about"
+        f" {format(capacity, metric.fmt)}"
+    )
+
+
+def _primary_value(rec: Record, metric: Metric) -> float | None:
+    if rec.get("error") or rec.get("skipped"):
+        return None
+    value = (rec.get("figures") or {}).get(metric.key)
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def ratio_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequence[str]) -> str:
+    """wskit's figure divided by each peer's, wskit and the Python peers on the same loop."""
+    out: list[str] = []
+    peers: list[str] = []
+    for rec in records:
+        if rec["server"] != "wskit" and rec["server"] not in peers:
+            peers.append(rec["server"])
+    if not peers:
+        return ""
+    for loop in loops:
+        rows: list[list[str]] = []
+        for case in cases:
+            mine = [r for r in records if r["case"] == case.id and r["server"] == "wskit"]
+            mine = [r for r in mine if r.get("loop") == loop]
+            if not mine:
+                continue
+            for metric in case.ratios:
+                ours = _primary_value(mine[0], metric)
+                arrow = "higher" if metric.higher_better else "lower"
+                cells = [f"{case.id} {metric.label} ({arrow} is better)"]
+                for peer in peers:
+                    theirs_recs = [
+                        r
+                        for r in records
+                        if r["case"] == case.id
+                        and r["server"] == peer
+                        and (r.get("loop") in (loop, None))
+                    ]
+                    theirs = _primary_value(theirs_recs[0], metric) if theirs_recs else None
+                    if ours is None or theirs is None:
+                        cells.append("-")
+                    else:
+                        cells.append(f"{ours / theirs:.2f}x")
+                rows.append(cells)
+        if rows and all(cell == "-" for row in rows for cell in row[1:]):
+            out.append(f"wskit/{loop} ÷ peer: no ratio, wskit/{loop} has no figure (see the notes)")
+            out.append("")
+        elif rows:
+            out.append(
+                f"wskit/{loop} ÷ peer (Python peers on {loop}; node-ws and gorilla as they are)"
+            )
+            out.append(table(["figure", *peers], rows))
+            out.append("")
+    return "\n".join(out)

@@ -1,0 +1,61 @@
+"""What every Python bench server shares: arguments, event loop, readiness line.
+
+Every server echoes each message, answers the text message ``count`` with its
+number of open connections, and on ``bcast <count> <size>`` broadcasts
+``count`` binary messages of ``size`` bytes to every other connection
+(yielding to the event loop between two messages, as messages arriving from
+elsewhere would), then answers ``ok <count>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+#: Largest message every server accepts (B2 sends 1 MiB).
+MAX_SIZE = 4 * 2**20
+
+
+@dataclass(frozen=True)
+class Args:
+    port: int
+    compression: bool
+    loop: str
+
+
+def parse_args(description: str) -> Args:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--compression", action="store_true", help="accept permessage-deflate (B5 only)"
+    )
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    ns = parser.parse_args()
+    return Args(port=ns.port, compression=ns.compression, loop=ns.loop)
+
+
+def parse_bcast(text: str) -> tuple[int, int]:
+    """``"bcast 100 64"`` → ``(100, 64)``."""
+    _, count, size = text.split()
+    return int(count), int(size)
+
+
+def ready(port: int) -> None:
+    """Tell the runner that the server listens."""
+    sys.stdout.write(f"READY {port}\n")
+    sys.stdout.flush()
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]], loop: str) -> None:
+    """Run ``main()`` on the chosen event loop until the runner kills the process."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
