@@ -14,7 +14,7 @@ import ssl as ssl_module
 import urllib.request
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from ..exceptions import HandshakeRejected, InvalidHandshake, InvalidResponse, InvalidURI
 from ..protocol.connection import Connection, Side
@@ -39,18 +39,18 @@ class ClientConn(Conn):
         self._handshake = handshake
         self._parser: ResponseParser | None = ResponseParser()
         self.handshake_done: asyncio.Future[None] = self._loop.create_future()
-        self.data_received = self._receive_handshake  # type: ignore[method-assign]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Send the upgrade request as soon as the connection is up."""
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not asyncio.Transport itself with every event loop (uvloop's is not).
+        self.transport = cast(asyncio.Transport, transport)
         self.request = self._handshake.request
-        transport.write(serialize_request(self.request))
+        self.transport.write(serialize_request(self.request))
 
     def _receive_handshake(self, data: bytes) -> None:
         parser = self._parser
-        assert parser is not None
+        if parser is None:  # the handshake failed; the connection is closing
+            return
         try:
             response = parser.feed(data)
         except InvalidHandshake as exc:
@@ -71,7 +71,6 @@ class ClientConn(Conn):
         protocol = Connection(
             Side.CLIENT, max_size=self.max_size, deflate=result.deflate, defer_failure=True
         )
-        del self.data_received  # back to the class's frame reader
         assert self.transport is not None
         self._open(protocol, self.transport, leftover)
         if not self.handshake_done.done():

@@ -131,10 +131,21 @@ class Conn(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------
 
+    def _receive_handshake(self, data: bytes) -> None:
+        """Read the opening handshake; the server and client sides define it."""
+        raise NotImplementedError
+
     def data_received(self, data: bytes) -> None:
-        """Feed the protocol core and dispatch what it reports (asyncio calls this)."""
+        """Feed the protocol core and dispatch what it reports (asyncio calls this).
+
+        Until the opening handshake is done there is no protocol core yet and
+        the bytes are HTTP. (One method for both phases: event loops such as
+        uvloop look ``data_received`` up once, so it cannot be swapped.)
+        """
         protocol = self.protocol
-        assert protocol is not None
+        if protocol is None:
+            self._receive_handshake(data)
+            return
         protocol.receive_data(data)
         events = protocol.events_received()
         for event in events:

@@ -19,7 +19,7 @@ import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from ..exceptions import ConnectionClosed, InvalidRequest
 from ..protocol.connection import Connection, Side, State
@@ -146,9 +146,8 @@ class ServerOptions:
 class ServerConn(Conn):
     """The server side of a connection, from the first byte of the handshake.
 
-    Until the handshake is done, ``data_received`` is an instance attribute
-    that reads HTTP; afterwards it is removed, so the hot path calls the
-    class's frame-reading method with no check per call.
+    Until the handshake is done, received bytes go to the HTTP request
+    parser; afterwards, to the protocol core.
     """
 
     def __init__(self, server: Server) -> None:
@@ -158,12 +157,11 @@ class ServerConn(Conn):
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._pending = bytearray()
         self.handler_task: asyncio.Task[None] | None = None
-        self.data_received = self._receive_handshake  # type: ignore[method-assign]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start the handshake timer and register with the server."""
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not asyncio.Transport itself with every event loop (uvloop's is not).
+        self.transport = cast(asyncio.Transport, transport)
         self.server._connections.add(self)
         self._handshake_timer = self._loop.call_later(
             self.server.options.handshake_timeout, self._handshake_timed_out
@@ -235,7 +233,6 @@ class ServerConn(Conn):
         self.subprotocol = subprotocol
         assert self.transport is not None
         self.transport.write(serialize_response(response))
-        del self.data_received  # back to the class's frame reader
         leftover, self._pending = bytes(self._pending), bytearray()
         self._open(protocol, self.transport, leftover)
         self.handler_task = self._loop.create_task(self._run_handler())
