@@ -28,10 +28,13 @@ typecheck: bootstrap
 pytest: bootstrap
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
+# The suite runs twice: with the compiled kernels, then with the pure-Python
+# code alone (WSKIT_NO_EXTENSIONS=1), which must stay correct on its own.
 test: bootstrap
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy --strict src
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	WSKIT_NO_EXTENSIONS=1 $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 demo: bootstrap
 	$(PY) -m wskit demo --host $(HOST) --port $(PORT)

@@ -115,7 +115,7 @@ if ! venv_ok; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-venv_want="$(fingerprint "$ROOT $("$VENV/bin/python" -VV)" pyproject.toml)"
+venv_want="$(fingerprint "$ROOT $("$VENV/bin/python" -VV)" pyproject.toml setup.py src/wskit/speedups/*.c)"
 venv_have="$(cat "$VENV_STAMP" 2>/dev/null || true)"
 if [[ "$venv_want" != "$venv_have" ]] ||
     ! "$VENV/bin/python" -c 'import importlib.metadata as m; m.distribution("wskit")' 2>/dev/null

@@ -11,6 +11,8 @@ import os
 import struct
 import sys
 
+from .. import speedups as _speedups
+
 __all__ = [
     "Opcode",
     "CloseCode",
@@ -136,8 +138,8 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> byt
     return (int.from_bytes(data, order) ^ int.from_bytes(key, order)).to_bytes(n, order)
 
 
-apply_mask = _apply_mask_python
-"""XOR ``data`` with ``mask``; a compiled kernel may replace this one."""
+apply_mask = _speedups.apply_mask or _apply_mask_python
+"""XOR ``data`` with ``mask``: the compiled kernel when built, else the Python one."""
 
 _pack_B = struct.Struct("!BB").pack
 _pack_H = struct.Struct("!BBH").pack
