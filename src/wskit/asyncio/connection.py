@@ -147,15 +147,32 @@ class Conn(asyncio.Protocol):
             self._receive_handshake(data)
             return
         protocol.receive_data(data)
-        events = protocol.events_received()
-        for event in events:
-            if type(event) is DataReceived:
-                self._queue.append(event)
-            else:
-                self._handle_control(event)
-        output = protocol.data_to_send()
-        if output:
-            self._write(output)
+        # The protocol core's event and output lists are read in place here,
+        # the hot path, rather than through events_received()/data_to_send().
+        events = protocol._events
+        if events:
+            protocol._events = []
+            queue = self._queue
+            for event in events:
+                if type(event) is DataReceived:
+                    queue.append(event)
+                else:
+                    self._handle_control(event)
+            waiter = self._read_waiter
+            if waiter is not None:
+                self._read_waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            if len(queue) > self.max_queue and not self._reading_paused:
+                self._reading_paused = True
+                self.transport.pause_reading()  # type: ignore[union-attr]
+        if protocol._output:
+            self._write(protocol.data_to_send())
+        if protocol.state is not State.OPEN or protocol.failure_pending:
+            self._after_state_change(protocol)
+
+    def _after_state_change(self, protocol: Connection) -> None:
+        """The peer closed, failed the protocol, or answered our close."""
         if protocol.failure_pending:
             self._defer_failure()
         elif protocol.close_expected():
@@ -163,13 +180,6 @@ class Conn(asyncio.Protocol):
         elif protocol.state is State.CLOSED and self._close_timer is None:
             # A client waits for the server to close TCP first, but not forever.
             self._close_timer = self._loop.call_later(self.close_timeout, self._close_transport)
-        if events and self._read_waiter is not None:
-            waiter, self._read_waiter = self._read_waiter, None
-            if not waiter.done():
-                waiter.set_result(None)
-        if len(self._queue) > self.max_queue and not self._reading_paused and self.transport:
-            self._reading_paused = True
-            self.transport.pause_reading()
 
     def _defer_failure(self) -> None:
         """The peer broke the protocol after messages the reader has not seen.
@@ -273,11 +283,15 @@ class Conn(asyncio.Protocol):
             if self._read_waiter is waiter:
                 self._read_waiter = None
 
-    def _pop(self) -> DataReceived:
-        event = self._queue.popleft()
-        if self._reading_paused and len(self._queue) <= self.max_queue // 4 and self.transport:
+    def _maybe_resume_reading(self) -> None:
+        if len(self._queue) <= self.max_queue // 4 and self.transport:
             self._reading_paused = False
             self.transport.resume_reading()
+
+    def _pop(self) -> DataReceived:
+        event = self._queue.popleft()
+        if self._reading_paused:
+            self._maybe_resume_reading()
         return event
 
     async def recv(self) -> Data:
@@ -290,7 +304,9 @@ class Conn(asyncio.Protocol):
         queue = self._queue
         while True:
             if queue:
-                data, fin = self._pop()
+                data, fin = queue.popleft()
+                if self._reading_paused:
+                    self._maybe_resume_reading()
                 if fin and not self._partial:
                     return data
                 self._partial.append(data)
@@ -316,17 +332,22 @@ class Conn(asyncio.Protocol):
                 continue
             await self._wait_for_data()
 
-    def __aiter__(self) -> AsyncIterator[Data]:
-        return self._iterate()
+    def __aiter__(self) -> Conn:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Data]:
-        """Yield messages until the connection closes (normally or not)."""
+    async def __anext__(self) -> Data:
+        """The next message; iteration ends when the connection closes normally.
+
+        An abnormal closure raises :class:`~wskit.ConnectionClosedError`.
+        (Written as ``__anext__`` rather than an async generator: one
+        coroutine per message instead of two.)
+        """
         try:
-            while True:
-                yield await self.recv()
+            return await self.recv()
         except ConnectionClosed as exc:
-            if not exc.ok:
-                raise
+            if exc.ok:
+                raise StopAsyncIteration from None
+            raise
 
     async def recv_json(self) -> Any:
         """Receive a message and decode it as JSON."""
@@ -369,6 +390,21 @@ class Conn(asyncio.Protocol):
             ConnectionClosed: the connection is closed or closing.
             TypeError: ``message`` is of another type.
         """
+        if type(message) is str:
+            # The hot path: a text message with nobody streaming fragments.
+            protocol = self.protocol
+            lock = self._send_lock
+            if (
+                protocol is not None
+                and protocol.close_sent is None
+                and protocol.state is not State.CLOSED
+                and (lock is None or not lock.locked())
+            ):
+                protocol.send_text(message)
+                self._write(protocol.data_to_send())
+                if self._write_paused:
+                    await self._drain()
+                return
         if isinstance(message, (str, bytes, bytearray, memoryview)):
             lock = self._send_lock
             if lock is not None and lock.locked():

@@ -89,6 +89,8 @@ class State(enum.IntEnum):
     CLOSED = 3
 
 
+# NamedTuple's generated __new__ is a Python function; tuple.__new__ is not.
+_new_tuple = tuple.__new__
 _unpack_H = struct.Struct("!H").unpack_from
 _unpack_Q = struct.Struct("!Q").unpack_from
 _new_utf8_decoder: Callable[[], codecs.IncrementalDecoder] = codecs.getincrementaldecoder("utf-8")
@@ -107,10 +109,10 @@ _OP_PING = Opcode.PING.value
 _OP_PONG = Opcode.PONG.value
 
 
-def _rotate(mask: bytes, offset: int) -> bytes:
+def _rotate(mask: bytes | bytearray, offset: int) -> bytes:
     """The masking key as seen from ``offset`` bytes into the payload."""
     offset &= 3
-    return mask[offset:] + mask[:offset] if offset else mask
+    return bytes(mask[offset:] + mask[:offset] if offset else mask)
 
 
 class Connection:
@@ -190,15 +192,25 @@ class Connection:
         if self.close_rcvd is not None or self._fail_now or self._eof:
             return
         buf = self._buffer
-        buf += data
+        # With nothing buffered (the common case) parse the received bytes in
+        # place and keep only an incomplete tail: one copy less per frame.
+        source: bytes | bytearray
+        if buf or type(data) is not bytes:
+            buf += data
+            source = buf
+        else:
+            source = data
         try:
-            consumed = self._parse(buf)
+            consumed = self._parse(source)
         except ProtocolError as exc:
             self._fail(exc)
             buf.clear()
             return
-        if consumed:
-            del buf[:consumed]
+        if source is buf:
+            if consumed:
+                del buf[:consumed]
+        elif consumed < len(source):
+            buf += source[consumed:]
 
     def receive_eof(self) -> None:
         """Tell the connection that the peer closed the TCP stream.
@@ -216,11 +228,12 @@ class Connection:
             self._events = []
         return events
 
-    def _parse(self, buf: bytearray) -> int:
+    def _parse(self, buf: bytes | bytearray) -> int:
         """Parse every complete frame in ``buf``; return the bytes consumed."""
         pos = 0
         end = len(buf)
         expect_mask = self._expect_mask
+        events = self._events
         while end - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]
@@ -247,7 +260,15 @@ class Connection:
                     raise ProtocolError("client frame is not masked")
                 raise ProtocolError("server frame is masked")
             opcode = b0 & 0x0F
-            self._check_header(b0, opcode, length)
+            # A whole text or binary message in one frame, no extension bits:
+            # by far the most common frame, checked here without a call.
+            simple = (b0 == 0x81 or b0 == 0x82) and self._in_opcode is None
+            if simple:
+                max_size = self.max_size
+                if max_size is not None and length > max_size:
+                    raise PayloadTooBig(f"message over the limit of {max_size} bytes")
+            else:
+                self._check_header(b0, opcode, length)
             if expect_mask:
                 head += 4
             start = pos + head
@@ -256,10 +277,24 @@ class Connection:
                     self._decode_partial_text(buf, start, end, expect_mask)
                 break
             done = self._frame_done
-            payload = bytes(buf[start + done : start + length])
             if expect_mask:
-                payload = apply_mask(payload, _rotate(bytes(buf[start - 4 : start]), done))
+                key = buf[start - 4 : start]
+                payload = apply_mask(
+                    buf[start + done : start + length], _rotate(key, done) if done else key
+                )
+            else:
+                payload = bytes(buf[start + done : start + length])
             pos = start + length
+            if simple and not done:
+                if b0 == 0x81:
+                    try:
+                        data: str | bytes = payload.decode()
+                    except UnicodeDecodeError:
+                        raise InvalidUTF8("text message is not valid UTF-8") from None
+                else:
+                    data = payload
+                events.append(_new_tuple(DataReceived, (data, True)))
+                continue
             if opcode >= 8:
                 self._receive_control(opcode, payload)
                 if self.close_rcvd is not None:
@@ -312,7 +347,9 @@ class Connection:
             return not b0 & _RSV1
         return opcode == _OP_CONT and self._in_opcode == _OP_TEXT and not self._in_compressed
 
-    def _decode_partial_text(self, buf: bytearray, start: int, end: int, masked: int) -> None:
+    def _decode_partial_text(
+        self, buf: bytes | bytearray, start: int, end: int, masked: int
+    ) -> None:
         """Decode the part of a text frame received so far.
 
         An invalid UTF-8 sequence then fails the connection as soon as its
@@ -465,9 +502,17 @@ class Connection:
         return compress
 
     def _send_data(self, opcode: int, data: bytes, fin: bool, compress: bool | None) -> None:
-        self._check_can_send()
+        if self.close_sent is not None or self._eof:
+            self._check_can_send()  # raises the right error
         if self._out_opcode is not None:
             raise LocalProtocolError("a fragmented message is still being sent")
+        if self.deflate is None and not compress:
+            # Uncompressed: skip the compression decision entirely.
+            self._output.append(encode_frame(opcode, data, fin=fin, mask=self._mask_out))
+            if not fin:
+                self._out_opcode = opcode
+                self._out_compressed = False
+            return
         compressed = self._compress_new_message(len(data), compress)
         if compressed:
             assert self.deflate is not None

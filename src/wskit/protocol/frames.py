@@ -126,7 +126,7 @@ def encode_close_payload(code: int | None, reason: str = "") -> bytes:
     return payload
 
 
-def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
     """XOR ``data`` with the 4-byte ``mask`` repeated (RFC 6455 section 5.3)."""
     n = len(data)
     if n == 0:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 __all__ = ["ENABLED", "apply_mask"]
 
-apply_mask: Callable[[bytes | bytearray | memoryview, bytes], bytes] | None = None
+apply_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] | None = None
 
 if not os.environ.get("WSKIT_NO_EXTENSIONS"):
     try:
