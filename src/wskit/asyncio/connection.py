@@ -158,7 +158,13 @@ class Conn(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         """Take what asyncio read into the shared buffer."""
-        self.data_received(self._rbuf[:nbytes].tobytes())
+        protocol = self.protocol
+        if protocol is not None and protocol._buffer:
+            # Part of a frame is already buffered: the core copies the view
+            # straight behind it, one copy instead of two.
+            self.data_received(self._rbuf[:nbytes])  # type: ignore[arg-type]
+        else:
+            self.data_received(self._rbuf[:nbytes].tobytes())
 
     def _receive_handshake(self, data: bytes) -> None:
         """Read the opening handshake; the server and client sides define it."""
@@ -390,6 +396,9 @@ class Conn(asyncio.BufferedProtocol):
             return
         if len(output) == 1:
             transport.write(output[0])
+        elif any(len(piece) >= 65536 for piece in output):
+            for piece in output:  # large payloads are not copied to be joined
+                transport.write(piece)
         else:
             transport.write(b"".join(output))
 

@@ -68,6 +68,7 @@ from .frames import (
     apply_mask,
     encode_close_payload,
     encode_frame,
+    encode_frame_parts,
     parse_close_payload,
 )
 
@@ -88,6 +89,9 @@ class State(enum.IntEnum):
     CLOSING = 2
     CLOSED = 3
 
+
+# Payloads from this size on are kept apart from their headers on output.
+_LARGE = 65536
 
 # NamedTuple's generated __new__ is a Python function; tuple.__new__ is not.
 _new_tuple = tuple.__new__
@@ -277,13 +281,19 @@ class Connection:
                     self._decode_partial_text(buf, start, end, expect_mask)
                 break
             done = self._frame_done
+            piece: bytes | bytearray | memoryview
+            if length - done < _LARGE:
+                piece = buf[start + done : start + length]
+            else:
+                # A view: the payload is copied once, by the unmasking or bytes().
+                piece = memoryview(buf)[start + done : start + length]
             if expect_mask:
                 key = buf[start - 4 : start]
-                payload = apply_mask(
-                    buf[start + done : start + length], _rotate(key, done) if done else key
-                )
+                payload = apply_mask(piece, _rotate(key, done) if done else key)
             else:
-                payload = bytes(buf[start + done : start + length])
+                payload = piece if type(piece) is bytes else bytes(piece)
+            if type(piece) is memoryview:
+                piece.release()  # so that the buffer can be resized again
             pos = start + length
             if simple and not done:
                 if b0 == 0x81:
@@ -508,7 +518,13 @@ class Connection:
             raise LocalProtocolError("a fragmented message is still being sent")
         if self.deflate is None and not compress:
             # Uncompressed: skip the compression decision entirely.
-            self._output.append(encode_frame(opcode, data, fin=fin, mask=self._mask_out))
+            if len(data) < _LARGE:
+                self._output.append(encode_frame(opcode, data, fin=fin, mask=self._mask_out))
+            else:
+                # Header and payload as two pieces: no copy of a large payload.
+                self._output.extend(
+                    encode_frame_parts(opcode, data, fin=fin, mask=self._mask_out)
+                )
             if not fin:
                 self._out_opcode = opcode
                 self._out_compressed = False

@@ -21,6 +21,7 @@ __all__ = [
     "MAX_CONTROL_PAYLOAD",
     "apply_mask",
     "encode_frame",
+    "encode_frame_parts",
     "encode_close_payload",
     "parse_close_payload",
     "is_valid_close_code",
@@ -146,6 +147,35 @@ _pack_H = struct.Struct("!BBH").pack
 _pack_Q = struct.Struct("!BBQ").pack
 
 
+def encode_frame_parts(
+    opcode: int,
+    payload: bytes | bytearray | memoryview,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask: bool = False,
+) -> tuple[bytes, bytes]:
+    """Serialize one frame as ``(header, payload)``, masking the payload if asked.
+
+    For large payloads, writing the two parts separately saves copying the
+    payload behind its header; :func:`encode_frame` joins them.
+    """
+    length = len(payload)
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    m = 0x80 if mask else 0
+    if length < 126:
+        header = _pack_B(b0, m | length)
+    elif length < 65536:
+        header = _pack_H(b0, m | 126, length)
+    else:
+        header = _pack_Q(b0, m | 127, length)
+    if mask:
+        # A fresh random key for every frame (RFC 6455 section 5.3).
+        key = os.urandom(4)
+        return header + key, apply_mask(payload, key)
+    return header, payload if type(payload) is bytes else bytes(payload)
+
+
 def encode_frame(
     opcode: int,
     payload: bytes | bytearray | memoryview,
@@ -159,16 +189,5 @@ def encode_frame(
     ``mask=True`` (the client side) draws a fresh random key from
     :func:`os.urandom` for this frame, as section 5.3 requires.
     """
-    length = len(payload)
-    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    m = 0x80 if mask else 0
-    if length < 126:
-        header = _pack_B(b0, m | length)
-    elif length < 65536:
-        header = _pack_H(b0, m | 126, length)
-    else:
-        header = _pack_Q(b0, m | 127, length)
-    if mask:
-        key = os.urandom(4)
-        return header + key + apply_mask(payload, key)
-    return header + bytes(payload) if not isinstance(payload, bytes) else header + payload
+    header, body = encode_frame_parts(opcode, payload, fin=fin, rsv1=rsv1, mask=mask)
+    return header + body
