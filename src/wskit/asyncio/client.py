@@ -34,6 +34,13 @@ HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
 class ClientConn(Conn):
     """The client side of a connection; reads the handshake response first."""
 
+    # Slots: thousands of idle connections each save a __dict__.
+    __slots__ = (
+        "_handshake",
+        "_parser",
+        "handshake_done",
+    )
+
     def __init__(self, handshake: ClientHandshake, **options: Any) -> None:
         super().__init__(Side.CLIENT, **options)
         self._handshake = handshake

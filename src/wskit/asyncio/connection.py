@@ -80,6 +80,42 @@ class Conn(asyncio.BufferedProtocol):
     fragmented message holds the others back until its last frame.
     """
 
+    # Slots: thousands of idle connections each save a __dict__.
+    __slots__ = (
+        "__weakref__",
+        "_close_timer",
+        "_closed",
+        "_drain_waiters",
+        "_keepalive",
+        "_loop",
+        "_lost_exc",
+        "_partial",
+        "_pings",
+        "_queue",
+        "_rbuf",
+        "_read_waiter",
+        "_reading_paused",
+        "_send_lock",
+        "_write_paused",
+        "close_timeout",
+        "json_dumps",
+        "json_loads",
+        "max_queue",
+        "max_size",
+        "on_close",
+        "on_ping",
+        "on_pong",
+        "ping_interval",
+        "ping_timeout",
+        "protocol",
+        "request",
+        "response",
+        "side",
+        "subprotocol",
+        "transport",
+        "write_limit",
+    )
+
     def __init__(
         self,
         side: Side,
@@ -304,19 +340,23 @@ class Conn(asyncio.BufferedProtocol):
         assert self.protocol is not None
         return self.protocol.closed_exception()
 
-    async def _wait_for_data(self) -> None:
+    def _wait_for_data(self) -> asyncio.Future[None]:
+        """A future that completes when data arrives or the connection ends.
+
+        A plain method returning the future, not a coroutine: a reader
+        waiting on it costs one frame less (in memory and per message). A
+        cancelled reader leaves a cancelled future behind, which the next
+        reader replaces.
+        """
         if self.protocol is not None and self.protocol.failure_pending:
             self._commit_failure()
         if self._closed.done():
             raise self._closed_exception()
-        if self._read_waiter is not None:
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
             raise RuntimeError("another task is already reading from this connection")
         waiter = self._read_waiter = self._loop.create_future()
-        try:
-            await waiter
-        finally:
-            if self._read_waiter is waiter:
-                self._read_waiter = None
+        return waiter
 
     def _maybe_resume_reading(self) -> None:
         if len(self._queue) <= self.max_queue // 4 and self.transport:

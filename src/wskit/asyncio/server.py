@@ -150,6 +150,15 @@ class ServerConn(Conn):
     parser; afterwards, to the protocol core.
     """
 
+    # Slots: thousands of idle connections each save a __dict__.
+    __slots__ = (
+        "_handshake_timer",
+        "_parser",
+        "_pending",
+        "handler_task",
+        "server",
+    )
+
     def __init__(self, server: Server) -> None:
         super().__init__(Side.SERVER, **server.options.conn_options())
         self.server = server

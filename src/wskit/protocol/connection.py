@@ -136,6 +136,37 @@ class Connection:
             before the bad frame (Autobahn's "strict" behaviour).
     """
 
+    # Slots: thousands of idle connections each save a __dict__.
+    __slots__ = (
+        "_buffer",
+        "_eof",
+        "_events",
+        "_expect_mask",
+        "_fail_now",
+        "_frame_done",
+        "_frame_text",
+        "_in_compressed",
+        "_in_decoder",
+        "_in_opcode",
+        "_in_size",
+        "_mask_out",
+        "_out_compressed",
+        "_out_opcode",
+        "_output",
+        "auto_pong",
+        "close_rcvd",
+        "close_sent",
+        "compression_enabled",
+        "defer_failure",
+        "deflate",
+        "error",
+        "failure_pending",
+        "max_size",
+        "side",
+        "state",
+        "__weakref__",
+    )
+
     def __init__(
         self,
         side: Side,
