@@ -29,6 +29,7 @@ def broadcast(
         The number of connections the message was written to.
     """
     prepared = message if isinstance(message, PreparedMessage) else PreparedMessage(message)
+    prepared.plain_frame()  # build the common frame once, before the loop
     sent = 0
     for conn in conns:
         if conn.write_prepared(prepared, max_buffer):

@@ -41,6 +41,7 @@ PingHandler = Callable[[bytes], object]
 CloseHandler = Callable[[int, str], object]
 
 
+_OPEN = State.OPEN
 _RECEIVE_BUFFER_SIZE = 256 * 1024
 _receive_buffers = threading.local()
 
@@ -531,17 +532,22 @@ class Conn(asyncio.BufferedProtocol):
         :func:`wskit.broadcast` and of the hub.
         """
         protocol = self.protocol
+        # An open protocol with no close frame sent implies an open transport:
+        # every path that closes the transport sends or receives a close first,
+        # or marks the protocol closed. This runs once per receiver per
+        # broadcast, so it checks only what it must.
+        if protocol is None or protocol.state is not _OPEN or protocol.close_sent is not None:
+            return False
         transport = self.transport
-        if protocol is None or transport is None or protocol.state is not State.OPEN:
-            return False
-        if protocol.close_sent is not None or transport.is_closing():
-            return False
-        if max_buffer is not None and transport.get_write_buffer_size() > max_buffer:
+        if max_buffer is not None and transport.get_write_buffer_size() > max_buffer:  # type: ignore[union-attr]
             return False
         lock = self._send_lock
         if lock is not None and lock.locked():
             return False
-        transport.write(message.frame_for(protocol))
+        frame = message._plain
+        if frame is None or protocol.deflate is not None or protocol._mask_out:
+            frame = message.frame_for(protocol)
+        transport.write(frame)  # type: ignore[union-attr]
         return True
 
     async def send_prepared(self, message: PreparedMessage) -> None:
