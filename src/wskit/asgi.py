@@ -142,6 +142,7 @@ from collections.abc import (
 from types import TracebackType
 from typing import Any, cast
 
+from .asyncio.connection import ConnectionAPI
 from .asyncio.server import ServerOptions
 from .exceptions import (
     ConnectionClosed,
@@ -350,7 +351,7 @@ class ConnState(enum.Enum):
     CLOSED = 3
 
 
-class AsgiConn:
+class AsgiConn(ConnectionAPI):
     """A WebSocket connection over ASGI ``receive``/``send``, with the API of :class:`wskit.Conn`.
 
     :class:`WebSocketEndpoint` creates one per connection, accepts it and
@@ -774,22 +775,6 @@ class AsgiConn:
         """Yield the next message; ASGI delivers messages whole, so as one fragment."""
         yield await self.recv()
 
-    def __aiter__(self) -> AsyncIterator[Data]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Data]:
-        """Yield messages until the connection closes; raise if it closed abnormally."""
-        try:
-            while True:
-                yield await self.recv()
-        except ConnectionClosed as exc:
-            if not exc.ok:
-                raise
-
-    async def recv_json(self) -> Any:
-        """Receive a message and decode it as JSON."""
-        return self.json_loads(await self.recv())
-
     # -- writing ---------------------------------------------------------------------------
 
     def send_nowait(self, message: Data) -> None:
@@ -857,10 +842,6 @@ class AsgiConn:
         if self._queued > self.write_limit:
             await self._drain()
 
-    async def send_json(self, obj: Any) -> None:
-        """Encode ``obj`` as JSON and send it as a text message."""
-        await self.send(self.json_dumps(obj))
-
     def message_writer(self, binary: bool | None = False) -> _MessageWriter:
         """An async context manager collecting pieces into one message, sent on exit."""
         return _MessageWriter(self, binary)
@@ -918,17 +899,6 @@ class AsgiConn:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._ended(self._close_code if self._close_code is not None else 1006, self._close_reason)
 
-    async def __aenter__(self) -> AsgiConn:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     # -- what we know about the connection ---------------------------------------------------
 
     @property
@@ -968,11 +938,6 @@ class AsgiConn:
         """The client's address from the scope (``(host, port)``), or ``None``."""
         client = self.scope.get("client")
         return tuple(client) if client is not None else None
-
-    @property
-    def request_headers(self) -> Headers:
-        """The headers of the handshake request."""
-        return self.request.headers
 
     @property
     def response_headers(self) -> Headers:

@@ -20,6 +20,7 @@ from typing import Any, Literal, overload
 
 import pytest
 
+import wskit
 from conftest import NodeRuntime
 
 PEERS = Path(__file__).resolve().parent.parent / "peers"
@@ -128,13 +129,27 @@ async def node_peer(node: NodeRuntime) -> AsyncIterator[NodePeerFactory]:
         await peer.stop()
 
 
+class _ConnCounter:
+    """``counter[0]``: the bytes a wskit ``Conn`` received since the counter was made."""
+
+    def __init__(self, conn: wskit.Conn) -> None:
+        self.conn = conn
+        self.start = conn.bytes_received
+
+    def __getitem__(self, index: int) -> int:
+        assert index == 0
+        return self.conn.bytes_received - self.start
+
+
 def count_bytes_received(obj: Any, method: str = "data_received") -> list[int]:
     """Count the raw bytes an object's ``method`` is fed from now on.
 
-    Works on a wskit ``Conn`` (``data_received``) and on the sans-I/O
+    Works on a wskit ``Conn`` (its ``bytes_received``) and on the sans-I/O
     protocol of a ``websockets`` connection (``receive_data``). Returns a
     one-item list holding the running total.
     """
+    if isinstance(obj, wskit.Conn):
+        return _ConnCounter(obj)  # type: ignore[return-value]
     total = [0]
     original = getattr(obj, method)
 

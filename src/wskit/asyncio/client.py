@@ -12,8 +12,7 @@ import asyncio
 import socket
 import ssl as ssl_module
 import urllib.request
-from collections.abc import Generator, Iterable, Mapping, Sequence
-from types import TracebackType
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from ..exceptions import HandshakeRejected, InvalidHandshake, InvalidResponse, InvalidURI
@@ -24,6 +23,7 @@ from ..protocol.headers import Headers
 from ..protocol.http11 import Response, ResponseParser, serialize_request
 from ..protocol.uri import ProxyURI, WebSocketURI, parse_proxy_uri, parse_uri, redirect_uri
 from .connection import Conn
+from .opening import Opening
 from .server import _compression_options
 
 __all__ = ["connect", "ClientConn"]
@@ -130,7 +130,7 @@ def _proxy_for(uri: WebSocketURI, proxy: str | bool | None) -> ProxyURI | None:
     return parse_proxy_uri(proxy)
 
 
-class connect:
+class connect(Opening[ClientConn]):
     """Open a WebSocket connection: ``conn = await connect("ws://host/path")``.
 
     Also ``async with connect(uri) as conn: ...``, which closes the
@@ -191,9 +191,8 @@ class connect:
         self.unix_path = unix_path
         self.sock = sock
         self.conn_options = conn_options
-        self._conn: ClientConn | None = None
 
-    async def _connect(self) -> ClientConn:
+    async def _open(self) -> ClientConn:
         try:
             async with asyncio.timeout(self.open_timeout):
                 return await self._connect_following_redirects()
@@ -216,7 +215,6 @@ class connect:
                     raise InvalidURI(location, "redirect from wss:// to ws:// refused") from exc
                 uri = new
                 continue
-            self._conn = conn
             return conn
         raise InvalidHandshake(f"more than {self.max_redirects} redirects")
 
@@ -267,17 +265,5 @@ class connect:
             raise
         return conn
 
-    def __await__(self) -> Generator[Any, None, ClientConn]:
-        return self._connect().__await__()
-
-    async def __aenter__(self) -> ClientConn:
-        return await self._connect()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._conn is not None:
-            await self._conn.close()
+    async def _close(self, conn: ClientConn) -> None:
+        await conn.close()

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from ..exceptions import ConnectionClosed, LocalProtocolError
 from ..protocol.connection import Connection, PreparedMessage, Side, State
@@ -30,7 +30,7 @@ from ..protocol.events import CloseReceived, DataReceived, PingReceived, PongRec
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, Response
 
-__all__ = ["Conn", "MessageWriter", "Data"]
+__all__ = ["Conn", "ConnectionAPI", "MessageWriter", "Data"]
 
 logger = logging.getLogger("wskit")
 
@@ -61,7 +61,76 @@ def _receive_buffer() -> memoryview:
     return view
 
 
-class Conn(asyncio.BufferedProtocol):
+class ConnectionAPI:
+    """What every wskit connection offers, written on top of its own primitives.
+
+    :class:`Conn` and the ASGI adapter's ``AsgiConn`` define ``recv``,
+    ``send``, ``close``, ``request`` and ``json_loads``/``json_dumps``; this
+    base class adds iteration, JSON and ``async with`` to both, once.
+    """
+
+    __slots__ = ()
+
+    request: Request | None
+    json_loads: Callable[[str | bytes], Any]
+    json_dumps: Callable[[Any], str]
+
+    async def recv(self) -> Data:
+        """Receive the next message (defined by each connection class)."""
+        raise NotImplementedError
+
+    async def send(self, message: Any) -> None:
+        """Send a message (defined by each connection class)."""
+        raise NotImplementedError
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (defined by each connection class)."""
+        raise NotImplementedError
+
+    def __aiter__(self) -> ConnectionAPI:
+        return self
+
+    async def __anext__(self) -> Data:
+        """The next message; iteration ends when the connection closes normally.
+
+        An abnormal closure raises :class:`~wskit.ConnectionClosedError`.
+        (Written as ``__anext__`` rather than an async generator: one
+        coroutine per message instead of two.)
+        """
+        try:
+            return await self.recv()
+        except ConnectionClosed as exc:
+            if exc.ok:
+                raise StopAsyncIteration from None
+            raise
+
+    async def recv_json(self) -> Any:
+        """Receive a message and decode it as JSON."""
+        return self.json_loads(await self.recv())
+
+    async def send_json(self, obj: Any) -> None:
+        """Encode ``obj`` as JSON and send it as a text message."""
+        await self.send(self.json_dumps(obj))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def request_headers(self) -> Headers:
+        """The headers of the handshake request."""
+        assert self.request is not None
+        return self.request.headers
+
+
+class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     """One WebSocket connection, server or client side.
 
     Instances come from :func:`wskit.serve` (passed to your handler) and
@@ -98,6 +167,7 @@ class Conn(asyncio.BufferedProtocol):
         "_reading_paused",
         "_send_lock",
         "_write_paused",
+        "bytes_received",
         "close_timeout",
         "json_dumps",
         "json_loads",
@@ -158,6 +228,8 @@ class Conn(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._rbuf = _receive_buffer()
+        #: Bytes received after the opening handshake (frames, as on the wire).
+        self.bytes_received = 0
         self._queue: collections.deque[DataReceived] = collections.deque()
         self._partial: list[Data] = []
         self._read_waiter: asyncio.Future[None] | None = None
@@ -218,6 +290,7 @@ class Conn(asyncio.BufferedProtocol):
         if protocol is None:
             self._receive_handshake(data)
             return
+        self.bytes_received += len(data)
         protocol.receive_data(data)
         # The protocol core's event and output lists are read in place here,
         # the hot path, rather than through events_received()/data_to_send().
@@ -408,27 +481,6 @@ class Conn(asyncio.BufferedProtocol):
                 continue
             await self._wait_for_data()
 
-    def __aiter__(self) -> Conn:
-        return self
-
-    async def __anext__(self) -> Data:
-        """The next message; iteration ends when the connection closes normally.
-
-        An abnormal closure raises :class:`~wskit.ConnectionClosedError`.
-        (Written as ``__anext__`` rather than an async generator: one
-        coroutine per message instead of two.)
-        """
-        try:
-            return await self.recv()
-        except ConnectionClosed as exc:
-            if exc.ok:
-                raise StopAsyncIteration from None
-            raise
-
-    async def recv_json(self) -> Any:
-        """Receive a message and decode it as JSON."""
-        return self.json_loads(await self.recv())
-
     # -- writing -------------------------------------------------------------
 
     def _write(self, output: list[bytes]) -> None:
@@ -569,10 +621,6 @@ class Conn(asyncio.BufferedProtocol):
             self._send_lock = asyncio.Lock()
         return MessageWriter(self, self._send_lock, binary)
 
-    async def send_json(self, obj: Any) -> None:
-        """Encode ``obj`` as JSON and send it as a text message."""
-        await self.send(self.json_dumps(obj))
-
     # -- control frames ------------------------------------------------------
 
     def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
@@ -692,17 +740,6 @@ class Conn(asyncio.BufferedProtocol):
                 self.transport.abort()
             await self._closed
 
-    async def __aenter__(self) -> Conn:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     # -- what we know about the connection --------------------------------------
 
     @property
@@ -738,12 +775,6 @@ class Conn(asyncio.BufferedProtocol):
     def remote_address(self) -> Any:
         """The peer's socket address (``(host, port)`` for TCP)."""
         return self.transport.get_extra_info("peername") if self.transport else None
-
-    @property
-    def request_headers(self) -> Headers:
-        """The headers of the handshake request."""
-        assert self.request is not None
-        return self.request.headers
 
     @property
     def response_headers(self) -> Headers:

@@ -16,7 +16,7 @@ import inspect
 import logging
 import socket
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
@@ -28,6 +28,7 @@ from ..protocol.handshake import reject, server_handshake
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, RequestParser, Response, serialize_response
 from .connection import Conn, logger
+from .opening import Opening
 
 __all__ = ["serve", "Server", "ServerConn", "ServerOptions", "Handler", "ProcessRequest"]
 
@@ -361,11 +362,15 @@ class Server:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the server and wait until it and its connections are closed."""
         self.close()
         await self.wait_closed()
 
 
-class serve:
+class serve(Opening[Server]):
     """Start a WebSocket server: ``server = await serve(handler, host, port)``.
 
     Also ``async with serve(handler, host, port) as server: ...``, which
@@ -413,7 +418,7 @@ class serve:
         self._reuse_port = reuse_port
         self._backlog = backlog
 
-    async def _start(self) -> Server:
+    async def _open(self) -> Server:
         server = self._server
         loop = asyncio.get_running_loop()
 
@@ -439,17 +444,5 @@ class serve:
             )
         return server
 
-    def __await__(self) -> Generator[Any, None, Server]:
-        return self._start().__await__()
-
-    async def __aenter__(self) -> Server:
-        return await self._start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.close()
-        await self._server.wait_closed()
+    async def _close(self, server: Server) -> None:
+        await server.aclose()
