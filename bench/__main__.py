@@ -3,7 +3,8 @@
 For every workload and server: start the server pinned to core 0, the load
 generator pinned to core 1, read the server's and the loader's CPU time over
 the measured window from /proc, and print a table of figures per workload
-and a table of ratios wskit ÷ each peer. Raw results go to
+and a table of ratios wskit ÷ each peer (the hub cases: wskit-hub ÷ the
+peer figure each is held against, with its goal). Raw results go to
 bench/results/<date>.json. See bench/README.md.
 """
 
@@ -40,9 +41,10 @@ from .cases import (
     Server,
     make_cases,
 )
+from .cluster import start_cluster
 from .payloads import write_documents
 from .procs import Proc, cpu_percent, free_port, rss_kb, sample, wait_quiet
-from .report import NOISY, Record, figures_tables, ratio_tables
+from .report import NOISY, Record, figures_tables, goal_tables, ratio_tables
 
 LOGS = BUILD / "logs"
 RESULTS = BENCH / "results"
@@ -147,17 +149,28 @@ def run_one(case: Case, server: Server, loop: str | None, python: str) -> Record
     port = free_port()
     env = child_env()
     stem = f"{case.id}-{label.replace('/', '-')}"
-    srv = Proc(
-        server.argv(python, port, case.compression, loop),
-        core=0,
-        cwd=ROOT,
-        log=LOGS / f"{stem}.server.log",
-        env=env,
-    )
+    # B6: several servers on one port and a redis-server (bench/cluster.py).
+    others: list[Proc] = []
+    if case.processes:
+        try:
+            servers, redis = start_cluster(case, server, python, port, loop, ROOT, LOGS, stem, env)
+        except RuntimeError as exc:
+            rec["error"] = str(exc)
+            return rec
+        srv, others = servers[0], [*servers[1:], redis]
+    else:
+        srv = Proc(
+            server.argv(python, port, case.compression, loop),
+            core=0,
+            cwd=ROOT,
+            log=LOGS / f"{stem}.server.log",
+            env=env,
+        )
     cli: Proc | None = None
     try:
         try:
-            srv.wait_for("READY", time.monotonic() + 20)
+            for proc in [srv, *others[:-1]]:
+                proc.wait_for("READY", time.monotonic() + 20)
         except (TimeoutError, RuntimeError) as exc:
             why = str(exc) or "no READY line within 20 s"
             rec["error"] = f"server did not start: {why} {srv.log_tail()}"
@@ -229,6 +242,8 @@ def run_one(case: Case, server: Server, loop: str | None, python: str) -> Record
         if cli is not None:
             cli.stop(grace=5)
         srv.stop()
+        for proc in others:
+            proc.stop()
         rec["wall_s"] = round(time.monotonic() - started, 2)
 
 
@@ -347,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan: list[tuple[Case, Server, str | None]] = []
     for case in cases:
         for server in servers:
+            if not case.runs_on(server):
+                continue
             for loop in loops if server.kind == "python" else [None]:
                 plan.append((case, server, loop))
 
@@ -370,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     records: list[Record] = []
     started = time.monotonic()
     log(
-        f"bench: {len(plan)} runs ({len(cases)} cases x {len(servers)} servers,"
+        f"bench: {len(plan)} runs ({len(cases)} cases on {len(servers)} servers,"
         f" loops: {', '.join(loops)}); server on core 0, loader on core 1"
     )
     for i, (case, server, loop) in enumerate(plan, 1):
@@ -429,6 +446,9 @@ def print_report(
     ratios = ratio_tables(cases, records, loops)
     if ratios:
         print(ratios)
+    goals = goal_tables(cases, records, loops)
+    if goals:
+        print(goals)
 
 
 def reprint(path: Path) -> int:

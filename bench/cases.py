@@ -1,4 +1,10 @@
-"""What the benchmark runs: the servers under test and the workloads (B1-B5)."""
+"""What the benchmark runs: the servers under test and the workloads (B1-B5).
+
+The hub cases (``B1-hub-64``, ``B3-hub-1k``, ``B3-hub-10k``) run only on the
+hub server (``wskit-hub``), which speaks ws-wrapper events; every other case
+runs on every other server. Each hub case names the figure of a plain server
+it is held against (its :class:`Goal`).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ class Server:
     target: str  # module (python) or script/binary path
     compression: bool  # can it negotiate permessage-deflate (B5)?
     note: str = ""
+    #: Speaks ws-wrapper events (the hub): runs the hub cases and only those.
+    hub: bool = False
 
     def label(self, loop: str | None) -> str:
         return f"{self.name}/{loop}" if self.kind == "python" and loop else self.name
@@ -45,7 +53,7 @@ class Server:
         """``None`` when the server can run here, else why not."""
         if self.kind == "python":
             top = self.target.rsplit(".", 1)[-1].removesuffix("_server")
-            needs = {"picows_ws": "picows.websockets"}.get(top, top)
+            needs = {"picows_ws": "picows.websockets", "wskit_hub": "wskit.hub"}.get(top, top)
             try:
                 found = importlib.util.find_spec(needs) is not None
             except ModuleNotFoundError:
@@ -80,6 +88,14 @@ SERVERS: tuple[Server, ...] = (
     ),
     Server("node-ws", "node", str(BENCH / "servers" / "ws_server.mjs"), True),
     Server("gorilla", "go", str(GORILLA_SERVER), True, "no context takeover"),
+    Server(
+        "wskit-hub",
+        "python",
+        "bench.servers.wskit_hub_server",
+        True,
+        "wskit.hub.Hub, ws-wrapper events",
+        hub=True,
+    ),
 )
 
 
@@ -105,6 +121,17 @@ WIRE_OUT = Metric("wire_out_per_rt", "B/msg out", ",.0f", higher_better=False)
 
 
 @dataclass(frozen=True)
+class Goal:
+    """A hub figure held against a plain server's: ``hub ÷ peer >= target``."""
+
+    case: str  # the peer's case, e.g. "B1-64"
+    server: str  # the peer, e.g. "websockets"
+    metric: Metric
+    target: float
+    what: str  # what the two figures are, for the report
+
+
+@dataclass(frozen=True)
 class Case:
     """One workload with its parameters."""
 
@@ -122,6 +149,14 @@ class Case:
     note: str = ""
     timeout: float = 60.0
     extra: dict[str, str] = field(default_factory=dict)
+    #: A hub case (the loader runs with ``-hub``; only hub servers run it).
+    hub: bool = False
+    goal: Goal | None = None
+    #: B6: hub processes on one port sharing a Redis backplane (0: one plain server).
+    processes: int = 0
+
+    def runs_on(self, server: Server) -> bool:
+        return server.hub == self.hub
 
 
 @dataclass(frozen=True)
@@ -155,6 +190,26 @@ def make_cases(quick: bool) -> list[Case]:
             (RT,),
             conns=64,
             timeout=echo_timeout,
+        ),
+        Case(
+            "B1-hub-64",
+            "B1",
+            'B1 hub echo, event ["echo", 32-byte text] sent back by client.emit in a sync'
+            " handler, 64 connections (compare B1-64)",
+            "echo",
+            ("-hub", "-conns", "64", "-size", "32", *timed),
+            (RT, P50, P99),
+            (),
+            conns=64,
+            timeout=echo_timeout,
+            hub=True,
+            goal=Goal(
+                "B1-64",
+                "websockets",
+                RT,
+                2.0,
+                "hub echo event vs websockets' plain echo",
+            ),
         ),
         Case(
             "B2-64K",
@@ -205,6 +260,73 @@ def make_cases(quick: bool) -> list[Case]:
                 (DPS, LAST),
                 conns=receivers + 2,
                 timeout=100.0,
+            )
+        )
+    for receivers, count in bcasts:
+        k = f"{receivers // 1000}k"
+        cases.append(
+            Case(
+                f"B3-hub-{k}",
+                "B3",
+                f'B3 hub room emit, hub.to(room).emit("m", 64 chars), {receivers:,} members'
+                f" + 1 that never reads, {count} emits (compare B3-{k})",
+                "bcast",
+                (
+                    "-hub",
+                    "-conns",
+                    str(receivers),
+                    "-count",
+                    str(count),
+                    "-size",
+                    "64",
+                    "-stalled",
+                    "1",
+                    "-timeout",
+                    "90s",
+                ),
+                (DPS, LAST, FIRST_ALL),
+                (),
+                conns=receivers + 2,
+                timeout=100.0,
+                hub=True,
+                goal=Goal(
+                    f"B3-{k}",
+                    "picows",
+                    DPS,
+                    1.0,
+                    "hub room emit vs picows' broadcast loop",
+                ),
+            )
+        )
+    b6_receivers, b6_count = (1000, 100) if quick else (1000, 300)
+    for processes in (1, 2, 4):
+        cases.append(
+            Case(
+                f"B6-{processes}p",
+                "B6",
+                f'B6 room emit through Redis, hub.to(room).emit("m", 64 chars), '
+                f"{processes} hub process(es) on one port (SO_REUSEPORT, all on core 0 with "
+                f"redis-server), {b6_receivers:,} members spread among them, {b6_count} emits",
+                "bcast",
+                (
+                    "-hub",
+                    "-conns",
+                    str(b6_receivers),
+                    "-count",
+                    str(b6_count),
+                    "-size",
+                    "64",
+                    "-stalled",
+                    "0",
+                    "-timeout",
+                    "90s",
+                ),
+                (DPS, LAST, FIRST_ALL),
+                (),
+                conns=b6_receivers + 2,
+                timeout=100.0,
+                hub=True,
+                processes=processes,
             )
         )
     idle = 10_000

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,11 +32,19 @@ def test_readme_has_examples() -> None:
     assert len(python_blocks()) >= 2
 
 
+NEEDS_REDIS = "# needs: redis-server"
+"""A block starting with this line gets a fresh redis-server, its URL in ``REDIS_URL``."""
+
+
 @pytest.mark.parametrize("index", range(len(python_blocks())))
-def test_readme_example_runs(index: int) -> None:
+def test_readme_example_runs(index: int, request: pytest.FixtureRequest) -> None:
     block = python_blocks()[index]
+    env = dict(os.environ)
+    if block.startswith(NEEDS_REDIS):
+        redis = request.getfixturevalue("redis_server")
+        env["REDIS_URL"] = redis.url
     result = subprocess.run(
-        [sys.executable, "-c", block], capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", block], capture_output=True, text=True, timeout=30, env=env
     )
     assert result.returncode == 0, result.stderr
     output = result.stdout
@@ -43,3 +53,13 @@ def test_readme_example_runs(index: int) -> None:
         found = output.find(want, position)
         assert found >= 0, f"{want!r} not in output after position {position}:\n{output}"
         position = found + len(want)
+
+
+@pytest.fixture
+def redis_server(redis_server_bin: str, tmp_path: Path) -> Any:
+    from hub.redis_support import RedisServer, unused_port
+
+    server = RedisServer(redis_server_bin, unused_port(), tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -5,7 +5,8 @@ only parses and dispatches, so the commands are easy to call from tests.
 
 * ``wskit echo``: an echo server (conformance suites and benchmarks use it).
 * ``wskit serve module:attr``: serve a :class:`~wskit.hub.Hub`, a connection
-  handler (``async def handler(conn)``), or a factory returning either.
+  handler (``async def handler(conn)``), or a factory returning either;
+  ``--workers N`` runs N processes on one port (``SO_REUSEPORT``).
 * ``wskit connect ws://...``: an interactive client; lines read from stdin
   are sent as text, what arrives is printed with its direction and type.
 * ``wskit demo``: the chat demo of :mod:`wskit.demo`.
@@ -21,9 +22,11 @@ import inspect
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +44,7 @@ __all__ = [
     "build_parser",
     "run_echo",
     "run_serve",
+    "run_workers",
     "run_connect",
     "run_demo",
     "load_app",
@@ -127,6 +131,11 @@ class App:
     #: Whether the app is a hub (which serves ``/wskit.js``).
     is_hub: bool = False
 
+    @property
+    def hub(self) -> Hub | None:
+        """The hub, when the app is one."""
+        return self.handler if isinstance(self.handler, Hub) else None
+
 
 def _required_positionals(func: Callable[..., Any]) -> int:
     try:
@@ -196,10 +205,17 @@ async def run_serve(
     compression: bool = True,
     max_size: int | None = 2**20,
     origins: Sequence[str] | None = None,
+    reuse_port: bool = False,
 ) -> None:
-    """Serve the app named by ``spec`` until SIGINT/SIGTERM (connections get 1001)."""
+    """Serve the app named by ``spec`` until SIGINT/SIGTERM (connections get 1001).
+
+    A hub's backplane is started first and closed last (after the
+    connections), so that what they emitted while closing is published.
+    """
     app = await load_app(spec)
     context = tls_context(tls_cert, tls_key)
+    if app.hub is not None:
+        await app.hub.start()
     server = await serve(
         app.handler,
         host,
@@ -210,13 +226,101 @@ async def run_serve(
         compression="deflate" if compression else None,
         max_size=max_size,
         origins=list(origins) if origins else None,
+        reuse_port=reuse_port or None,
     )
     secure = "s" if context is not None else ""
     where = f"{host}:{server.port}"
     print(f"wskit serving {spec} on ws{secure}://{where}{path or '/'}", flush=True)
     if app.is_hub:
         print(f"JavaScript client: http{secure}://{where}/wskit.js (or /wskit.mjs)", flush=True)
-    await _serve_until_signal(server)
+    try:
+        await _serve_until_signal(server)
+    finally:
+        if app.hub is not None:
+            await app.hub.close()
+
+
+WORKER_RESTARTS = 5
+"""A worker that dies is started again, at most this many times per minute."""
+
+
+async def run_workers(
+    host: str, port: int, workers: int, worker_args: Sequence[str], stop_timeout: float = 15.0
+) -> int:
+    """Run ``workers`` processes of ``wskit serve`` on one port and supervise them.
+
+    Each worker is ``python -m wskit serve ...`` with ``worker_args`` and
+    ``--reuse-port``; the kernel spreads the connections among them
+    (``SO_REUSEPORT``). With port 0 the supervisor picks a free port first.
+    SIGINT and SIGTERM are passed on to every worker, which closes its
+    connections with 1001; workers still running after ``stop_timeout``
+    seconds are killed. A worker that dies otherwise is started again (at
+    most :data:`WORKER_RESTARTS` times a minute). Returns the exit status.
+    """
+    holder: socket.socket | None = None
+    if port == 0:
+        # Bound (never listening) with SO_REUSEPORT, so the workers can share the port.
+        holder = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind((host, 0))
+        port = holder.getsockname()[1]
+    command = [sys.executable, "-m", "wskit", *worker_args, "--reuse-port"]
+    command += ["--host", host, "--port", str(port)]
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+
+    def request_stop(sig: signal.Signals) -> None:
+        if not stop.done():
+            stop.set_result(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, request_stop, sig)
+    print(f"wskit: {workers} workers on {host}:{port} (pid {os.getpid()})", flush=True)
+    procs: list[asyncio.subprocess.Process] = []
+    restarts: list[float] = []
+    status = 0
+    try:
+        for _ in range(workers):
+            procs.append(await asyncio.create_subprocess_exec(*command))
+        while not stop.done():
+            waits: dict[asyncio.Future[Any], int] = {
+                asyncio.ensure_future(proc.wait()): index for index, proc in enumerate(procs)
+            }
+            finished, _ = await asyncio.wait([stop, *waits], return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waits:
+                waiter.cancel()
+            if stop.done():
+                break
+            for waiter in finished:
+                index = waits[waiter]
+                code = procs[index].returncode
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < 60]
+                if len(restarts) >= WORKER_RESTARTS:
+                    print(f"wskit: worker exited with {code}; too many restarts", file=sys.stderr)
+                    status = 1
+                    request_stop(signal.SIGTERM)
+                    break
+                restarts.append(now)
+                print(f"wskit: worker exited with {code}; starting another", file=sys.stderr)
+                procs[index] = await asyncio.create_subprocess_exec(*command)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + stop_timeout
+        for proc in procs:
+            try:
+                await asyncio.wait_for(proc.wait(), max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if holder is not None:
+            holder.close()
+    return status
 
 
 async def run_demo(host: str, port: int) -> None:
@@ -537,6 +641,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="allowed Origin (repeatable; default: same host only)",
     )
+    srv.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes sharing the port (SO_REUSEPORT); share rooms with a Redis backplane",
+    )
+    srv.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
     con = sub.add_parser("connect", parents=[common], help="an interactive client")
     con.add_argument("uri", help="ws:// or wss:// URI")
@@ -585,6 +697,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "echo":
         asyncio.run(run_echo(args.host, args.port, not args.no_compression))
+    elif args.command == "serve" and args.workers > 1:
+        return asyncio.run(run_workers(args.host, args.port, args.workers, _worker_args(args)))
     elif args.command == "serve":
         asyncio.run(
             run_serve(
@@ -597,6 +711,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 compression=not args.no_compression,
                 max_size=args.max_size,
                 origins=args.origin,
+                reuse_port=args.reuse_port,
             )
         )
     elif args.command == "connect":
@@ -616,6 +731,23 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "demo":
         asyncio.run(run_demo(args.host, args.port))
     return 0
+
+
+def _worker_args(args: argparse.Namespace) -> list[str]:
+    """The ``serve`` arguments of one worker (``--host``/``--port`` are added later)."""
+    argv = ["--log-level", args.log_level, "serve", args.app]
+    if args.path:
+        argv += ["--path", args.path]
+    if args.tls_cert:
+        argv += ["--tls-cert", args.tls_cert]
+    if args.tls_key:
+        argv += ["--tls-key", args.tls_key]
+    if args.no_compression:
+        argv.append("--no-compression")
+    argv += ["--max-size", str(args.max_size or 0)]
+    for origin in args.origin:
+        argv += ["--origin", origin]
+    return argv
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -181,6 +181,12 @@ class Backplane:
     def unsubscribe(self, room: str) -> None:
         """A room lost its last local member: stop receiving its emits."""
 
+    def client_added(self, client_id: str) -> None:
+        """A client connected to this node: start receiving what is sent to it by id."""
+
+    def client_removed(self, client_id: str) -> None:
+        """A client of this node disconnected."""
+
     def publish(self, target: Target, name: str, message: str, exclude: str | None = None) -> None:
         """Deliver ``message`` to ``target`` on every node, this one included."""
         raise NotImplementedError

@@ -32,6 +32,13 @@ into a prepared frame and writes that to every local member. Each client's
 unsent bytes are bounded by ``max_buffer``: past it, the hub drops that
 client's messages (counting them) or closes it, as ``overflow`` says, and
 the other clients never wait.
+
+Scale-out (see :mod:`wskit.hub.redis`): with ``Hub(backplane="redis://...")``
+room emits, emits to one client and to everyone reach every node through
+Redis; :attr:`Hub.cluster` asks and acts across nodes, ``presence=True``
+keeps who is in which room across nodes, and ``recovery=True`` numbers room
+messages so that a client that reconnects gets what it missed
+(:mod:`wskit.hub.recovery`).
 """
 
 from __future__ import annotations
@@ -49,8 +56,17 @@ from ..asyncio.server import Server, ServerConn, serve
 from ..exceptions import ConnectionClosed
 from ..protocol.connection import PreparedMessage
 from ..protocol.http11 import Request, Response
-from .backplane import Backplane, MemoryBackplane, Target
+from .backplane import (
+    Backplane,
+    HistoryError,
+    MemoryBackplane,
+    Position,
+    PresenceEvent,
+    Target,
+)
+from .cluster import Cluster
 from .convert import ConversionError, HandlerSignature, signature_of
+from .recovery import Recovery, SessionManager, splice
 from .wire import Cancel, Event, IrisProtocol, Result, WireProtocol, WsWrapperProtocol
 
 __all__ = [
@@ -273,6 +289,13 @@ class Client(ClientChannel):
         self._pending: dict[int | str, asyncio.Future[Any]] = {}
         self._tasks: dict[int | str, asyncio.Future[Any]] = {}
         self._closed = False
+        #: The recovery session id (``None`` unless the hub has ``recovery`` on
+        #: and the client asked for one).
+        self.session: str | None = None
+        self._welcome: dict[str, Any] | None = None
+        self._positions: dict[str, Position] = {}
+        self._recovering: dict[str, list[tuple[Position, PreparedMessage]]] = {}
+        self._joins: dict[str, asyncio.Future[Any]] = {}
 
     def __repr__(self) -> str:
         return f"<Client {self.id}>"
@@ -309,6 +332,8 @@ class Client(ClientChannel):
         if room not in self.rooms:
             self.rooms.add(room)
             self.hub._add_member(room, self)
+            if self.hub._sessions is not None:
+                self.hub._sessions.joined(self, room)
 
     def leave(self, room: str) -> bool:
         """Leave ``room``; ``True`` if this client was in it. Calls the leave hook."""
@@ -418,6 +443,15 @@ class Hub(HubChannel):
         debug: name the exception's type in error answers (the message
             itself is always sent, as ws-wrapper does; raise
             :class:`Reject` to answer with a plain value instead).
+        recovery: number room messages and let reconnecting clients get
+            what they missed (``True`` or a :class:`~wskit.hub.recovery.Recovery`);
+            ws-wrapper protocol only. See :mod:`wskit.hub.recovery`.
+        presence: keep who is in which room across nodes (:meth:`presence`,
+            :meth:`on_presence`); ``presence_info(client) -> dict`` adds
+            what the entries say about each client.
+
+    ``backplane`` may also be a URL, ``"redis://host:port/db"``, for a
+    :class:`~wskit.hub.redis.RedisBackplane` (which needs the ``redis`` package).
 
     Hooks are registered with ``@hub.on("connect")`` (``open``),
     ``"disconnect"`` (``close``; called with client, code, reason),
@@ -430,17 +464,36 @@ class Hub(HubChannel):
         self,
         *,
         protocol: str | WireProtocol = "ws-wrapper",
-        backplane: Backplane | None = None,
+        backplane: Backplane | str | None = None,
         id_generator: IdGenerator | None = None,
         max_buffer: int = 2**20,
         overflow: Overflow = "drop",
         overflow_code: int = 1013,
         client_rooms: bool | RoomGuard = False,
         debug: bool = False,
+        recovery: bool | Recovery = False,
+        presence: bool = False,
+        presence_info: Callable[[Client], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(self, None)
         self.protocol = _protocol_of(protocol)
+        if isinstance(backplane, str):
+            from .redis import RedisBackplane
+
+            backplane = RedisBackplane(backplane)
         self.backplane = backplane if backplane is not None else MemoryBackplane()
+        self._sessions: SessionManager | None = None
+        if recovery:
+            if not isinstance(self.protocol, WsWrapperProtocol):
+                raise ValueError("recovery needs the ws-wrapper protocol")
+            settings = recovery if isinstance(recovery, Recovery) else Recovery()
+            self._sessions = SessionManager(self, settings)
+            self.backplane.history_size = settings.history
+            self.backplane.history_ttl = max(settings.history_ttl, settings.window)
+        self.presence_enabled = presence
+        self.presence_info = presence_info
+        #: Node-to-node calls: clients and rooms across the cluster, remote joins...
+        self.cluster = Cluster(self)
         self.backplane.attach(self)
         self.id_generator = id_generator or _default_id
         self.max_buffer = max_buffer
@@ -457,9 +510,16 @@ class Hub(HubChannel):
         self.dropped = 0
         self._channels: dict[str, HubChannel] = {}
         self._hooks: dict[str, list[Handler]] = {}
-        self._started = False
+        self._started: asyncio.Event | None = None
         if client_rooms:
             self._enable_client_rooms(None if client_rooms is True else client_rooms)
+        if self._sessions is not None:
+            sessions = self._sessions
+
+            def hello(client: Client) -> dict[str, Any]:
+                return sessions.hello(client)
+
+            self.of(CLIENT_ROOMS_CHANNEL).on("hello", hello)
         self._background: set[asyncio.Future[Any]] = set()
 
     # -- registration --------------------------------------------------------------
@@ -467,6 +527,15 @@ class Hub(HubChannel):
     def on_leave(self, handler: Handler) -> Handler:
         """Register ``handler(client, room)``, called when a client leaves a room."""
         self._add_hook("leave", handler, once=False)
+        return handler
+
+    def on_presence(self, handler: Handler) -> Handler:
+        """Register ``handler(event)``, called with each :class:`PresenceEvent`.
+
+        It runs on the node where the client joined or left, and on every
+        node with members in that room (``presence=True`` needed).
+        """
+        self._hooks.setdefault("presence", []).append(handler)
         return handler
 
     def on_native(self, handler: Handler) -> Handler:
@@ -492,6 +561,7 @@ class Hub(HubChannel):
                 if not allowed:
                     raise PermissionError(f"not allowed to join room '{room}'")
             client.join(room)
+            await self._settled(client, room)
             return True
 
         def leave(client: Client, room: str) -> bool:
@@ -499,6 +569,20 @@ class Hub(HubChannel):
 
         channel.on("join", join)
         channel.on("leave", leave)
+
+    async def _settled(self, client: Client, room: str) -> None:
+        """Wait until ``client`` gets every room message published from now on.
+
+        With a broker, the node may only just have started listening to the
+        room; with recovery, the replay must be written first.
+        """
+        if self._sessions is not None:
+            await self._sessions.settled(client, room)
+        elif self.backplane.cursor(room) is None:
+            try:
+                await self.backplane.wait_cursor(room, 5.0)
+            except HistoryError:
+                pass
 
     def _fire_hook(self, hook: str, client: Client, *args: Any) -> None:
         """Call the client's hooks named ``hook``, then the hub's."""
@@ -551,6 +635,34 @@ class Hub(HubChannel):
         await client.disconnect(code, reason)
         return True
 
+    async def presence(self, room: str) -> dict[str, dict[str, Any]]:
+        """Who is in ``room`` on every live node: client id to info (``"node"`` included)."""
+        return await self.backplane.presence(room)
+
+    @property
+    def node_id(self) -> str:
+        """This node's id in the cluster (the backplane's)."""
+        return self.backplane.node_id
+
+    async def start(self) -> None:
+        """Connect the backplane (done by :meth:`serve` and on the first connection)."""
+        if self._started is not None:
+            await self._started.wait()  # returns at once when started
+            return
+        self._started = asyncio.Event()
+        try:
+            await self.backplane.start()
+        finally:
+            self._started.set()
+
+    async def close(self) -> None:
+        """Disconnect the backplane (after the server closed): flush, then stop."""
+        await asyncio.sleep(0)  # let disconnect hooks schedule their work
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=2.0)
+        await self.backplane.close()
+        self._started = None
+
     def to(self, room: str) -> RoomEmitter:
         """Emit to every member of ``room`` on every node."""
         return RoomEmitter(self, room, None, None)
@@ -560,6 +672,69 @@ class Hub(HubChannel):
         message = self.protocol.encode_event(event, args, None)
         self.backplane.publish(Target.CLIENT, client_id, message)
 
+    # -- what the backplane asks of a node --------------------------------------------
+
+    def is_local(self, client_id: str) -> bool:
+        """Whether the client is connected to this node."""
+        return client_id in self.clients
+
+    async def handle_call(self, op: str, args: dict[str, Any]) -> Any:
+        """Answer another node's call; see :class:`~wskit.hub.cluster.Cluster`."""
+        if op == "clients":
+            room = args.get("room")
+            members = self.clients.values() if room is None else self.rooms.get(room, ())
+            return [
+                {"id": c.id, "node": self.node_id, "rooms": sorted(c.rooms)} for c in members
+            ]
+        if op == "rooms":
+            return sorted(self.rooms)
+        client = self.clients.get(str(args.get("client")))
+        if client is None:
+            return False
+        if op == "join":
+            client.join(str(args["room"]))
+            return True
+        if op == "leave":
+            return client.leave(str(args["room"]))
+        if op == "disconnect":
+            self._spawn(client.disconnect(int(args.get("code", 1000)), str(args.get("reason", ""))))
+            return True
+        raise ValueError(f"unknown call {op!r}")
+
+    def presence_changed(self, event: PresenceEvent) -> None:
+        """Call the presence hooks."""
+        for func in list(self._hooks.get("presence", ())):
+            try:
+                result = func(event)
+                if inspect.isawaitable(result):
+                    self._spawn(result)
+            except Exception:
+                logger.exception("error in the presence hook")
+
+    def presence_entries(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every local room membership, with its presence info."""
+        if not self.presence_enabled:
+            return []
+        return [
+            (room, client.id, self._presence_info(client))
+            for room, members in self.rooms.items()
+            for client in members
+        ]
+
+    def _presence_info(self, client: Client) -> dict[str, Any]:
+        if self.presence_info is None:
+            return {}
+        try:
+            return dict(self.presence_info(client))
+        except Exception:
+            logger.exception("error in presence_info")
+            return {}
+
+    def advanced(self, room: str, position: Position) -> None:
+        """A message delivered during an outage got its position: tell session clients."""
+        if self._sessions is not None:
+            self._sessions.advanced(room, position)
+
     # -- delivery -----------------------------------------------------------------------
 
     def _add_member(self, room: str, client: Client) -> None:
@@ -568,18 +743,31 @@ class Hub(HubChannel):
             members = self.rooms[room] = set()
             self.backplane.subscribe(room)
         members.add(client)
+        if self.presence_enabled:
+            self.backplane.presence_add(room, client.id, self._presence_info(client))
 
     def _remove_member(self, room: str, client: Client) -> None:
         members = self.rooms.get(room)
         if members is None:
             return
         members.discard(client)
+        if self.presence_enabled:
+            self.backplane.presence_remove(room, client.id)
         if not members:
             del self.rooms[room]
             self.backplane.unsubscribe(room)
 
-    def deliver(self, target: Target, name: str, message: str, exclude: str | None) -> int:
+    def deliver(
+        self,
+        target: Target,
+        name: str,
+        message: str,
+        exclude: str | None,
+        position: Position | None = None,
+    ) -> int:
         """Write an emit to the local clients it is for; see :class:`Backplane`."""
+        if position is not None and self._sessions is not None and target is Target.ROOM:
+            return self._deliver_numbered(name, message, exclude, position)
         if target is Target.ROOM:
             members: Iterable[Client] = self.rooms.get(name, ())
         elif target is Target.CLIENT:
@@ -591,6 +779,22 @@ class Hub(HubChannel):
         sent = 0
         for client in list(members):
             if client.id != exclude and self._write(client, prepared):
+                sent += 1
+        return sent
+
+    def _deliver_numbered(
+        self, room: str, message: str, exclude: str | None, position: Position
+    ) -> int:
+        """A room message with its position, for a hub with recovery on."""
+        prepared = PreparedMessage(splice(message, room, position))
+        sent = 0
+        for client in list(self.rooms.get(room, ())):
+            if client.id == exclude:
+                continue
+            kept = client._recovering.get(room) if client._recovering else None
+            if kept is not None:
+                kept.append((position, prepared))
+            elif self._write(client, prepared):
                 sent += 1
         return sent
 
@@ -633,6 +837,7 @@ class Hub(HubChannel):
         the WebSocket endpoint to one path, for instance).
         """
         options.setdefault("process_request", self.process_request)
+        await self.start()
         return await serve(self, host, port, **options)
 
     # -- running a connection ---------------------------------------------------------
@@ -643,12 +848,13 @@ class Hub(HubChannel):
 
     async def handle(self, conn: Conn) -> None:
         """Run one connection as a client until it closes."""
-        if not self._started:
-            self._started = True
-            await self.backplane.start()
+        await self.start()
         assert conn.request is not None
         client = Client(self, conn, self.id_generator(conn.request))
         self.clients[client.id] = client
+        self.backplane.client_added(client.id)
+        if self._sessions is not None:
+            await self._sessions.open(client)
         if self.protocol.client_id_room:
             client.join(client.id)
         self._fire_hook("connect", client)
@@ -681,6 +887,9 @@ class Hub(HubChannel):
             # An id_generator may reuse an id: only forget the entry if it is ours.
             if self.clients.get(client.id) is client:
                 del self.clients[client.id]
+                self.backplane.client_removed(client.id)
+            if self._sessions is not None:
+                self._sessions.close(client)
             self._fire_hook("disconnect", client, code, reason)
 
     def _find_handler(self, client: Client, event: Event) -> HandlerSignature | bool | None:

@@ -14,6 +14,8 @@
 //   {"i": id, "e": error, "_": 1}                   its rejection (`_`: e is an Error)
 //   {"i": id, "x": 1}                               the sender gave up on the request
 // Other messages (not JSON, not an object, or with "ws-wrapper": false) are ignored.
+// A room message of a hub with recovery on also carries "r" (its room) and "o"
+// ("epoch:offset", its place in the room's stream), which ws-wrapper ignores.
 //
 // Usage:
 //   const client = new WskitClient("ws://host/ws");
@@ -25,7 +27,10 @@
 //   await client.join("lobby");                           // rejoined after reconnects
 //
 // Lifecycle events, on the client only (never from or to the wire):
-//   open ()                   connected, rooms rejoined, queued messages sent
+//   open (info)               connected, rooms rejoined (missed messages replayed),
+//                             queued messages sent; info = {recovered, resumed, reason, failed}
+//   recovery (info)           a room the server joined after "open" could not be
+//                             recovered; info = {room, reason}
 //   close (code, reason)      the connection closed (reconnecting follows, unless closed for good)
 //   reconnecting (attempt, delay)  the next connection attempt starts in `delay` ms
 //   error (error)             a socket error, a failed rejoin, or an event handler that threw
@@ -56,6 +61,19 @@
 //   connection, within its timeout.
 // * After close() (or a lost connection with reconnect: false), emit()
 //   throws and request() rejects with Error("closed").
+//
+// Recovery of missed room messages (a hub with recovery on; see wskit.hub.recovery):
+// the WebSocket URL carries `wskit=1`, then `wskit={"s": session, "p": {room:
+// "epoch:offset"}}` once the hub gave a session (its "welcome" on the _wskit
+// channel). The client keeps the last position of every room from the "o" of
+// room messages and from the hub's "joined" notices (so a room where nothing
+// arrived yet is recovered too). On reconnection it asks "hello" first, then
+// rejoins: the hub writes what was missed, in order, before answering each
+// join. "open" then says whether everything was recovered: `client.recovered`
+// is true only when the session was resumed and every room replayed; false
+// with `reason` "expired" (the window passed), "history" (no longer kept),
+// "epoch" (the stream was reset), "unavailable" (the broker is down), or null
+// on a first connection. Reload the application's state when it is false.
 
 const RESERVED = new Set([
   "open",
@@ -63,6 +81,7 @@ const RESERVED = new Set([
   "reconnecting",
   "error",
   "dropped",
+  "recovery",
   "connect",
   "disconnect",
   "message",
@@ -215,6 +234,8 @@ export class WskitClient extends WskitChannel {
    * @param {number} [options.requestTimeout=30000]  ms; 0 or Infinity: no timeout
    * @param {number} [options.maxQueue=1000]  messages kept while disconnected (oldest dropped)
    * @param {Function} [options.WebSocket]  WebSocket constructor (in Node: the `ws` package's)
+   * @param {boolean} [options.recovery=true]  ask the hub for a session and recover missed
+   *   room messages after reconnecting
    */
   constructor(url, options = {}) {
     super(null, null);
@@ -231,6 +252,16 @@ export class WskitClient extends WskitChannel {
     }
     /** Messages dropped because the queue was full. */
     this.dropped = 0;
+    this.recoveryEnabled = options.recovery ?? true;
+    /** Whether the last (re)connection recovered every missed room message. */
+    this.recovered = false;
+    /** What the last "open" said: {recovered, resumed, reason, failed}. */
+    this.recovery = null;
+    /** The hub's session id for this client (null before the first welcome). */
+    this.session = null;
+    this._positions = new Map(); // room -> "epoch:offset"
+    this._welcome = null; // the welcome of the current connection
+    this._failed = []; // rooms whose recovery failed on this connection
     this._channels = new Map();
     this._rooms = new Set();
     this._queue = []; // [{text, request, event, channel}]
@@ -286,6 +317,7 @@ export class WskitClient extends WskitChannel {
   /** Leave `room`; resolves with whether the client was in it. */
   leave(room) {
     this._rooms.delete(room);
+    this._positions.delete(room);
     return this._request(ROOMS_CHANNEL, "leave", [room], undefined);
   }
 
@@ -315,11 +347,14 @@ export class WskitClient extends WskitChannel {
   _connect(initial = false) {
     this._timer = null;
     let socket;
+    this._welcome = null;
+    this._failed = [];
+    const url = this._socketUrl();
     try {
       socket =
         this.protocols === undefined
-          ? new this.WebSocket(this.url)
-          : new this.WebSocket(this.url, this.protocols);
+          ? new this.WebSocket(url)
+          : new this.WebSocket(url, this.protocols);
     } catch (error) {
       if (initial) throw error; // a bad URL: say so at once
       this._fire("error", error);
@@ -345,9 +380,32 @@ export class WskitClient extends WskitChannel {
     };
   }
 
+  // The URL of the next connection: the session and positions to recover from.
+  _socketUrl() {
+    if (!this.recoveryEnabled) return this.url;
+    const state =
+      this.session === null
+        ? "1"
+        : JSON.stringify({ s: this.session, p: Object.fromEntries(this._positions) });
+    const hash = this.url.indexOf("#");
+    const base = hash >= 0 ? this.url.slice(0, hash) : this.url;
+    return `${base}${base.includes("?") ? "&" : "?"}wskit=${encodeURIComponent(state)}`;
+  }
+
   async _opened(socket) {
     if (this._socket !== socket) return;
     this._attempt = 0;
+    // Resuming: the hub's answer comes after its welcome (and anything it replayed).
+    const resuming = this.recoveryEnabled && this.session !== null;
+    let hello = null;
+    if (resuming) {
+      try {
+        hello = await this._request(ROOMS_CHANNEL, "hello", [], undefined, socket);
+      } catch {
+        hello = null; // a hub without recovery
+      }
+      if (this._socket !== socket || this._closed || socket.readyState !== OPEN) return;
+    }
     // Rejoin the rooms before anything queued goes out.
     const rooms = [...this._rooms];
     const results = await Promise.allSettled(
@@ -358,6 +416,7 @@ export class WskitClient extends WskitChannel {
     results.forEach((result, index) => {
       if (result.status === "rejected") {
         this._rooms.delete(rooms[index]);
+        this._positions.delete(rooms[index]);
         const reason = result.reason instanceof Error ? result.reason.message : result.reason;
         this._reportError(new Error(`could not rejoin room '${rooms[index]}': ${reason}`));
       }
@@ -366,7 +425,16 @@ export class WskitClient extends WskitChannel {
     this._queue = [];
     for (const entry of queue) this._write(socket, entry);
     this._ready = true;
-    this._fire("open");
+    const welcome = hello || this._welcome;
+    const failed = this._failed.slice();
+    let reason = null;
+    if (resuming) {
+      reason = !welcome ? "unsupported" : welcome.recovered ? null : welcome.reason || "expired";
+      if (!reason && failed.length) reason = failed[0].reason;
+    }
+    this.recovered = resuming && !reason;
+    this.recovery = { recovered: this.recovered, resumed: resuming, reason, failed };
+    this._fire("open", { ...this.recovery });
   }
 
   _lost(code, reason) {
@@ -512,6 +580,10 @@ export class WskitClient extends WskitChannel {
     if (channelName !== undefined && channelName !== null && typeof channelName !== "string") return;
     if (args !== undefined) {
       if (!Array.isArray(args) || typeof args[0] !== "string") return;
+      if (typeof message.r === "string" && typeof message.o === "string") {
+        this._positions.set(message.r, message.o);
+      }
+      if (channelName === ROOMS_CHANNEL && id === undefined && this._notice(args)) return;
       this._dispatch(socket, channelName ?? null, args[0], args.slice(1), id);
     } else if (id === undefined) {
       return;
@@ -522,6 +594,30 @@ export class WskitClient extends WskitChannel {
     } else {
       this._settle(id, true, message.d);
     }
+  }
+
+  // The hub's recovery notices on the _wskit channel; true when `args` was one.
+  _notice([event, ...args]) {
+    if (event === "welcome" && isObject(args[0])) {
+      this._welcome = args[0];
+      if (typeof args[0].session === "string") this.session = args[0].session;
+    } else if (event === "joined" && typeof args[0] === "string") {
+      const [room, position, result, reason] = args;
+      if (typeof position === "string") this._positions.set(room, position);
+      if (result === false) {
+        this._failed.push({ room, reason: reason || "history" });
+        if (this._ready) {
+          this.recovered = false;
+          if (this.recovery) this.recovery = { ...this.recovery, recovered: false, reason: reason || "history" };
+          this._fire("recovery", { room, reason: reason || "history" });
+        }
+      }
+    } else if (event === "position" && typeof args[0] === "string" && typeof args[1] === "string") {
+      this._positions.set(args[0], args[1]);
+    } else {
+      return false;
+    }
+    return true;
   }
 
   _dispatch(socket, channelName, event, args, id) {

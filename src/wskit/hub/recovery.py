@@ -1,0 +1,278 @@
+"""Recovery of missed room messages: sessions, positions, replay.
+
+Theory of operation
+===================
+
+With ``Hub(recovery=True)`` every room message has a position
+``(epoch, offset)`` in its room's stream (see
+:data:`~wskit.hub.backplane.Position`), assigned by the backplane: a ring
+buffer per room in memory, a Redis stream across nodes. The hub writes it
+into the message as two extra keys, ``"r"`` (the room) and ``"o"``
+(``"epoch:offset"``), spliced into the JSON that was encoded once for every
+member, so the npm ``ws-wrapper`` client, which ignores unknown keys, still
+reads it.
+
+A client that wants recovery (``wskit.js`` always does) adds ``wskit`` to
+the query string of its WebSocket URL: ``wskit=1`` the first time, then
+``wskit={"s": session, "p": {room: "epoch:offset", ...}}`` (JSON, URL
+encoded) when it reconnects. On the ``_wskit`` channel the hub then sends:
+
+* first, ``["welcome", {"session", "recovered", "reason"}]``: the session
+  id to present next time; ``recovered`` is false with ``reason``
+  ``"expired"`` when the presented session is unknown or its window
+  (default 2 minutes after the disconnection) has passed, and with
+  ``reason`` null on a first connection;
+* for every room the client joins (by itself, or because the server joined
+  it, for instance in a ``connect`` hook): ``["joined", room, position,
+  result, reason]``. ``position`` is where the client stands in the room's
+  stream: every message after it reaches the client, none before. When the
+  client presented a position for that room, the missed messages were
+  written just before this notice (``result`` true), or they could not be
+  (``result`` false, ``reason`` ``"history"``, ``"epoch"``,
+  ``"expired"`` or ``"unavailable"``); ``result`` is null when nothing was
+  asked. A client that had received nothing in a room still knows its
+  position from this notice, so it recovers too;
+* ``["position", room, position]`` when a message this node had delivered
+  during a broker outage (without a position) got one later.
+
+The hub also answers the request ``hello`` on ``_wskit`` with the welcome's
+content (a client waits for that answer before it rejoins its rooms).
+
+Replay without gap or duplicate: a joining client that asks for recovery is
+a member of the room at once, but the room messages delivered to it are kept
+aside (with their positions) until its replay is written. Then those with an
+offset the replay already covered are dropped and the rest are written, in
+order. The history is read only once the node knows its own position in the
+room's stream, so the replay reaches at least as far as the first message
+kept aside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..protocol.connection import PreparedMessage
+from .backplane import HistoryError, Position
+
+if TYPE_CHECKING:
+    from .hub import Client, Hub
+
+__all__ = ["Recovery", "splice", "format_position", "parse_position", "SessionManager"]
+
+logger = logging.getLogger("wskit.hub")
+
+CHANNEL = "_wskit"
+QUERY_KEY = "wskit"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Recovery settings: ``Hub(recovery=Recovery(window=30))``; ``recovery=True`` uses these.
+
+    Args:
+        window: seconds after a disconnection during which its session can
+            be resumed (2 minutes by default).
+        history: room messages kept per room.
+        history_ttl: seconds an idle room's history is kept (at least the window).
+        timeout: seconds a recovery may wait for the broker.
+    """
+
+    window: float = 120.0
+    history: int = 1000
+    history_ttl: float = 300.0
+    timeout: float = 5.0
+
+
+def format_position(position: Position) -> str:
+    """``"epoch:offset"``."""
+    return f"{position[0]}:{position[1]}"
+
+
+def parse_position(text: Any) -> Position | None:
+    """``"epoch:offset"`` as a :data:`Position`; ``None`` when it is not one."""
+    if not isinstance(text, str):
+        return None
+    epoch, sep, offset = text.rpartition(":")
+    if not sep or not offset.isdigit() or len(text) > 200:
+        return None
+    return epoch, int(offset)
+
+
+def splice(message: str, room: str, position: Position) -> str:
+    """Add ``"r": room`` and ``"o": "epoch:offset"`` to a JSON object's text.
+
+    Anything that is not a JSON object is returned as it is.
+    """
+    if not message.startswith("{"):
+        return message
+    head = f'{{"r":{json.dumps(room, ensure_ascii=False)},"o":"{position[0]}:{position[1]}"'
+    rest = message[1:].lstrip()
+    if rest.startswith("}"):
+        return head + rest
+    return f"{head},{rest}"
+
+
+class SessionManager:
+    """The hub's side of recovery (one per hub with ``recovery`` on)."""
+
+    def __init__(self, hub: Hub, settings: Recovery) -> None:
+        self.hub = hub
+        self.settings = settings
+
+    # -- sessions ------------------------------------------------------------------
+
+    async def open(self, client: Client) -> None:
+        """Read the client's ``wskit`` query parameter; resume or start its session."""
+        values = client.request_info.query_params.get(QUERY_KEY)
+        if not values:
+            return
+        asked: Any = None
+        try:
+            asked = json.loads(values[0])
+        except ValueError:
+            pass
+        session: str | None = None
+        recovered, reason = False, None
+        if isinstance(asked, dict) and isinstance(asked.get("s"), str):
+            try:
+                kept = await asyncio.wait_for(
+                    self.hub.backplane.load_session(asked["s"]), self.settings.timeout
+                )
+            except Exception as exc:
+                logger.warning("cannot load session %s: %s", asked["s"], exc)
+                kept, reason = None, "unavailable"
+            if kept is not None:
+                session, recovered = asked["s"], True
+                positions = asked.get("p")
+                if isinstance(positions, dict):
+                    for room, text in positions.items():
+                        position = parse_position(text)
+                        if isinstance(room, str) and position is not None:
+                            client._positions[room] = position
+            elif reason is None:
+                reason = "expired"
+        client.session = session or uuid.uuid4().hex
+        client._welcome = {"session": client.session, "recovered": recovered, "reason": reason}
+        self._send(client, "welcome", client._welcome)
+        self.hub._spawn(self._save(client))
+
+    def close(self, client: Client) -> None:
+        """The client is gone: its session may be resumed within the window from now."""
+        if client.session is not None:
+            self.hub._spawn(self._save(client))
+
+    async def _save(self, client: Client) -> None:
+        assert client.session is not None
+        try:
+            await asyncio.wait_for(
+                self.hub.backplane.save_session(client.session, "1", self.settings.window),
+                self.settings.timeout,
+            )
+        except Exception as exc:
+            logger.warning("cannot save session %s: %s", client.session, exc)
+
+    def _send(self, client: Client, event: str, *args: Any) -> None:
+        client.send(self.hub.protocol.encode_event(event, args, CHANNEL))
+
+    # -- joining -------------------------------------------------------------------
+
+    def joined(self, client: Client, room: str) -> None:
+        """``client`` just became a member of ``room``: tell it its position, replay if asked."""
+        if client.session is None:
+            return
+        asked = client._positions.pop(room, None)
+        cursor = self.hub.backplane.cursor(room)
+        if asked is None and cursor is not None:
+            self._send(client, "joined", room, format_position(cursor), None, None)
+            return
+        # Keep its room messages aside until the replay is written.
+        client._recovering[room] = []
+        task = self.hub._spawn(self._recover(client, room, asked))
+        client._joins[room] = task
+
+    async def settled(self, client: Client, room: str) -> None:
+        """Wait until the join of ``room`` has written its replay (if any)."""
+        task = client._joins.get(room)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def _recover(self, client: Client, room: str, asked: Position | None) -> None:
+        backplane = self.hub.backplane
+        result: bool | None = None
+        reason: str | None = None
+        replayed: Position | None = None
+        try:
+            try:
+                cursor = await backplane.wait_cursor(room, self.settings.timeout)
+            except HistoryError:
+                cursor = None
+            if asked is not None:
+                result = False
+                try:
+                    if client._welcome is None or not client._welcome["recovered"]:
+                        raise HistoryError("expired")
+                    epoch, entries = await asyncio.wait_for(
+                        backplane.history(room, asked), self.settings.timeout
+                    )
+                except HistoryError as exc:
+                    reason = exc.reason
+                except Exception as exc:
+                    logger.warning("cannot read the history of room %r: %s", room, exc)
+                    reason = "unavailable"
+                else:
+                    result = True
+                    replayed = asked if not entries else (epoch, entries[-1].offset)
+                    if not client._closed and room in client.rooms:
+                        for entry in entries:
+                            if entry.exclude != client.id:
+                                message = splice(entry.message, room, (epoch, entry.offset))
+                                self.hub._write(client, PreparedMessage(message))
+            self._go_live(client, room, cursor, replayed, result, reason)
+        finally:
+            client._recovering.pop(room, None)
+            client._joins.pop(room, None)
+
+    def _go_live(
+        self,
+        client: Client,
+        room: str,
+        cursor: Position | None,
+        replayed: Position | None,
+        result: bool | None,
+        reason: str | None,
+    ) -> None:
+        kept = client._recovering.pop(room, None) or []
+        if client._closed or room not in client.rooms:
+            return
+        if replayed is not None:
+            position = replayed
+        elif kept:
+            first = kept[0][0]
+            position = (first[0], first[1] - 1)
+        else:
+            position = cursor or ("", 0)
+        self._send(client, "joined", room, format_position(position), result, reason)
+        for kept_position, prepared in kept:
+            if (
+                replayed is not None
+                and kept_position[0] == replayed[0]
+                and kept_position[1] <= replayed[1]
+            ):
+                continue
+            self.hub._write(client, prepared)
+
+    def advanced(self, room: str, position: Position) -> None:
+        """Tell the room's session clients a message they already have got this position."""
+        text = format_position(position)
+        for client in self.hub.rooms.get(room, ()):
+            if client.session is not None and room not in client._recovering:
+                self._send(client, "position", room, text)
+
+    def hello(self, client: Client) -> dict[str, Any]:
+        """The answer to ``hello``: the welcome again (or nothing for a client without one)."""
+        return dict(client._welcome or {"session": None, "recovered": False, "reason": None})

@@ -1,0 +1,235 @@
+"""The Redis backplane against a real redis-server, hubs in this process.
+
+Every test starts its own empty ``redis-server`` on a free loopback port
+(see :mod:`hub.redis_support`); several hubs, each with its own
+:class:`RedisBackplane`, stand for the nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import wskit
+from hub.redis_support import Peer, RedisServer, peers, redis_server, until
+from wskit.hub import Hub, Recovery
+from wskit.hub.client import HubClient
+from wskit.hub.redis import RedisBackplane
+
+__all__ = ["redis_server"]  # the fixture
+
+
+class Node:
+    def __init__(self, hub: Hub, server: wskit.Server) -> None:
+        self.hub = hub
+        self.server = server
+        self.url = f"ws://127.0.0.1:{server.port}/"
+
+    @property
+    def backplane(self) -> RedisBackplane:
+        assert isinstance(self.hub.backplane, RedisBackplane)
+        return self.hub.backplane
+
+
+@contextlib.asynccontextmanager
+async def nodes(redis: RedisServer, count: int, **options: Any) -> AsyncIterator[list[Node]]:
+    buffer = options.pop("buffer", 10_000)
+    made = []
+    for _ in range(count):
+        backplane = RedisBackplane(
+            redis.url, prefix="t", heartbeat=0.2, node_ttl=1.0, buffer=buffer, timeout=1.0
+        )
+        hub = Hub(backplane=backplane, client_rooms=True, **options)
+        hub.on("join_me", lambda client, room: client.join(room))
+        made.append(Node(hub, await hub.serve("127.0.0.1", 0)))
+    try:
+        yield made
+    finally:
+        for node in made:
+            node.server.close()
+            await node.server.wait_closed()
+            await node.hub.close()
+
+
+async def join(peer: Peer, room: str) -> None:
+    assert await peer.request("join", room, channel="_wskit") is True
+
+
+async def test_a_url_makes_a_redis_backplane(redis_server: RedisServer) -> None:
+    hub = Hub(backplane=redis_server.url + "?prefix=x&heartbeat=0.5")
+    assert isinstance(hub.backplane, RedisBackplane)
+    assert hub.backplane.prefix == "x" and hub.backplane.heartbeat == 0.5
+    assert "prefix" not in hub.backplane.url
+    await hub.start()
+    assert hub.backplane.connected
+    await hub.close()
+
+
+async def test_emits_reach_every_node_exactly_once(redis_server: RedisServer) -> None:
+    async with nodes(redis_server, 2) as (a, b), peers(a.url, a.url, b.url) as (p1, p2, p3):
+        for peer in (p1, p3):
+            await join(peer, "room")
+        a.hub.to("room").emit("r", "from a")
+        b.hub.to("room").emit("r", "from b")
+        a.hub.emit("all", 1)
+        await until(lambda: len(p1.events) == 3 and len(p3.events) == 3 and len(p2.events) == 1)
+        for peer in (p1, p3):
+            assert sorted(e[1] for e in peer.got("r")) == ["from a", "from b"]
+        assert p2.events == [["all", 1]]
+        # One client by id, on another node (and one on this node).
+        (p3_id,) = b.hub.clients
+        a.hub.emit_to_client(p3_id, "direct", "hi")
+        await until(lambda: p3.got("direct") == [["direct", "hi"]])
+        # The sender's exclusion travels with the message.
+        (p1_id,) = [cid for cid, c in a.hub.clients.items() if "room" in c.rooms]
+        a.hub.clients[p1_id].to("room").emit("r", "not to me")
+        await until(lambda: len(p3.got("r")) == 3)
+        await asyncio.sleep(0.1)
+        assert len(p1.got("r")) == 2
+        # A node listens only to rooms that have local members.
+        assert "t:room:room" in b.backplane._channels
+        await p3.request("leave", "room", channel="_wskit")
+        assert "t:room:room" not in b.backplane._channels
+        assert a.backplane.stats.dropped == 0 and b.backplane.stats.lost == 0
+
+
+async def test_redis_outage_local_delivery_then_buffered_publish(
+    redis_server: RedisServer,
+) -> None:
+    async with nodes(redis_server, 2) as (a, b), peers(a.url, b.url) as (pa, pb):
+        await join(pa, "room")
+        await join(pb, "room")
+        a.hub.to("room").emit("n", 0)
+        await until(lambda: len(pb.events) == 1)
+        redis_server.stop()
+        await until(lambda: not a.backplane.connected)
+        for n in range(1, 6):
+            a.hub.to("room").emit("n", n)
+        # Local clients are served at once; the others wait for Redis.
+        await until(lambda: len(pa.events) == 6)
+        assert a.backplane.stats.buffered == 5
+        assert len(pb.events) == 1
+        redis_server.start()
+        await until(lambda: len(pb.events) == 6, timeout=15)
+        assert [e[1] for e in pb.events] == list(range(6))
+        await until(lambda: a.backplane.connected and b.backplane.connected, timeout=10)
+        # Subscriptions came back: b's emits reach a, and a delivered nothing twice.
+        b.hub.to("room").emit("n", 6)
+        await until(lambda: len(pa.events) == 7)
+        await asyncio.sleep(0.1)
+        assert [e[1] for e in pa.events] == list(range(7))
+        stats = a.backplane.stats
+        assert stats.sent == 6 and stats.published == 6 and stats.dropped == 0
+
+
+async def test_outage_buffer_overflow_is_counted(redis_server: RedisServer) -> None:
+    async with nodes(redis_server, 2, buffer=3) as (a, b), peers(b.url) as (pb,):
+        await join(pb, "room")
+        await until(lambda: b.hub.backplane.cursor("room") is not None)
+        redis_server.stop()
+        await until(lambda: not a.backplane.connected)
+        for n in range(10):
+            a.hub.to("room").emit("n", n)
+        redis_server.start()
+        await until(lambda: a.backplane.stats.buffered == 0, timeout=15)
+        await until(lambda: len(pb.events) == 3, timeout=10)
+        await asyncio.sleep(0.2)
+        stats = a.backplane.stats
+        assert stats.dropped == 7 and stats.sent == 10
+        assert len(pb.events) + stats.dropped == stats.sent
+        assert [e[1] for e in pb.events] == [7, 8, 9]  # the oldest went first
+
+
+async def test_recovery_across_nodes_with_emits_during_the_replay(
+    redis_server: RedisServer,
+) -> None:
+    async with nodes(redis_server, 2, recovery=Recovery(window=10)) as (a, b):
+        got: list[int] = []
+        client = HubClient(a.url, backoff=(0.02, 0.1))
+        client.on("n", got.append)
+        await client.connect()
+        # Two nodes emit: the room's order is the one Redis gave, which a client that
+        # never left also sees.
+        reference: list[int] = []
+        witness = HubClient(a.url)
+        witness.on("n", reference.append)
+        await witness.connect()
+        await witness.join("room")
+        count = 0
+        running = True
+
+        async def pump() -> None:
+            nonlocal count
+            while running and count < 2000:
+                (a if count % 2 else b).hub.to("room").emit("n", count)
+                count += 1
+                await asyncio.sleep(0.002)
+
+        try:
+            await client.join("room")
+            task = asyncio.ensure_future(pump())
+            await until(lambda: len(got) > 20)
+            client.url = b.url
+            client.drop(pause=0.3)
+            await until(lambda: client.drops == 1)
+            await client.wait_open()
+            assert client.recovered, client.recovery
+            await asyncio.sleep(0.2)
+            running = False
+            await task
+            await until(lambda: len(got) == count == len(reference), timeout=10)
+            assert sorted(got) == list(range(count))
+            assert got == reference
+        finally:
+            running = False
+            await client.close()
+            await witness.close()
+
+
+async def test_cluster_calls_and_presence_over_redis(redis_server: RedisServer) -> None:
+    async with nodes(redis_server, 2, presence=True) as (a, b), peers(a.url, b.url) as (pa, pb):
+        await until(lambda: a.hub.clients and b.hub.clients)
+        (a_id,) = a.hub.clients
+        (b_id,) = b.hub.clients
+        infos = await a.hub.cluster.clients()
+        assert {(i.id, i.node) for i in infos} == {
+            (a_id, a.hub.node_id),
+            (b_id, b.hub.node_id),
+        }
+        assert await a.hub.cluster.join(b_id, "blue")
+        assert b.hub.clients[b_id].rooms == {"blue"}
+        assert await a.hub.cluster.rooms() == {"blue"}
+        await until(lambda: a.backplane.stats.buffered == 0 and b.backplane.stats.buffered == 0)
+        presence = await a.hub.presence("blue")
+        assert presence == {b_id: {"node": b.hub.node_id}}
+        assert await a.hub.cluster.leave(b_id, "blue")
+        assert not await a.hub.cluster.join("nobody", "blue")
+        assert await a.hub.cluster.disconnect(b_id, 4000, "bye")
+        await until(lambda: pb.conn.close_code == 4000)
+        del pa
+
+
+async def test_a_node_that_stops_beating_leaves_the_presence(redis_server: RedisServer) -> None:
+    async with nodes(redis_server, 2, presence=True) as (a, b), peers(a.url, b.url) as (pa, pb):
+        events: list[tuple[str, str]] = []
+        a.hub.on_presence(lambda e: events.append((e.kind, e.client_id)))
+        await join(pa, "room")
+        await join(pb, "room")
+        (b_id,) = b.hub.clients
+        await until(lambda: ("join", b_id) in events)
+        await until(lambda: b.backplane.stats.buffered == 0)
+        assert len(await a.hub.presence("room")) == 2
+        # b stops beating (and listening) without saying goodbye, as if it died.
+        for task in b.backplane._loops:
+            task.cancel()
+        started = time.monotonic()
+        while b_id in await a.hub.presence("room"):
+            assert time.monotonic() - started < 5
+            await asyncio.sleep(0.05)
+        # Gone within its time to live (1 s) and a beat.
+        assert time.monotonic() - started < 1.0 + 0.2 + 0.5
+        await until(lambda: ("leave", b_id) in events, timeout=5)
+        del pb
