@@ -112,6 +112,24 @@ async def test_echo_without_compression() -> None:
     assert code == 0, err
 
 
+async def test_echo_on_uvloop() -> None:
+    process, port = start("echo", "--loop", "uvloop")
+    try:
+        async with wskit.connect(f"ws://127.0.0.1:{port}/") as conn:
+            for message in ["on uvloop", b"\x01" * 100_000]:
+                await conn.send(message)
+                assert await conn.recv() == message
+    finally:
+        code, err = stop(process)
+    assert code == 0, err
+
+
+def test_loop_choice_is_checked() -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["echo", "--loop", "trio"])
+    assert build_parser().parse_args(["serve", "app:hub", "--loop", "uvloop"]).loop == "uvloop"
+
+
 async def test_echo_closes_normally(echo_server: int) -> None:
     conn = await wskit.connect(f"ws://127.0.0.1:{echo_server}/")
     await conn.send("x")

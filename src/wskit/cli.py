@@ -27,9 +27,9 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .asyncio.client import connect
 from .asyncio.connection import Conn
@@ -38,6 +38,8 @@ from .exceptions import ConnectionClosed, HandshakeRejected, WebSocketError
 from .hub.hub import Hub
 from .protocol.frames import CloseCode, is_valid_close_code
 from .protocol.headers import Headers
+
+T = TypeVar("T")
 
 __all__ = [
     "main",
@@ -611,6 +613,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--log-level", default=argparse.SUPPRESS, help="logging level (default WARNING)"
     )
+    common.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop (uvloop must be installed: pip install uvloop)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     echo = sub.add_parser("echo", parents=[common], help="run an echo server")
@@ -694,13 +702,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _runner(loop: str) -> Callable[[Coroutine[Any, Any, T]], T]:
+    """``asyncio.run``, or ``uvloop.run`` for ``--loop uvloop``."""
+    if loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            message = "--loop uvloop needs the uvloop package: pip install uvloop"
+            raise CommandError(message) from None
+        return uvloop.run
+    return asyncio.run
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    run = _runner(args.loop)
     if args.command == "echo":
-        asyncio.run(run_echo(args.host, args.port, not args.no_compression))
+        run(run_echo(args.host, args.port, not args.no_compression))
     elif args.command == "serve" and args.workers > 1:
         return asyncio.run(run_workers(args.host, args.port, args.workers, _worker_args(args)))
     elif args.command == "serve":
-        asyncio.run(
+        run(
             run_serve(
                 args.app,
                 args.host,
@@ -715,7 +736,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         )
     elif args.command == "connect":
-        return asyncio.run(
+        return run(
             run_connect(
                 args.uri,
                 headers=args.header,
@@ -729,13 +750,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         )
     elif args.command == "demo":
-        asyncio.run(run_demo(args.host, args.port))
+        run(run_demo(args.host, args.port))
     return 0
 
 
 def _worker_args(args: argparse.Namespace) -> list[str]:
     """The ``serve`` arguments of one worker (``--host``/``--port`` are added later)."""
-    argv = ["--log-level", args.log_level, "serve", args.app]
+    argv = ["--log-level", args.log_level, "serve", args.app, "--loop", args.loop]
     if args.path:
         argv += ["--path", args.path]
     if args.tls_cert:
