@@ -1,4 +1,4 @@
-"""The printed tables: figures per workload, then wskit ÷ each peer."""
+"""The printed tables: figures per workload, wskit ÷ each peer, then the hub's goals."""
 
 from __future__ import annotations
 
@@ -134,7 +134,10 @@ def ratio_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequen
     """wskit's figure divided by each peer's, wskit and the Python peers on the same loop."""
     out: list[str] = []
     peers: list[str] = []
+    hub_cases = {c.id for c in cases if c.hub}
     for rec in records:
+        if rec["case"] in hub_cases:
+            continue  # the hub's own table is goal_tables
         if rec["server"] != "wskit" and rec["server"] not in peers:
             peers.append(rec["server"])
     if not peers:
@@ -174,3 +177,69 @@ def ratio_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequen
             out.append(table(["figure", *peers], rows))
             out.append("")
     return "\n".join(out)
+
+
+def goal_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequence[str]) -> str:
+    """Each hub case's figure ÷ the plain server's it is held against, and its goal."""
+    rows: list[list[str]] = []
+    whats: list[str] = []
+    for case in cases:
+        goal = case.goal
+        if goal is None:
+            continue
+        metric = goal.metric
+        whats.append(
+            f"{case.id} ÷ {goal.case} {goal.server}: {goal.what}"
+            f" ({metric.label}, goal >= {goal.target:.1f}x)"
+        )
+        for loop in loops:
+            hub = _find(records, case.id, None, loop)
+            if hub is None:
+                continue
+            peer = _find(records, goal.case, goal.server, loop)
+            ours = _primary_value(hub, metric)
+            theirs = _primary_value(peer, metric) if peer is not None else None
+            cells = [
+                f"{case.id} ÷ {goal.case} {goal.server}",
+                loop,
+                _fmt(ours, metric.fmt) + _noisy(hub),
+                _fmt(theirs, metric.fmt) + (_noisy(peer) if peer is not None else ""),
+            ]
+            if ours is None or theirs is None:
+                missing = hub if ours is None else peer
+                why = "not run" if missing is None else "no figure"
+                if missing is not None and missing.get("skipped"):
+                    why = "skipped"
+                elif missing is not None and missing.get("error"):
+                    why = "error"
+                who = case.id if ours is None else f"{goal.case} {goal.server}/{loop}"
+                cells += ["-", f">= {goal.target:.1f}x", f"{who}: {why}"]
+            else:
+                ratio = ours / theirs
+                met = ratio >= goal.target
+                cells += [f"{ratio:.2f}x", f">= {goal.target:.1f}x", "met" if met else "MISSED"]
+            rows.append(cells)
+    if not rows:
+        return ""
+    out = ["Hub goals: wskit-hub's figure ÷ the plain peer's (same event loop)"]
+    headers = ["hub case ÷ peer case", "loop", "wskit-hub", "peer", "ratio", "goal", ""]
+    out.append(table(headers, rows))
+    out.extend(f"    {what}" for what in whats)
+    out.append("")
+    return "\n".join(out)
+
+
+def _find(records: Sequence[Record], case: str, server: str | None, loop: str) -> Record | None:
+    """The record of ``case`` on ``server`` (any server when ``None``) and ``loop``."""
+    for rec in records:
+        if (
+            rec["case"] == case
+            and (server is None or rec["server"] == server)
+            and rec.get("loop") in (loop, None)
+        ):
+            return rec
+    return None
+
+
+def _noisy(rec: Record) -> str:
+    return "*" if ((rec.get("cpu") or {}).get("other") or 0) > NOISY else ""

@@ -17,6 +17,10 @@
 //	idle   open -conns idle connections in two phases (-warm first) so the
 //	       runner can read the server's memory between them.
 //
+// With -hub (echo and bcast) the loader speaks ws-wrapper events to a wskit
+// hub (servers/wskit_hub_server.py) instead of the plain protocol below:
+// text messages {"a":[event,...args]}, compact JSON.
+//
 // Control protocol spoken by every bench server (text messages):
 //
 //	"count"                the server answers with its number of open connections
@@ -24,6 +28,14 @@
 //	                       <size> bytes to every other connection, then
 //	                       answers "ok <count>" to the sender
 //	anything else          echoed back unchanged (text or binary)
+//
+// The same with -hub, as ws-wrapper events (the sender of bcast connects with
+// the query string ?role=sender; every other connection is in the room):
+//
+//	["echo", s]            answered with the same event, byte for byte
+//	["count"]              answered with ["count", <open connections>]
+//	["bcast", count, size] the server emits ["m", "x" * size] to the room
+//	                       count times, then answers ["ok", count]
 //
 // Output on stdout, one line each: "MEASURE start" and "MEASURE end" around
 // the measured window, "PHASE warm" / "READY" in idle mode, and last
@@ -69,6 +81,7 @@ type options struct {
 	dialers    int
 	holdStdin  bool
 	maxSamples int
+	hub        bool
 }
 
 // countingConn counts the bytes that cross the socket (frames, headers and all).
@@ -168,7 +181,7 @@ func dialer(o *options, i int, rcvbuf int) *websocket.Dialer {
 }
 
 // dialAll opens n connections, at most o.dialers at a time.
-func dialAll(o *options, n int, first int, rcvbuf int) ([]*websocket.Conn, string, error) {
+func dialAll(o *options, url string, n int, first int, rcvbuf int) ([]*websocket.Conn, string, error) {
 	conns := make([]*websocket.Conn, n)
 	var ext atomic.Value
 	ext.Store("")
@@ -192,7 +205,7 @@ func dialAll(o *options, n int, first int, rcvbuf int) ([]*websocket.Conn, strin
 				var resp *http.Response
 				var err error
 				for attempt := 0; attempt < 3; attempt++ {
-					c, resp, err = dialer(o, first+i, rcvbuf).Dial(o.url, nil)
+					c, resp, err = dialer(o, first+i, rcvbuf).Dial(url, nil)
 					if err == nil {
 						break
 					}
@@ -302,11 +315,14 @@ func runEcho(o *options) {
 			p[i] = "abcdefghijklmnopqrstuvwxyz012345"[i%32]
 		}
 		payloads = [][]byte{p}
-		if o.binary {
+		if o.hub {
+			// The server answers with the same event, encoded the same way.
+			payloads = [][]byte{hubEvent("echo", string(p))}
+		} else if o.binary {
 			mt = websocket.BinaryMessage
 		}
 	}
-	conns, ext, err := dialAll(o, o.conns, 0, 0)
+	conns, ext, err := dialAll(o, o.url, o.conns, 0, 0)
 	if err != nil {
 		fail(nil, "connecting: %v", err)
 	}
@@ -432,11 +448,87 @@ func command(c *websocket.Conn, cmd string) (string, error) {
 	}
 }
 
+// hubEvent encodes a ws-wrapper event as the hub does: {"a":[name,...args]},
+// compact, no HTML escaping.
+func hubEvent(name string, args ...any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(map[string]any{"a": append([]any{name}, args...)}); err != nil {
+		panic(err)
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n")
+}
+
+// parseHubEvent reads a ws-wrapper event; ok is false for anything else.
+func parseHubEvent(data []byte) (name string, args []json.RawMessage, ok bool) {
+	var msg struct {
+		A []json.RawMessage `json:"a"`
+	}
+	if json.Unmarshal(data, &msg) != nil || len(msg.A) == 0 {
+		return "", nil, false
+	}
+	if json.Unmarshal(msg.A[0], &name) != nil {
+		return "", nil, false
+	}
+	return name, msg.A[1:], true
+}
+
+// hubCall sends the event name(args) and waits for the event of the same name
+// coming back (other messages are skipped): the -hub form of command. Its
+// answer is given as the plain protocol's: the event's arguments, space-separated.
+func hubCall(c *websocket.Conn, name string, args ...any) (string, error) {
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if err := c.WriteMessage(websocket.TextMessage, hubEvent(name, args...)); err != nil {
+		return "", err
+	}
+	return hubAnswer(c, name)
+}
+
+func hubAnswer(c *websocket.Conn, name string) (string, error) {
+	for {
+		mt, data, err := c.ReadMessage()
+		if err != nil {
+			return "", err
+		}
+		if mt != websocket.TextMessage {
+			continue
+		}
+		got, args, ok := parseHubEvent(data)
+		if !ok || got != name {
+			continue
+		}
+		parts := make([]string, len(args))
+		for i, a := range args {
+			parts[i] = string(a)
+		}
+		return strings.Join(parts, " "), nil
+	}
+}
+
+// senderURL is the URL of the bcast sender: with -hub it says so in the query
+// string, so that the hub leaves it out of the room.
+func senderURL(o *options) string {
+	if !o.hub {
+		return o.url
+	}
+	if strings.Contains(o.url, "?") {
+		return o.url + "&role=sender"
+	}
+	return o.url + "?role=sender"
+}
+
 // waitCount polls the server until it has registered want connections.
-func waitCount(c *websocket.Conn, want int, limit time.Duration) (int, error) {
+func waitCount(o *options, c *websocket.Conn, want int, limit time.Duration) (int, error) {
 	deadline := time.Now().Add(limit)
 	for {
-		answer, err := command(c, "count")
+		var answer string
+		var err error
+		if o.hub {
+			answer, err = hubCall(c, "count")
+		} else {
+			answer, err = command(c, "count")
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -454,25 +546,25 @@ func waitCount(c *websocket.Conn, want int, limit time.Duration) (int, error) {
 // ---------------------------------------------------------------- bcast
 
 func runBcast(o *options) {
-	receivers, _, err := dialAll(o, o.conns, 1, 0)
+	receivers, _, err := dialAll(o, o.url, o.conns, 1, 0)
 	if err != nil {
 		fail(nil, "connecting receivers: %v", err)
 	}
 	var stalled []*websocket.Conn
 	if o.stalled > 0 {
 		// A tiny receive buffer: the server's socket backs up after a few KiB.
-		stalled, _, err = dialAll(o, o.stalled, 1+o.conns, 2048)
+		stalled, _, err = dialAll(o, o.url, o.stalled, 1+o.conns, 2048)
 		if err != nil {
 			fail(nil, "connecting stalled receivers: %v", err)
 		}
 	}
-	senders, _, err := dialAll(o, 1, 0, 0)
+	senders, _, err := dialAll(o, senderURL(o), 1, 0, 0)
 	if err != nil {
 		fail(nil, "connecting sender: %v", err)
 	}
 	sender := senders[0]
 	want := o.conns + o.stalled + 1
-	got, err := waitCount(sender, want, 30*time.Second)
+	got, err := waitCount(o, sender, want, 30*time.Second)
 	if err != nil {
 		fail(nil, "count: %v", err)
 	}
@@ -480,6 +572,11 @@ func runBcast(o *options) {
 		fail(nil, "server registered %d of %d connections", got, want)
 	}
 
+	// With -hub every delivery must be the event ["m", "x" * size], byte for byte.
+	var expected []byte
+	if o.hub {
+		expected = hubEvent("m", strings.Repeat("x", o.size))
+	}
 	var t0 time.Time
 	done := make([]time.Time, len(receivers))
 	firsts := make([]time.Time, len(receivers))
@@ -499,7 +596,12 @@ func runBcast(o *options) {
 					errs[i] = err
 					return
 				}
-				if buf.Len() != o.size {
+				if expected != nil {
+					if !bytes.Equal(buf.Bytes(), expected) {
+						errs[i] = fmt.Errorf("got %.80q, want %.80q", buf.Bytes(), expected)
+						return
+					}
+				} else if buf.Len() != o.size {
 					errs[i] = fmt.Errorf("got %d bytes, want %d", buf.Len(), o.size)
 					return
 				}
@@ -517,7 +619,11 @@ func runBcast(o *options) {
 	emit("MEASURE start")
 	t0 = time.Now()
 	close(start)
-	sendErr := sender.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf("bcast %d %d", o.count, o.size)))
+	request := []byte(fmt.Sprintf("bcast %d %d", o.count, o.size))
+	if o.hub {
+		request = hubEvent("bcast", o.count, o.size)
+	}
+	sendErr := sender.WriteMessage(websocket.TextMessage, request)
 	limit := o.timeout - 5*time.Second
 	if limit < 5*time.Second {
 		limit = 5 * time.Second
@@ -533,7 +639,12 @@ func runBcast(o *options) {
 	ack := ""
 	if sendErr == nil {
 		sender.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if mt, data, err := sender.ReadMessage(); err == nil && mt == websocket.TextMessage {
+		if o.hub {
+			// ["ok", count], reported as the plain servers' "ok <count>".
+			if answer, err := hubAnswer(sender, "ok"); err == nil {
+				ack = "ok " + answer
+			}
+		} else if mt, data, err := sender.ReadMessage(); err == nil && mt == websocket.TextMessage {
 			ack = string(data)
 		}
 	}
@@ -607,18 +718,18 @@ func runIdle(o *options) {
 	if warm >= o.conns {
 		warm = o.conns / 10
 	}
-	first, _, err := dialAll(o, warm, 0, 0)
+	first, _, err := dialAll(o, o.url, warm, 0, 0)
 	if err != nil {
 		fail(nil, "connecting: %v", err)
 	}
-	if n, err := waitCount(first[0], warm, 20*time.Second); err != nil || n < warm {
+	if n, err := waitCount(o, first[0], warm, 20*time.Second); err != nil || n < warm {
 		fail(nil, "server registered %d of %d warm connections (%v)", n, warm, err)
 	}
 	emit(fmt.Sprintf("PHASE warm %d", warm))
 	if o.holdStdin {
 		readLine(stdin)
 	}
-	rest, _, err := dialAll(o, o.conns-warm, warm, 0)
+	rest, _, err := dialAll(o, o.url, o.conns-warm, warm, 0)
 	if err != nil {
 		fail(nil, "connecting: %v", err)
 	}
@@ -633,7 +744,7 @@ func runIdle(o *options) {
 			}
 		}(c)
 	}
-	n, err := waitCount(first[0], o.conns, 30*time.Second)
+	n, err := waitCount(o, first[0], o.conns, 30*time.Second)
 	if err != nil {
 		fail(nil, "count: %v", err)
 	}
@@ -672,6 +783,7 @@ func main() {
 	flag.IntVar(&o.dialers, "dialers", 64, "connections being opened at once")
 	flag.BoolVar(&o.holdStdin, "stdin", false, "idle: wait for a line on stdin after each phase")
 	flag.IntVar(&o.maxSamples, "max-samples", 1<<20, "latency samples kept per connection")
+	flag.BoolVar(&o.hub, "hub", false, "echo, bcast: speak ws-wrapper events to a wskit hub")
 	flag.Parse()
 	if o.sources < 1 || o.sources > 250 {
 		o.sources = 1
@@ -680,6 +792,10 @@ func main() {
 	time.AfterFunc(o.timeout, func() {
 		fail(map[string]any{"mode": o.mode}, "loadgen timed out after %s", o.timeout)
 	})
+	if o.hub && (o.binary || o.docs != "" || o.mode == "idle") {
+		logf("-hub sends text events: not with -binary, -docs or -mode idle")
+		os.Exit(2)
+	}
 	switch o.mode {
 	case "echo":
 		runEcho(o)
