@@ -291,5 +291,5 @@ def test_base_protocol_is_abstract() -> None:
 
 def test_packets_are_frozen() -> None:
     event = Event("ev", ())
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         event.name = "other"  # type: ignore[misc]

@@ -284,7 +284,7 @@ class HandlerSignature:
     the others take the event's arguments in order.
     """
 
-    __slots__ = ("func", "is_async", "_params", "_varargs", "_plain", "_injects")
+    __slots__ = ("func", "is_async", "_params", "_varargs", "_plain", "_injects", "_leading")
 
     def __init__(self, func: Callable[..., Any], client_type: type) -> None:
         self.func = func
@@ -309,11 +309,17 @@ class HandlerSignature:
             params.append(_Param(param.name, hint, inject, required, param.default))
         self._params = tuple(params)
         self._injects = any(p.inject for p in params)
-        # The common untyped case skips conversion entirely.
-        self._plain = all(p.hint in (_MISSING, Any) for p in params) and self._varargs in (
-            None,
-            Any,
+        # The common cases skip conversion entirely: no hints (or ``Any``) on
+        # the wire arguments, and the client, if asked for, first.
+        leading = 0
+        while leading < len(params) and params[leading].inject:
+            leading += 1
+        wire = params[leading:]
+        self._plain = (
+            all(p.hint in (_MISSING, Any) and not p.inject for p in wire)
+            and self._varargs in (None, Any)
         )
+        self._leading = leading
 
     def bind(self, client: Any, args: Sequence[Any]) -> list[Any]:
         """Build the call's positional arguments from the event's ``args``.
@@ -327,15 +333,17 @@ class HandlerSignature:
             wanted = sum(1 for p in self._params if not p.inject)
             if len(args) > wanted:
                 args = args[:wanted]
-        if self._plain and not self._injects:
-            values = [a.natural() if isinstance(a, IrisValue) else a for a in args]
-            wanted = len(self._params)
+        if self._plain:
+            leading = self._leading
+            values = [a.natural() if type(a) is IrisValue else a for a in args]
+            wanted = len(self._params) - leading
             if self._varargs is None and len(values) > wanted:
                 raise ConversionError(f"expected at most {wanted} arguments, got {len(values)}")
-            missing = [p.name for p in self._params[len(values) :] if p.required]
-            if missing:
-                raise ConversionError(f"missing argument {missing[0]!r}")
-            return values
+            if len(values) < wanted:
+                missing = [p.name for p in self._params[leading + len(values) :] if p.required]
+                if missing:
+                    raise ConversionError(f"missing argument {missing[0]!r}")
+            return [client, *values] if leading == 1 else [client] * leading + values
         result: list[Any] = []
         position = 0
         for param in self._params:

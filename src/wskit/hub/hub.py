@@ -776,10 +776,18 @@ class Hub(HubChannel):
         else:
             members = self.clients.values()
         prepared = PreparedMessage(message)
+        prepared.plain_frame()  # the common frame, built once before the loop
+        max_buffer = self.max_buffer
         sent = 0
+        # The hot loop of every room emit: try the write first and fall back
+        # to the overflow policy only when it fails.
         for client in list(members):
-            if client.id != exclude and self._write(client, prepared):
+            if client._closed or client.id == exclude:
+                continue
+            if client.conn.write_prepared(prepared, max_buffer):
                 sent += 1
+            else:
+                self._overflowed(client)
         return sent
 
     def _deliver_numbered(
@@ -803,8 +811,13 @@ class Hub(HubChannel):
             return False
         if client.conn.write_prepared(prepared, self.max_buffer):
             return True
+        self._overflowed(client)
+        return False
+
+    def _overflowed(self, client: Client) -> None:
+        """A write to ``client`` failed: apply the overflow policy if its buffer is full."""
         if client.conn.closed or client.conn.write_buffer_size <= self.max_buffer:
-            return False
+            return
         if self.overflow == "close":
             logger.warning("client %s is not reading; closing it", client.id)
             client._closed = True
@@ -812,7 +825,6 @@ class Hub(HubChannel):
         else:
             client.dropped += 1
             self.dropped += 1
-        return False
 
     # -- serving -------------------------------------------------------------------------
 
