@@ -964,7 +964,7 @@ class Hub(HubChannel):
         except Exception as exc:
             self._handler_failed(client, event, exc)
             return
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             self._spawn(self._await_result(client, event, result))
         elif request_id is not None:
             self._answer(client, request_id, result)
