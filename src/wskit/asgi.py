@@ -940,12 +940,6 @@ class AsgiConn(ConnectionAPI):
         return tuple(client) if client is not None else None
 
     @property
-    def response_headers(self) -> Headers:
-        """The headers the application put in its handshake answer."""
-        assert self.response is not None
-        return self.response.headers
-
-    @property
     def write_buffer_size(self) -> int:
         """Bytes queued for sending, the message being sent included (text counted in chars)."""
         return self._queued

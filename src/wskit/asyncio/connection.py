@@ -72,6 +72,7 @@ class ConnectionAPI:
     __slots__ = ()
 
     request: Request | None
+    response: Response | None
     json_loads: Callable[[str | bytes], Any]
     json_dumps: Callable[[Any], str]
 
@@ -128,6 +129,12 @@ class ConnectionAPI:
         """The headers of the handshake request."""
         assert self.request is not None
         return self.request.headers
+
+    @property
+    def response_headers(self) -> Headers:
+        """The headers of the handshake response."""
+        assert self.response is not None
+        return self.response.headers
 
 
 class Conn(ConnectionAPI, asyncio.BufferedProtocol):
@@ -775,12 +782,6 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def remote_address(self) -> Any:
         """The peer's socket address (``(host, port)`` for TCP)."""
         return self.transport.get_extra_info("peername") if self.transport else None
-
-    @property
-    def response_headers(self) -> Headers:
-        """The headers of the handshake response."""
-        assert self.response is not None
-        return self.response.headers
 
     @property
     def compression_enabled(self) -> bool:
