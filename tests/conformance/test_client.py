@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import gc
-import random
 import time
 import tracemalloc
 import zlib
@@ -31,6 +29,7 @@ from typing import Any
 import pytest
 
 import wskit
+from conformance.payloads import binary_payload, compressible, payload, text_payload
 from conformance.rawclient import (
     OP_BINARY,
     OP_CLOSE,
@@ -52,39 +51,6 @@ MiB = 2**20
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def text_payload(n: int) -> bytes:
-    unit = "aκ€😀".encode()
-    full, rest = divmod(n, len(unit))
-    return unit * full + b"z" * rest
-
-
-@functools.lru_cache(maxsize=32)
-def binary_payload(n: int) -> bytes:
-    return random.Random(n).randbytes(n)
-
-
-def payload(opcode: int, n: int) -> bytes:
-    return text_payload(n) if opcode == OP_TEXT else binary_payload(n)
-
-
-_WORDS = [
-    bytes(random.Random(i).choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(2 + i % 9))
-    for i in range(400)
-]
-
-
-@functools.lru_cache(maxsize=64)
-def compressible(n: int, binary: bool = False, seed: int = 0) -> bytes:
-    rnd = random.Random(n * 17 + seed)
-    parts: list[bytes] = []
-    size = 0
-    while size < n:
-        word = rnd.choice(_WORDS) + (bytes([rnd.randrange(256)]) if binary else b"")
-        parts.append(word + b" ")
-        size += len(word) + 1
-    return b"".join(parts)[:n]
 
 
 def sends(wire: bytes, expect: int, *, chunks: int | None = None) -> Scenario:
