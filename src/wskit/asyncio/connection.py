@@ -598,7 +598,13 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         if protocol is None or protocol.state is not _OPEN or protocol.close_sent is not None:
             return False
         transport = self.transport
-        if max_buffer is not None and transport.get_write_buffer_size() > max_buffer:  # type: ignore[union-attr]
+        # Below the high-water mark asyncio has not paused us, so the buffer
+        # is under write_limit: ask its size only when it may be over.
+        if (
+            max_buffer is not None
+            and (self._write_paused or max_buffer < self.write_limit)
+            and transport.get_write_buffer_size() > max_buffer  # type: ignore[union-attr]
+        ):
             return False
         lock = self._send_lock
         if lock is not None and lock.locked():
