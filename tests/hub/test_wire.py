@@ -293,3 +293,26 @@ def test_packets_are_frozen() -> None:
     event = Event("ev", ())
     with pytest.raises(AttributeError):
         event.name = "other"  # type: ignore[misc]
+
+
+def test_both_json_encoders_write_the_same_values() -> None:
+    """msgspec's encoder (when installed) and the stdlib's agree on what the hub sends."""
+    import dataclasses
+    import enum
+    import json
+
+    from wskit.hub import wire
+
+    class Color(enum.Enum):
+        RED = "red"
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: list[int]
+
+    value = {"a": ["ev", Point(1, [2]), Color.RED, (1, 2), b"\x00\xff", "é", None, 1.5, True]}
+    fast = wire._fastest_dumps()
+    assert fast is not wire._compact_dumps  # msgspec is in the test extras
+    assert json.loads(fast(value)) == json.loads(wire._compact_dumps(value))
+    assert json.loads(fast(value))["a"][4] == "AP8="

@@ -15,6 +15,7 @@ int, got str``; the hub answers the request with it.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 import inspect
@@ -259,7 +260,8 @@ def to_builtins(value: Any) -> Any:
     if isinstance(value, list | set | frozenset | tuple):
         return [to_builtins(v) for v in value]
     if isinstance(value, bytes):
-        return value.decode("latin-1")
+        # Base64, the usual way to put bytes in JSON (msgspec does the same).
+        return base64.b64encode(value).decode("ascii")
     if _is_struct(type(value)):
         import msgspec
 

@@ -117,6 +117,24 @@ _compact_dumps: Callable[[Any], str] = json.JSONEncoder(
 ).encode
 
 
+def _fastest_dumps() -> JsonDumps:
+    """msgspec's JSON encoder when installed (about ten times faster), else the stdlib's.
+
+    Both write compact JSON with the same values: dataclasses, enums, sets
+    and tuples as JSON does them, bytes in base64 (:func:`to_builtins`).
+    """
+    try:
+        import msgspec
+    except ImportError:
+        return _compact_dumps
+    encode = msgspec.json.Encoder(enc_hook=_to_builtins).encode
+
+    def dumps(value: Any) -> str:
+        return encode(value).decode()
+
+    return dumps
+
+
 def _fastest_loads() -> JsonLoads:
     """msgspec's JSON decoder when installed (five times faster), else the stdlib's.
 
@@ -144,8 +162,8 @@ class WsWrapperProtocol(WireProtocol):
 
     name = "ws-wrapper"
 
-    def __init__(self, dumps: JsonDumps = _compact_dumps, loads: JsonLoads | None = None) -> None:
-        self.dumps = dumps
+    def __init__(self, dumps: JsonDumps | None = None, loads: JsonLoads | None = None) -> None:
+        self.dumps = dumps if dumps is not None else _fastest_dumps()
         self.loads = loads if loads is not None else _fastest_loads()
 
     def decode(self, message: str | bytes) -> Packet | None:
