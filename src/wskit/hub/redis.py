@@ -95,6 +95,10 @@ __all__ = ["RedisBackplane"]
 
 logger = logging.getLogger("wskit.hub.redis")
 
+# Own messages echoed this many seconds before an outage are published again
+# after it (see RedisBackplane._recent).
+_RESEND_WINDOW = 2.0
+
 # KEYS: meta, stream. ARGV: channel, node, seq, exclude (JSON), message, maxlen, ttl (ms), epoch.
 PUBLISH_SCRIPT = """
 local last = redis.call('HGET', KEYS[1], 'n:' .. ARGV[2])
@@ -189,6 +193,7 @@ class _Out:
         "local",
         "echoed",
         "queued",
+        "resend",
     )
 
     def __init__(
@@ -216,6 +221,8 @@ class _Out:
         self.local = False
         #: Came back on the channel (and was delivered from there).
         self.echoed = False
+        #: Published already, and published again after an outage.
+        self.resend = False
 
 
 class _Item:
@@ -343,6 +350,10 @@ class RedisBackplane(Backplane):
         self._inflight: list[_Out] = []
         self._wake: asyncio.Event | None = None
         self._own: OrderedDict[int, _Out] = OrderedDict()
+        # Own messages that came back on the channel lately, with when. Redis
+        # may die before writing them to the other subscribers: after an outage
+        # they are published again, and the receivers drop the ones they had.
+        self._recent: deque[tuple[float, _Out]] = deque(maxlen=self.buffer)
         self._streams: dict[str, _Stream] = {}
         self._channels: set[str] = set()
         self._subscriber: _Subscriber | None = None
@@ -483,6 +494,13 @@ class RedisBackplane(Backplane):
             self._deliver_early(out)
             if not out.queued and not out.echoed:
                 again.append(out)
+        # Echoed just before the outage: perhaps not written to every subscriber.
+        horizon = time.monotonic() - _RESEND_WINDOW
+        for when, out in self._recent:
+            if when >= horizon and not out.queued:
+                out.resend = True
+                again.append(out)
+        self._recent.clear()
         self._requeue(again)
 
     def _requeue(self, outs: list[_Out]) -> None:
@@ -648,7 +666,8 @@ class RedisBackplane(Backplane):
                     self._stats.dropped += 1
                     logger.error("redis backplane: a message was refused: %s", result)
                     continue
-                self._stats.published += 1
+                if not out.resend:
+                    self._stats.published += 1
             self._set_state(send=True)
 
     async def _probe(self) -> None:
@@ -791,9 +810,7 @@ class RedisBackplane(Backplane):
                     node.deliver(Target.CLIENT, client_id, body, header.get("x"))
                     self._stats.delivered += 1
                 return
-            item = _Item(
-                header["e"], header["o"], header["n"], header["s"], header.get("x"), body
-            )
+            item = _Item(header["e"], header["o"], header["n"], header["s"], header.get("x"), body)
             if stream.syncing:
                 stream.buffer.append(item)
             elif not self._apply(stream, item):
@@ -842,6 +859,7 @@ class RedisBackplane(Backplane):
         if item.origin == self.node_id:
             out = self._own.pop(item.seq, None)
             if out is not None:
+                self._recent.append((time.monotonic(), out))
                 if out.local:
                     if stream.target is Target.ROOM:
                         node.advanced(stream.name, (item.epoch, item.offset))
