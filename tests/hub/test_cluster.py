@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hub.redis_support import HubNode, Peer, RedisServer, nodes, peers, redis_server, until
@@ -269,3 +270,29 @@ async def test_workers_share_one_port_and_stop_with_1001(redis_server: RedisServ
             await peer.close()
     finally:
         node.stop()
+
+
+def test_workers_end_when_their_supervisor_is_killed(redis_server: RedisServer) -> None:
+    node = HubNode(redis_server.url, workers=2).start()
+    try:
+        assert node.process is not None
+        supervisor = node.process.pid
+        children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+        assert len(children) == 2
+        node.process.kill()  # SIGKILL: the supervisor cannot pass anything on
+        node.process.wait(5)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() and _running(pid) for pid in children):
+            assert time.monotonic() < deadline, "workers outlived their supervisor"
+            time.sleep(0.05)
+    finally:
+        node.stop()
+
+
+def _running(pid: str) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
