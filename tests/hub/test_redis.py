@@ -40,7 +40,7 @@ async def nodes(redis: RedisServer, count: int, **options: Any) -> AsyncIterator
     made = []
     for _ in range(count):
         backplane = RedisBackplane(
-            redis.url, prefix="t", heartbeat=0.2, node_ttl=1.0, buffer=buffer, timeout=1.0
+            redis.url, prefix="t", heartbeat=0.2, node_ttl=1.0, buffer=buffer, timeout=5.0
         )
         hub = Hub(backplane=backplane, client_rooms=True, **options)
         hub.on("join_me", lambda client, room: client.join(room))
