@@ -235,3 +235,21 @@ async def test_a_node_that_stops_beating_leaves_the_presence(redis_server: Redis
         assert time.monotonic() - started < 1.0 + 0.2 + 0.5
         await until(lambda: ("leave", b_id) in events, timeout=5)
         del pb
+
+
+async def test_a_plain_client_s_join_waits_until_the_node_listens(
+    redis_server: RedisServer,
+) -> None:
+    # With recovery on, clients without a session (the npm ws-wrapper client, say)
+    # must not be told they joined before their node receives the room: an emit
+    # from another node right after the answer would miss them.
+    async with (
+        nodes(redis_server, 2, recovery=Recovery(window=10)) as (a, b),
+        peers(b.url) as (pb,),
+    ):
+        rooms = [f"fresh-{i}" for i in range(30)]
+        for n, room in enumerate(rooms):
+            await join(pb, room)
+            a.hub.to(room).emit("n", n)
+        await until(lambda: len(pb.events) == len(rooms))
+        assert [e[1] for e in pb.events] == list(range(len(rooms)))

@@ -576,7 +576,10 @@ class Hub(HubChannel):
         With a broker, the node may only just have started listening to the
         room; with recovery, the replay must be written first.
         """
-        if self._sessions is not None:
+        if room in client._joins:
+            # A recovering (session) client: the join task waits for the cursor
+            # and writes the replay; any other client just needs the cursor.
+            assert self._sessions is not None
             await self._sessions.settled(client, room)
         elif self.backplane.cursor(room) is None:
             try:
