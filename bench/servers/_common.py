@@ -59,3 +59,42 @@ def run(main: Callable[[], Coroutine[Any, Any, None]], loop: str) -> None:
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(main())
+
+
+Broadcast = Callable[[list[Any], bytes], Any]
+Handler = Callable[[Any], Coroutine[Any, Any, None]]
+
+
+def echo_handler(broadcast: Broadcast, closed: type[BaseException]) -> Handler:
+    """The connection handler of the servers with a websockets-style API.
+
+    Echoes every message; ``count`` answers the number of connections;
+    ``bcast COUNT SIZE`` broadcasts COUNT messages of SIZE bytes to the other
+    connections with the library's own ``broadcast`` and then acks ``ok COUNT``.
+    """
+    conns: set[Any] = set()
+
+    async def handler(conn: Any) -> None:
+        conns.add(conn)
+        try:
+            async for message in conn:
+                if type(message) is str and len(message) < 32:
+                    if message == "count":
+                        await conn.send(str(len(conns)))
+                        continue
+                    if message.startswith("bcast "):
+                        count, size = parse_bcast(message)
+                        payload = bytes(size)
+                        others = [c for c in conns if c is not conn]
+                        for _ in range(count):
+                            broadcast(others, payload)
+                            await asyncio.sleep(0)
+                        await conn.send(f"ok {count}")
+                        continue
+                await conn.send(message)
+        except closed:
+            pass  # the loader drops connections abruptly at the end
+        finally:
+            conns.discard(conn)
+
+    return handler
