@@ -98,3 +98,17 @@ def echo_handler(broadcast: Broadcast, closed: type[BaseException]) -> Handler:
             conns.discard(conn)
 
     return handler
+
+
+async def serve_websockets_style(serve: Callable[..., Any], handler: Handler, args: Args) -> None:
+    """Serve ``handler`` with a websockets-compatible ``serve`` until killed."""
+    async with serve(
+        handler,
+        "127.0.0.1",
+        args.port,
+        compression="deflate" if args.compression else None,
+        max_size=MAX_SIZE,
+        backlog=4096,
+    ) as server:
+        ready(args.port)
+        await server.serve_forever()
