@@ -183,6 +183,10 @@ async def test_in_the_browser(chromium_browser: Browser, path: str) -> None:
 
         # Messages sent while reconnecting are queued and flushed.
         await again.disconnect(1012)
+        # Until the browser reads the close frame its socket still looks open,
+        # and a message sent then is lost with the connection (no protocol can
+        # deliver it); queueing starts once the client knows it is disconnected.
+        await wait(page, "() => life.filter((e) => e[0] === 'close').length === 2")
         await page.evaluate("() => { client.emit('hello', 'queued'); }")
         await wait(page, "() => life.filter((e) => e[0] === 'open').length === 3")
         async with asyncio.timeout(5):
