@@ -8,15 +8,18 @@ import os
 
 from setuptools import Extension, setup
 
+KERNELS = ("mask", "write")
+
 extensions = []
 if not os.environ.get("WSKIT_NO_EXTENSIONS"):
-    extensions.append(
+    extensions = [
         Extension(
-            "wskit.speedups.mask",
-            ["src/wskit/speedups/mask.c"],
+            f"wskit.speedups.{name}",
+            [f"src/wskit/speedups/{name}.c"],
             extra_compile_args=["-O3"],
             optional=True,
         )
-    )
+        for name in KERNELS
+    ]
 
 setup(ext_modules=extensions)

@@ -6,9 +6,10 @@ answers (pongs, close frames) and hands complete messages to the reader.
 A reader that is already waiting gets its message directly; otherwise the
 message waits in a bounded queue, and when the queue is full the transport
 stops reading, so a peer cannot make wskit buffer without bound. Writes go
-straight to the transport; ``send()`` waits only while the transport has
-asked us to pause (``pause_writing``), which bounds what a peer that does
-not read can make us buffer.
+straight to the socket when the transport holds nothing (see
+:mod:`~wskit.asyncio.direct_write`), else to the transport; ``send()`` waits
+only while the transport has asked us to pause (``pause_writing``), which
+bounds what a peer that does not read can make us buffer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..protocol.connection import Connection, PreparedMessage, Side, State
 from ..protocol.events import CloseReceived, DataReceived, PingReceived, PongReceived
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, Response
+from .direct_write import socket_fd, write_through
 
 __all__ = ["Conn", "ConnectionAPI", "MessageWriter", "Data"]
 
@@ -163,6 +165,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "_close_timer",
         "_closed",
         "_drain_waiters",
+        "_fd",
         "_keepalive",
         "_loop",
         "_lost_exc",
@@ -233,6 +236,10 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self.subprotocol: str | None = None
         self.protocol: Connection | None = None
         self.transport: asyncio.Transport | None = None
+        # The socket write_through() may send on; -1 until the WebSocket
+        # phase and again once the connection is lost (the number may then
+        # belong to another socket).
+        self._fd = -1
         self._loop = asyncio.get_running_loop()
         self._rbuf = _receive_buffer()
         #: Bytes received after the opening handshake (frames, as on the wire).
@@ -261,6 +268,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         """Start the WebSocket phase once the handshake succeeded."""
         self.protocol = protocol
         self.transport = transport
+        self._fd = socket_fd(transport)
         transport.set_write_buffer_limits(high=self.write_limit)
         self._schedule_keepalive()
         if leftover:
@@ -397,6 +405,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """The TCP connection is gone: wake everyone who waits on it."""
         self._lost_exc = exc
+        self._fd = -1
         if self.protocol is not None and self.protocol.state is not State.CLOSED:
             self.protocol.receive_eof()
         for handle in (self._keepalive, self._close_timer):
@@ -492,15 +501,15 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
 
     def _write(self, output: list[bytes]) -> None:
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None:
             return
         if len(output) == 1:
-            transport.write(output[0])
+            write_through(transport, self._fd, output[0])
         elif any(len(piece) >= 65536 for piece in output):
             for piece in output:  # large payloads are not copied to be joined
-                transport.write(piece)
+                write_through(transport, self._fd, piece)
         else:
-            transport.write(b"".join(output))
+            write_through(transport, self._fd, b"".join(output))
 
     def _check_open(self) -> Connection:
         protocol = self.protocol
@@ -591,10 +600,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         :func:`wskit.broadcast` and of the hub.
         """
         protocol = self.protocol
-        # An open protocol with no close frame sent implies an open transport:
-        # every path that closes the transport sends or receives a close first,
-        # or marks the protocol closed. This runs once per receiver per
-        # broadcast, so it checks only what it must.
+        # This runs once per receiver per broadcast, so it checks only what it
+        # must; write_through() refuses a closing transport itself.
         if protocol is None or protocol.state is not _OPEN or protocol.close_sent is not None:
             return False
         transport = self.transport
@@ -612,8 +619,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         frame = message._plain
         if frame is None or protocol.deflate is not None or protocol._mask_out:
             frame = message.frame_for(protocol)
-        transport.write(frame)  # type: ignore[union-attr]
-        return True
+        return write_through(transport, self._fd, frame)
 
     async def send_prepared(self, message: PreparedMessage) -> None:
         """Send a message prepared once for many connections (see :func:`wskit.broadcast`)."""

@@ -317,10 +317,9 @@ class HandlerSignature:
         while leading < len(params) and params[leading].inject:
             leading += 1
         wire = params[leading:]
-        self._plain = (
-            all(p.hint in (_MISSING, Any) and not p.inject for p in wire)
-            and self._varargs in (None, Any)
-        )
+        self._plain = all(
+            p.hint in (_MISSING, Any) and not p.inject for p in wire
+        ) and self._varargs in (None, Any)
         self._leading = leading
 
     def bind(self, client: Any, args: Sequence[Any]) -> list[Any]:

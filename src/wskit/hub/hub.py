@@ -686,9 +686,7 @@ class Hub(HubChannel):
         if op == "clients":
             room = args.get("room")
             members = self.clients.values() if room is None else self.rooms.get(room, ())
-            return [
-                {"id": c.id, "node": self.node_id, "rooms": sorted(c.rooms)} for c in members
-            ]
+            return [{"id": c.id, "node": self.node_id, "rooms": sorted(c.rooms)} for c in members]
         if op == "rooms":
             return sorted(self.rooms)
         client = self.clients.get(str(args.get("client")))

@@ -553,9 +553,7 @@ class Connection:
                 self._output.append(encode_frame(opcode, data, fin=fin, mask=self._mask_out))
             else:
                 # Header and payload as two pieces: no copy of a large payload.
-                self._output.extend(
-                    encode_frame_parts(opcode, data, fin=fin, mask=self._mask_out)
-                )
+                self._output.extend(encode_frame_parts(opcode, data, fin=fin, mask=self._mask_out))
             if not fin:
                 self._out_opcode = opcode
                 self._out_compressed = False

@@ -1,0 +1,3 @@
+from typing import Any
+
+def write_through(transport: Any, fd: int, data: bytes | bytearray | memoryview) -> bool: ...
