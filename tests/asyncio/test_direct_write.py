@@ -1,44 +1,54 @@
-"""write_through(): frames sent on the socket directly, the rest through the transport.
+"""Writers and fanout(): frames sent on the socket directly, the rest through the transport.
 
-Both the compiled kernel and the Python fallback are tested (the compiled one
-only where it is built), on real asyncio socket transports over a socket
-pair, so ordering, partial sends and closing are the kernel's, not a mock's.
+Both implementations are tested, the compiled kernel (where it is built) and
+the Python fallback, on real asyncio socket transports over socket pairs, so
+ordering, partial sends and closing are the kernel's, not a mock's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from conftest import require
 from wskit.asyncio import direct_write
+from wskit.protocol.connection import Connection, Side, State
 from wskit.speedups import ENABLED
 
-Writer = Callable[[Any, int, bytes | bytearray | memoryview], bool]
+
+@dataclass
+class Kernel:
+    """One implementation: its Writer class and its fanout()."""
+
+    name: str
+    writer: Callable[..., direct_write.Writer]
+    fanout: Callable[..., tuple[int, list[Any]]]
+    direct: bool  # sends on the socket itself
 
 
-def compiled() -> Writer:
+def compiled() -> Kernel:
     try:
         from wskit.speedups import write
     except ImportError:
         require(False, "the compiled write kernel (pip install -e . with a C compiler)")
-    return write.write_through
+    module: ModuleType = write
+    return Kernel("compiled", module.Writer, module.fanout, True)
 
 
-def python() -> Writer:
-    return direct_write._write_through_python
+def python() -> Kernel:
+    return Kernel("python", direct_write.PythonWriter, direct_write._fanout_python, False)
 
 
-WRITERS: dict[str, Callable[[], Writer]] = {"compiled": compiled, "python": python}
-
-
-@pytest.fixture(params=sorted(WRITERS))
-def writer(request: pytest.FixtureRequest) -> Writer:
-    return WRITERS[request.param]()
+@pytest.fixture(params=["compiled", "python"])
+def kernel(request: pytest.FixtureRequest) -> Kernel:
+    return compiled() if request.param == "compiled" else python()
 
 
 class Sink(asyncio.Protocol):
@@ -49,93 +59,234 @@ class Sink(asyncio.Protocol):
         self.lost.set_result(exc)
 
 
+@dataclass
+class End:
+    """Our transport over a socket pair, and the blocking socket at the other end."""
+
+    transport: asyncio.Transport
+    theirs: socket.socket
+
+    @property
+    def fd(self) -> int:
+        return int(self.transport.get_extra_info("socket").fileno())
+
+    def read(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.theirs.recv(n - len(data))
+            assert chunk, "the other end closed early"
+            data += chunk
+        return data
+
+    def nothing_more(self) -> bool:
+        self.theirs.setblocking(False)
+        try:
+            self.theirs.recv(1)
+        except BlockingIOError:
+            return True
+        finally:
+            self.theirs.setblocking(True)
+        return False
+
+
 @pytest.fixture
-async def pipe() -> AsyncIterator[tuple[asyncio.Transport, socket.socket]]:
-    """A real asyncio socket transport and the (blocking) socket at the other end."""
-    ours, theirs = socket.socketpair()
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.connect_accepted_socket(Sink, ours)
-    theirs.settimeout(5)
-    yield transport, theirs
-    transport.abort()
-    theirs.close()
+async def ends() -> AsyncIterator[Callable[[], Any]]:
+    """Open socket pairs on demand; all are closed at the end."""
+    opened: list[End] = []
+
+    async def open_end() -> End:
+        ours, theirs = socket.socketpair()
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(Sink, ours)
+        theirs.settimeout(5)
+        end = End(transport, theirs)
+        opened.append(end)
+        return end
+
+    yield open_end
+    for end in opened:
+        end.transport.abort()
+        end.theirs.close()
 
 
-def read_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "the other end closed early"
-        data += chunk
-    return data
+def open_core(side: Side = Side.SERVER) -> Connection:
+    return Connection(side)
 
 
-def test_socket_fd_is_offered_only_for_plain_socket_transports() -> None:
+def make(kernel: Kernel, end: End, *, plain: bool = True, fd: int | None = None) -> Any:
+    """A writer on ``end`` (sending on its socket directly, unless ``fd=-1``)."""
+    return kernel.writer(
+        end.transport, end.fd if fd is None else fd, open_core(), State.OPEN, plain, fd == -1
+    )
+
+
+@dataclass
+class Item:
+    """Anything with a writer, as fanout() sees a Conn or a hub Client."""
+
+    _writer: Any
+    name: str = ""
+
+
+# -- new_writer ----------------------------------------------------------------------
+
+
+async def test_new_writer_sends_directly_on_asyncio_socket_transports(
+    ends: Callable[[], Any],
+) -> None:
+    end = await ends()
+    writer = direct_write.new_writer(end.transport, open_core())
+    assert writer.fd == (end.fd if ENABLED else -1)
+    assert writer.plain is True and writer.busy is False
+
+
+def test_new_writer_goes_through_other_transports() -> None:
     class Wrapper(asyncio.Transport):
         def get_extra_info(self, name: str, default: Any = None) -> Any:
             return socket.socket() if name == "socket" else default
 
-    assert direct_write.socket_fd(Wrapper()) == -1
+    assert direct_write.new_writer(Wrapper(), open_core()).fd == -1
 
 
-async def test_socket_fd_of_an_asyncio_socket_transport(
-    pipe: tuple[asyncio.Transport, socket.socket],
+async def test_clients_and_compressed_connections_need_frames_of_their_own(
+    ends: Callable[[], Any],
 ) -> None:
-    transport, _ = pipe
-    expected = transport.get_extra_info("socket").fileno() if ENABLED else -1
-    assert direct_write.socket_fd(transport) == expected
+    end = await ends()
+    assert direct_write.new_writer(end.transport, open_core(Side.CLIENT)).plain is False
+
+
+# -- Writer.write ------------------------------------------------------------------------
 
 
 async def test_an_idle_socket_gets_the_data_at_once(
-    writer: Writer, pipe: tuple[asyncio.Transport, socket.socket]
+    kernel: Kernel, ends: Callable[[], Any]
 ) -> None:
-    transport, theirs = pipe
-    fd = transport.get_extra_info("socket").fileno()
-    assert writer(transport, fd, b"hello ") is True
-    assert writer(transport, fd, memoryview(b"world")) is True
-    assert transport.get_write_buffer_size() == 0
-    assert read_exactly(theirs, 11) == b"hello world"
+    end = await ends()
+    writer = make(kernel, end)
+    assert writer.write(b"hello ") is True
+    assert writer.write(memoryview(b"world")) is True
+    assert end.transport.get_write_buffer_size() == 0
+    assert end.read(11) == b"hello world"
 
 
 async def test_without_a_descriptor_the_transport_writes(
-    writer: Writer, pipe: tuple[asyncio.Transport, socket.socket]
+    kernel: Kernel, ends: Callable[[], Any]
 ) -> None:
-    transport, theirs = pipe
-    assert writer(transport, -1, bytearray(b"via the transport")) is True
-    assert read_exactly(theirs, 17) == b"via the transport"
+    end = await ends()
+    writer = make(kernel, end, fd=-1)
+    assert writer.fd == -1
+    assert writer.write(bytearray(b"via the transport")) is True
+    assert end.read(17) == b"via the transport"
 
 
 async def test_what_the_socket_does_not_take_is_queued_in_order(
-    writer: Writer, pipe: tuple[asyncio.Transport, socket.socket]
+    kernel: Kernel, ends: Callable[[], Any]
 ) -> None:
-    transport, theirs = pipe
-    fd = transport.get_extra_info("socket").fileno()
-    transport.set_write_buffer_limits(high=2**30)
+    end = await ends()
+    end.transport.set_write_buffer_limits(high=2**30)
+    writer = make(kernel, end)
     # Far more than the socket buffers hold: part is sent, the rest queued,
     # and later writes queue behind it instead of overtaking it.
     big = bytes(range(256)) * 16384  # 4 MiB
-    assert writer(transport, fd, big) is True
-    assert transport.get_write_buffer_size() > 0
-    assert writer(transport, fd, b"after") is True
-    received = await asyncio.to_thread(read_exactly, theirs, len(big) + 5)
+    assert writer.write(big) is True
+    assert end.transport.get_write_buffer_size() > 0
+    assert writer.write(b"after") is True
+    received = await asyncio.to_thread(end.read, len(big) + 5)
     assert received == big + b"after"
+    # Drained: direct sends again.
+    assert end.transport.get_write_buffer_size() == 0
+    assert writer.write(b"again") is True
+    assert end.read(5) == b"again"
 
 
-async def test_a_closing_transport_is_not_written(
-    writer: Writer, pipe: tuple[asyncio.Transport, socket.socket]
+async def test_a_closing_transport_is_not_written(kernel: Kernel, ends: Callable[[], Any]) -> None:
+    end = await ends()
+    writer = make(kernel, end)
+    end.transport.close()
+    writer.detach()  # what Conn does when it closes the transport
+    assert writer.fd == -1
+    assert writer.write(b"too late") is False
+    await asyncio.wait_for(end.transport.get_protocol().lost, 5)  # type: ignore[attr-defined]
+    assert end.theirs.recv(100) == b""  # closed, nothing written
+
+
+def test_the_compiled_writer_checks_its_arguments() -> None:
+    writer = compiled().writer
+    with pytest.raises(TypeError):
+        writer(None, -1)
+    with pytest.raises(TypeError):
+        writer(object(), "3", open_core(), State.OPEN, True, True)
+
+
+# -- fanout ------------------------------------------------------------------------
+
+
+async def test_fanout_writes_every_plain_open_writer_but_the_skipped_one(
+    kernel: Kernel, ends: Callable[[], Any]
 ) -> None:
-    transport, theirs = pipe
-    fd = transport.get_extra_info("socket").fileno()
-    transport.close()
-    assert writer(transport, fd, b"too late") is False
-    assert writer(transport, -1, b"too late") is False
-    await asyncio.wait_for(transport.get_protocol().lost, 5)  # type: ignore[attr-defined]
-    assert theirs.recv(100) == b""  # closed, nothing written
+    endpoints = [await ends() for _ in range(4)]
+    items = [Item(make(kernel, end), str(i)) for i, end in enumerate(endpoints)]
+    written, left = kernel.fanout(items, b"frame", 2**20, items[2])
+    assert (written, left) == (3, [])
+    for i, end in enumerate(endpoints):
+        if i == 2:
+            assert end.nothing_more()
+        else:
+            assert end.read(5) == b"frame"
 
 
-def test_the_compiled_kernel_checks_its_arguments() -> None:
-    write_through = compiled()
+async def test_fanout_leaves_what_it_cannot_serve(kernel: Kernel, ends: Callable[[], Any]) -> None:
+    plain = Item(make(kernel, await ends()), "plain")
+    no_writer = Item(None, "no writer")
+    own_frame = Item(make(kernel, await ends(), plain=False), "own frame")
+    busy = Item(make(kernel, await ends()), "busy")
+    busy._writer.busy = True
+    closed_end = await ends()
+    core = open_core()
+    core.send_close(1000)  # a close frame sent: no more data frames
+    closed = Item(kernel.writer(closed_end.transport, -1, core, State.OPEN, True, True), "closed")
+    lost_end = await ends()
+    lost = Item(make(kernel, lost_end), "lost")
+    lost_end.transport.close()
+    lost._writer.detach()
+    items = [plain, no_writer, own_frame, busy, closed, lost]
+    written, left = kernel.fanout(iter(items), b"frame", 2**20, None)
+    assert written == 1
+    assert [item.name for item in left] == ["no writer", "own frame", "busy", "closed", "lost"]
+
+
+async def test_fanout_leaves_a_connection_over_max_buffer(
+    kernel: Kernel, ends: Callable[[], Any]
+) -> None:
+    slow_end, fast_end = await ends(), await ends()
+    slow_end.transport.set_write_buffer_limits(high=2**30)
+    slow, fast = Item(make(kernel, slow_end), "slow"), Item(make(kernel, fast_end), "fast")
+    slow._writer.write(bytes(8 * 2**20))  # the socket takes part; the rest waits
+    queued = slow_end.transport.get_write_buffer_size()
+    assert queued > 0
+    written, left = kernel.fanout([slow, fast], b"frame", queued - 1, None)
+    assert (written, [item.name for item in left]) == (1, ["slow"])
+    # Under the limit it is written, behind what is queued.
+    written, left = kernel.fanout([slow], b"frame", queued, None)
+    assert (written, left) == (1, [])
+    received = await asyncio.to_thread(slow_end.read, 8 * 2**20 + 5)
+    assert received.endswith(b"\0frame")
+
+
+def test_the_compiled_fanout_checks_its_arguments() -> None:
+    fanout = compiled().fanout
     with pytest.raises(TypeError):
-        write_through(None, -1)  # type: ignore[call-arg]
+        fanout([], b"frame", 10)
     with pytest.raises(TypeError):
-        write_through(object(), "3", b"")  # type: ignore[arg-type]
+        fanout([], "not bytes", 10, None)
+    with pytest.raises(TypeError):
+        fanout(5, b"frame", 10, None)
+    assert fanout([], b"frame", sys.maxsize, None) == (0, [])
+
+
+def test_fanout_propagates_an_error_of_the_iterable(kernel: Kernel) -> None:
+    def broken() -> Iterator[Item]:
+        yield Item(None)
+        raise ValueError("broken iterable")
+
+    with pytest.raises(ValueError, match="broken iterable"):
+        kernel.fanout(broken(), b"frame", 10, None)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from ..protocol.connection import PreparedMessage
 from .connection import Conn
+from .direct_write import NO_LIMIT, fanout
 
 __all__ = ["broadcast"]
 
@@ -29,9 +30,13 @@ def broadcast(
         The number of connections the message was written to.
     """
     prepared = message if isinstance(message, PreparedMessage) else PreparedMessage(message)
-    prepared.plain_frame()  # build the common frame once, before the loop
-    sent = 0
-    for conn in conns:
+    # One loop (compiled when the kernel is built) writes the common frame to
+    # every plain connection; the rest, compressed ones for instance, take
+    # the per-connection path.
+    sent, left = fanout(
+        conns, prepared.plain_frame(), NO_LIMIT if max_buffer is None else max_buffer, None
+    )
+    for conn in left:
         if conn.write_prepared(prepared, max_buffer):
             sent += 1
     return sent

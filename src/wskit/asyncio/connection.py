@@ -30,7 +30,7 @@ from ..protocol.connection import Connection, PreparedMessage, Side, State
 from ..protocol.events import CloseReceived, DataReceived, PingReceived, PongReceived
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, Response
-from .direct_write import socket_fd, write_through
+from .direct_write import Writer, new_writer
 
 __all__ = ["Conn", "ConnectionAPI", "MessageWriter", "Data"]
 
@@ -165,7 +165,6 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "_close_timer",
         "_closed",
         "_drain_waiters",
-        "_fd",
         "_keepalive",
         "_loop",
         "_lost_exc",
@@ -176,6 +175,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "_read_waiter",
         "_reading_paused",
         "_send_lock",
+        "_writer",
         "_write_paused",
         "bytes_received",
         "close_timeout",
@@ -236,10 +236,9 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self.subprotocol: str | None = None
         self.protocol: Connection | None = None
         self.transport: asyncio.Transport | None = None
-        # The socket write_through() may send on; -1 until the WebSocket
-        # phase and again once the connection is lost (the number may then
-        # belong to another socket).
-        self._fd = -1
+        # Writes frames, on the socket directly when it can (see
+        # direct_write); made when the WebSocket phase starts.
+        self._writer: Writer | None = None
         self._loop = asyncio.get_running_loop()
         self._rbuf = _receive_buffer()
         #: Bytes received after the opening handshake (frames, as on the wire).
@@ -268,7 +267,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         """Start the WebSocket phase once the handshake succeeded."""
         self.protocol = protocol
         self.transport = transport
-        self._fd = socket_fd(transport)
+        self._writer = new_writer(transport, protocol)
         transport.set_write_buffer_limits(high=self.write_limit)
         self._schedule_keepalive()
         if leftover:
@@ -405,7 +404,9 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """The TCP connection is gone: wake everyone who waits on it."""
         self._lost_exc = exc
-        self._fd = -1
+        if self._writer is not None:
+            # The descriptor may soon belong to another socket.
+            self._writer.detach()
         if self.protocol is not None and self.protocol.state is not State.CLOSED:
             self.protocol.receive_eof()
         for handle in (self._keepalive, self._close_timer):
@@ -500,16 +501,16 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     # -- writing -------------------------------------------------------------
 
     def _write(self, output: list[bytes]) -> None:
-        transport = self.transport
-        if transport is None:
+        writer = self._writer
+        if writer is None:
             return
         if len(output) == 1:
-            write_through(transport, self._fd, output[0])
+            writer.write(output[0])
         elif any(len(piece) >= 65536 for piece in output):
             for piece in output:  # large payloads are not copied to be joined
-                write_through(transport, self._fd, piece)
+                writer.write(piece)
         else:
-            write_through(transport, self._fd, b"".join(output))
+            writer.write(b"".join(output))
 
     def _check_open(self) -> Connection:
         protocol = self.protocol
@@ -619,7 +620,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         frame = message._plain
         if frame is None or protocol.deflate is not None or protocol._mask_out:
             frame = message.frame_for(protocol)
-        return write_through(transport, self._fd, frame)
+        return self._writer.write(frame)  # type: ignore[union-attr]
 
     async def send_prepared(self, message: PreparedMessage) -> None:
         """Send a message prepared once for many connections (see :func:`wskit.broadcast`)."""
@@ -725,6 +726,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        if self._writer is not None:
+            self._writer.detach()
         transport.close()
         # A peer that never reads could keep the close pending forever.
         self._close_timer = self._loop.call_later(self.close_timeout, transport.abort)
@@ -828,7 +831,14 @@ class MessageWriter:
 
     async def __aenter__(self) -> MessageWriter:
         await self._lock.acquire()
+        self._busy(True)
         return self
+
+    def _busy(self, busy: bool) -> None:
+        # Fan-out skips a connection in the middle of a fragmented message.
+        writer = self._conn._writer
+        if writer is not None:
+            writer.busy = busy
 
     async def write(self, data: Data) -> None:
         """Queue ``data`` as the next fragment.
@@ -871,4 +881,5 @@ class MessageWriter:
                 # A half-sent message cannot be taken back: fail the connection.
                 self._conn._fail(1011, "message writer failed")
         finally:
+            self._busy(False)
             self._lock.release()

@@ -3,51 +3,154 @@
 A transport's ``write()`` on an idle socket ends in one ``send()``; for small
 frames the Python around that call costs as much as the system call, which
 matters most in a broadcast, where one frame goes to thousands of sockets.
-With the compiled kernel (``wskit.speedups.write``) :func:`write_through`
-sends from C and hands only what the socket did not take to the transport,
-so ordering and backpressure stay the transport's. Without it, and for
-transports whose socket must not be written around (TLS, wrappers with
-buffers of their own), it is ``transport.write()``.
+
+Each open :class:`~wskit.asyncio.connection.Conn` has a writer, made by
+:func:`new_writer`. With the compiled kernel (``wskit.speedups.write``) the
+writer sends from C and hands only what the socket did not take to the
+transport, so ordering and backpressure stay the transport's; and
+:func:`fanout` writes one frame to the writers of many connections in one C
+loop. Without the kernel, and for transports whose socket must not be
+written around (TLS, wrappers with buffers of their own), the writer is
+``transport.write()`` and :func:`fanout` a Python loop with the same result.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
 from .. import speedups
+from ..protocol.connection import Connection, State
 
-__all__ = ["socket_fd", "write_through"]
+__all__ = ["Writer", "fanout", "new_writer"]
 
-#: Transports that write their socket directly and report every byte they
-#: hold in ``get_write_buffer_size()``: asyncio's and uvloop's, TCP and Unix.
+T = TypeVar("T")
+
+#: The transports that write their socket themselves and count every byte
+#: they hold in ``get_write_buffer_size()``: asyncio's and uvloop's, TCP and Unix.
 DIRECT_TRANSPORTS = frozenset({"_SelectorSocketTransport", "TCPTransport", "UnixTransport"})
 
-
-def socket_fd(transport: asyncio.BaseTransport) -> int:
-    """The descriptor :func:`write_through` may send on, or -1 to use the transport only."""
-    if speedups.write_through is None or type(transport).__name__ not in DIRECT_TRANSPORTS:
-        return -1
-    if transport.get_extra_info("ssl_object") is not None:
-        return -1
-    sock = transport.get_extra_info("socket")
-    return -1 if sock is None else int(sock.fileno())
+#: asyncio's own socket transport closes its socket only after
+#: ``connection_lost``, when the writer is detached, so its writer need not
+#: ask ``is_closing()`` before each direct send; uvloop's closes the socket
+#: at once on ``abort()``, so its writers ask.
+_CLOSES_AFTER_CONNECTION_LOST = "_SelectorSocketTransport"
 
 
-def _write_through_python(transport: Any, fd: int, data: bytes | bytearray | memoryview) -> bool:
-    """The fallback: ``transport.write(data)`` unless the transport is closing."""
-    if transport.is_closing():
-        return False
-    transport.write(data)
-    return True
+class Writer(Protocol):
+    """What a connection's writer offers (both implementations)."""
+
+    transport: Any
+    fd: int
+    plain: bool
+    busy: bool
+
+    def write(self, data: bytes | bytearray | memoryview) -> bool:
+        """Write ``data`` now; ``False``, writing nothing, if the transport is closing."""
+
+    def detach(self) -> None:
+        """Stop sending on the socket directly (the connection is closing or lost)."""
 
 
-write_through: Callable[[Any, int, bytes | bytearray | memoryview], bool] = (
-    speedups.write_through or _write_through_python
+class PythonWriter:
+    """The writer without the compiled kernel: ``transport.write()`` behind a closing check."""
+
+    __slots__ = ("transport", "fd", "plain", "busy", "_protocol", "_open_state")
+
+    def __init__(
+        self,
+        transport: Any,
+        fd: int,
+        protocol: Connection,
+        open_state: State,
+        plain: bool,
+        check_closing: bool,
+    ) -> None:
+        self.transport = transport
+        self.fd = -1  # this writer never sends around the transport
+        self.plain = plain
+        self.busy = False
+        self._protocol = protocol
+        self._open_state = open_state
+
+    def write(self, data: bytes | bytearray | memoryview) -> bool:
+        """Write ``data`` now; ``False``, writing nothing, if the transport is closing."""
+        transport = self.transport
+        if transport.is_closing():
+            return False
+        transport.write(data)
+        return True
+
+    def detach(self) -> None:
+        """Nothing to stop: this writer always goes through the transport."""
+
+    def takes(self, max_buffer: int) -> bool:
+        """Whether :func:`fanout` may write the common frame here now."""
+        protocol = self._protocol
+        transport = self.transport
+        return (
+            self.plain
+            and not self.busy
+            and protocol.state is self._open_state
+            and protocol.close_sent is None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() <= max_buffer
+        )
+
+
+def _fanout_python(
+    items: Iterable[T], frame: bytes, max_buffer: int, skip: object
+) -> tuple[int, list[T]]:
+    written = 0
+    left: list[T] = []
+    for item in items:
+        if item is skip:
+            continue
+        writer = getattr(item, "_writer", None)
+        if type(writer) is PythonWriter and writer.takes(max_buffer):
+            writer.transport.write(frame)
+            written += 1
+        else:
+            left.append(item)
+    return written, left
+
+
+_compiled = speedups.write_kernel
+_writer_class: Callable[..., Writer] = PythonWriter if _compiled is None else _compiled.Writer
+
+fanout: Callable[[Iterable[T], bytes, int, object], tuple[int, list[T]]] = (
+    _fanout_python if _compiled is None else _compiled.fanout
 )
-"""Write ``data`` now: sent on ``fd`` when the transport holds nothing, else queued by it.
+"""Write ``frame`` to the writer (``_writer``) of every item but ``skip``.
 
-Returns ``False``, writing nothing, when the transport is closing. ``fd``
-comes from :func:`socket_fd` and must be -1 once the connection is lost.
+Returns how many were written and the items left for the caller's own path:
+those without a writer, needing a frame of their own (compression, client
+masking), sending a fragmented message, no longer open, or holding more than
+``max_buffer`` unsent bytes.
 """
+
+#: ``max_buffer`` for "no limit".
+NO_LIMIT = sys.maxsize
+
+
+def new_writer(transport: asyncio.BaseTransport, protocol: Connection) -> Writer:
+    """The writer of a connection whose WebSocket phase starts on ``transport``."""
+    fd = -1
+    name = type(transport).__name__
+    if (
+        _compiled is not None
+        and name in DIRECT_TRANSPORTS
+        and transport.get_extra_info("ssl_object") is None
+    ):
+        sock = transport.get_extra_info("socket")
+        fd = -1 if sock is None else int(sock.fileno())
+    return _writer_class(
+        transport,
+        fd,
+        protocol,
+        State.OPEN,
+        protocol.deflate is None and not protocol._mask_out,
+        fd < 0 or name != _CLOSES_AFTER_CONNECTION_LOST,
+    )

@@ -52,6 +52,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 from ..asyncio.connection import Conn
+from ..asyncio.direct_write import fanout
 from ..asyncio.server import Server, ServerConn, serve
 from ..exceptions import ConnectionClosed
 from ..protocol.connection import PreparedMessage
@@ -280,6 +281,9 @@ class Client(ClientChannel):
         self.hub = hub
         self.conn = conn
         self.id = client_id
+        # What fanout() writes room emits through (None on ASGI connections,
+        # which then take write_prepared()).
+        self._writer = getattr(conn, "_writer", None)
         self.values: dict[str, Any] = {}
         self.rooms: set[str] = set()
         self.channels: dict[str, ClientChannel] = {}
@@ -777,13 +781,15 @@ class Hub(HubChannel):
         else:
             members = self.clients.values()
         prepared = PreparedMessage(message)
-        prepared.plain_frame()  # the common frame, built once before the loop
         max_buffer = self.max_buffer
-        sent = 0
-        # The hot loop of every room emit: try the write first and fall back
-        # to the overflow policy only when it fails.
-        for client in list(members):
-            if client._closed or client.id == exclude:
+        skip = None if exclude is None else self.clients.get(exclude)
+        # The hot loop of every room emit, compiled when the kernel is built:
+        # the common frame to every plain connection in one go. The clients
+        # it leaves (compressed, closing, over max_buffer, ASGI) take the
+        # per-connection path, and the overflow policy when that fails too.
+        sent, left = fanout(members, prepared.plain_frame(), max_buffer, skip)
+        for client in left:
+            if client._closed:
                 continue
             if client.conn.write_prepared(prepared, max_buffer):
                 sent += 1

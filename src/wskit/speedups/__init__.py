@@ -5,20 +5,23 @@
 wskit ignore them. :data:`ENABLED` tells whether they are in use.
 
 - ``apply_mask(data, mask)``: the masking kernel (``mask.c``).
-- ``write_through(transport, fd, data)``: a frame sent straight on the
-  socket when the transport has nothing queued (``write.c``).
+- ``write_kernel`` (the module ``write``): the ``Writer`` of one
+  connection, which sends frames on the socket directly when its transport
+  holds nothing, and ``fanout()``, which writes one frame to thousands of
+  them in one loop (``write.c``; see :mod:`wskit.asyncio.direct_write`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from types import ModuleType
 
-__all__ = ["ENABLED", "apply_mask", "write_through"]
+__all__ = ["ENABLED", "apply_mask", "write_kernel"]
 
 apply_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] | None = None
-write_through: Callable[[Any, int, bytes | bytearray | memoryview], bool] | None = None
+#: The compiled ``write`` module (a name of its own: ``write`` is the submodule's).
+write_kernel: ModuleType | None = None
 
 if not os.environ.get("WSKIT_NO_EXTENSIONS"):
     try:
@@ -27,6 +30,6 @@ if not os.environ.get("WSKIT_NO_EXTENSIONS"):
         pass
     else:
         apply_mask = mask.apply_mask
-        write_through = write.write_through
+        write_kernel = write
 
 ENABLED = apply_mask is not None

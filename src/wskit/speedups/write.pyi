@@ -1,3 +1,25 @@
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
-def write_through(transport: Any, fd: int, data: bytes | bytearray | memoryview) -> bool: ...
+T = TypeVar("T")
+
+class Writer:
+    transport: Any
+    fd: int
+    plain: bool
+    busy: bool
+    def __init__(
+        self,
+        transport: Any,
+        fd: int,
+        protocol: Any,
+        open_state: Any,
+        plain: bool,
+        check_closing: bool,
+    ) -> None: ...
+    def write(self, data: bytes | bytearray | memoryview) -> bool: ...
+    def detach(self) -> None: ...
+
+def fanout(
+    items: Iterable[T], frame: bytes, max_buffer: int, skip: object
+) -> tuple[int, list[T]]: ...
