@@ -19,7 +19,7 @@ import pytest
 
 from conftest import require
 from wskit.asyncio import direct_write
-from wskit.protocol.connection import Connection, Side, State
+from wskit.protocol.connection import Connection, Side
 from wskit.speedups import ENABLED
 
 
@@ -114,9 +114,7 @@ def open_core(side: Side = Side.SERVER) -> Connection:
 
 def make(kernel: Kernel, end: End, *, plain: bool = True, fd: int | None = None) -> Any:
     """A writer on ``end`` (sending on its socket directly, unless ``fd=-1``)."""
-    return kernel.writer(
-        end.transport, end.fd if fd is None else fd, open_core(), State.OPEN, plain, fd == -1
-    )
+    return kernel.writer(end.transport, end.fd if fd is None else fd, plain, fd == -1)
 
 
 @dataclass
@@ -214,7 +212,7 @@ def test_the_compiled_writer_checks_its_arguments() -> None:
     with pytest.raises(TypeError):
         writer(None, -1)
     with pytest.raises(TypeError):
-        writer(object(), "3", open_core(), State.OPEN, True, True)
+        writer(object(), "3", True, True)
 
 
 # -- fanout ------------------------------------------------------------------------
@@ -240,10 +238,8 @@ async def test_fanout_leaves_what_it_cannot_serve(kernel: Kernel, ends: Callable
     own_frame = Item(make(kernel, await ends(), plain=False), "own frame")
     busy = Item(make(kernel, await ends()), "busy")
     busy._writer.busy = True
-    closed_end = await ends()
-    core = open_core()
-    core.send_close(1000)  # a close frame sent: no more data frames
-    closed = Item(kernel.writer(closed_end.transport, -1, core, State.OPEN, True, True), "closed")
+    closed = Item(make(kernel, await ends()), "closed")
+    closed._writer.open = False  # what the connection says once a close frame went
     lost_end = await ends()
     lost = Item(make(kernel, lost_end), "lost")
     lost_end.transport.close()
@@ -281,6 +277,20 @@ def test_the_compiled_fanout_checks_its_arguments() -> None:
     with pytest.raises(TypeError):
         fanout(5, b"frame", 10, None)
     assert fanout([], b"frame", sys.maxsize, None) == (0, [])
+
+
+async def test_fanout_takes_a_dict_of_writers(kernel: Kernel, ends: Callable[[], Any]) -> None:
+    first, second, third = await ends(), await ends(), await ends()
+    members = {
+        "a": make(kernel, first),
+        "b": None,
+        "c": make(kernel, second),
+        "d": make(kernel, third),
+    }
+    written, left = kernel.fanout(members, b"frame", 2**20, "c")
+    assert (written, left) == (2, ["b"])
+    assert first.read(5) == b"frame" and third.read(5) == b"frame"
+    assert second.nothing_more()
 
 
 def test_fanout_propagates_an_error_of_the_iterable(kernel: Kernel) -> None:

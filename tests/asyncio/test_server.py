@@ -447,6 +447,28 @@ async def test_broadcast_skips_closed_and_busy() -> None:
         assert await clients[1].recv() == "part 1 part 2"
 
 
+async def test_broadcast_skips_a_connection_whose_close_frame_went() -> None:
+    async with many_clients(3) as (clients, conns):
+        # The client of conns[0] does not read, so the closing handshake
+        # stays half done: the transport is open, the close frame sent.
+        assert clients[0].transport is not None
+        clients[0].transport.pause_reading()
+        closing = asyncio.create_task(conns[0].close(1001, "going away"))
+        await asyncio.sleep(0.05)
+        assert not closing.done() and conns[0].transport is not None
+        assert not conns[0].transport.is_closing()
+        assert wskit.broadcast(conns, "not to the closing one") == 2
+        # The peer closing first is the same.
+        await clients[1].close()
+        assert wskit.broadcast(conns, "only to the last") == 1
+        assert await clients[2].recv() == "not to the closing one"
+        assert await clients[2].recv() == "only to the last"
+        clients[0].transport.resume_reading()
+        with pytest.raises(wskit.ConnectionClosedOK):
+            await clients[0].recv()
+        await closing
+
+
 async def test_broadcast_max_buffer_skips_stalled_client() -> None:
     max_buffer = 2**18
     chunk = b"b" * 2**16

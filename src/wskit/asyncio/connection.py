@@ -330,8 +330,16 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         if protocol.state is not State.OPEN or protocol.failure_pending:
             self._after_state_change(protocol)
 
+    def _sync_writer(self) -> None:
+        """Tell the writer whether data frames may still go (fan-out reads it)."""
+        protocol = self.protocol
+        writer = self._writer
+        if writer is not None and protocol is not None:
+            writer.open = protocol.state is _OPEN and protocol.close_sent is None
+
     def _after_state_change(self, protocol: Connection) -> None:
         """The peer closed, failed the protocol, or answered our close."""
+        self._sync_writer()
         if protocol.failure_pending:
             self._defer_failure()
         elif protocol.close_expected():
@@ -357,6 +365,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         if protocol is None or not protocol.failure_pending:
             return
         protocol.commit_failure()
+        self._sync_writer()
         self._write(protocol.data_to_send())
         if self._close_timer is not None:
             self._close_timer.cancel()
@@ -386,6 +395,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         """The peer half-closed the stream; the connection is over."""
         if self.protocol is not None:
             self.protocol.receive_eof()
+            self._sync_writer()
         # Returning a false value lets asyncio close the transport.
         return None
 
@@ -409,6 +419,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             self._writer.detach()
         if self.protocol is not None and self.protocol.state is not State.CLOSED:
             self.protocol.receive_eof()
+        self._sync_writer()
         for handle in (self._keepalive, self._close_timer):
             if handle is not None:
                 handle.cancel()
@@ -719,6 +730,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
                 protocol.send_close(code, reason)
             except LocalProtocolError:
                 pass
+            self._sync_writer()
             self._write(protocol.data_to_send())
         self._close_transport()
 
@@ -748,6 +760,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             return
         if protocol.close_sent is None and protocol.state is not State.CLOSED:
             protocol.send_close(code, reason)
+            self._sync_writer()
             self._write(protocol.data_to_send())
             if protocol.close_expected():
                 self._close_transport()

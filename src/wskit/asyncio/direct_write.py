@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from .. import speedups
-from ..protocol.connection import Connection, State
+from ..protocol.connection import Connection
 
 __all__ = ["Writer", "fanout", "new_writer"]
 
@@ -44,6 +44,7 @@ class Writer(Protocol):
 
     transport: Any
     fd: int
+    open: bool
     plain: bool
     busy: bool
 
@@ -57,23 +58,14 @@ class Writer(Protocol):
 class PythonWriter:
     """The writer without the compiled kernel: ``transport.write()`` behind a closing check."""
 
-    __slots__ = ("transport", "fd", "plain", "busy", "_protocol", "_open_state")
+    __slots__ = ("transport", "fd", "open", "plain", "busy")
 
-    def __init__(
-        self,
-        transport: Any,
-        fd: int,
-        protocol: Connection,
-        open_state: State,
-        plain: bool,
-        check_closing: bool,
-    ) -> None:
+    def __init__(self, transport: Any, fd: int, plain: bool, check_closing: bool) -> None:
         self.transport = transport
         self.fd = -1  # this writer never sends around the transport
+        self.open = True
         self.plain = plain
         self.busy = False
-        self._protocol = protocol
-        self._open_state = open_state
 
     def write(self, data: bytes | bytearray | memoryview) -> bool:
         """Write ``data`` now; ``False``, writing nothing, if the transport is closing."""
@@ -88,27 +80,29 @@ class PythonWriter:
 
     def takes(self, max_buffer: int) -> bool:
         """Whether :func:`fanout` may write the common frame here now."""
-        protocol = self._protocol
         transport = self.transport
         return (
-            self.plain
+            self.open
+            and self.plain
             and not self.busy
-            and protocol.state is self._open_state
-            and protocol.close_sent is None
             and not transport.is_closing()
             and transport.get_write_buffer_size() <= max_buffer
         )
 
 
 def _fanout_python(
-    items: Iterable[T], frame: bytes, max_buffer: int, skip: object
+    items: Mapping[T, Any] | Iterable[T], frame: bytes, max_buffer: int, skip: object
 ) -> tuple[int, list[T]]:
     written = 0
     left: list[T] = []
-    for item in items:
+    pairs: Iterable[tuple[T, Any]] = (
+        items.items()
+        if type(items) is dict
+        else ((item, getattr(item, "_writer", None)) for item in items)
+    )
+    for item, writer in pairs:
         if item is skip:
             continue
-        writer = getattr(item, "_writer", None)
         if type(writer) is PythonWriter and writer.takes(max_buffer):
             writer.transport.write(frame)
             written += 1
@@ -120,10 +114,13 @@ def _fanout_python(
 _compiled = speedups.write_kernel
 _writer_class: Callable[..., Writer] = PythonWriter if _compiled is None else _compiled.Writer
 
-fanout: Callable[[Iterable[T], bytes, int, object], tuple[int, list[T]]] = (
+fanout: Callable[[Mapping[T, Any] | Iterable[T], bytes, int, object], tuple[int, list[T]]] = (
     _fanout_python if _compiled is None else _compiled.fanout
 )
-"""Write ``frame`` to the writer (``_writer``) of every item but ``skip``.
+"""Write ``frame`` to the writer of every item but ``skip``.
+
+``items`` is a dict ``{item: writer}`` (the cheapest: only the writers are
+read) or an iterable of items with a ``_writer`` attribute.
 
 Returns how many were written and the items left for the caller's own path:
 those without a writer, needing a frame of their own (compression, client
@@ -149,8 +146,6 @@ def new_writer(transport: asyncio.BaseTransport, protocol: Connection) -> Writer
     return _writer_class(
         transport,
         fd,
-        protocol,
-        State.OPEN,
         protocol.deflate is None and not protocol._mask_out,
         fd < 0 or name != _CLOSES_AFTER_CONNECTION_LOST,
     )

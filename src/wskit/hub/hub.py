@@ -52,7 +52,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 from ..asyncio.connection import Conn
-from ..asyncio.direct_write import fanout
+from ..asyncio.direct_write import Writer, fanout
 from ..asyncio.server import Server, ServerConn, serve
 from ..exceptions import ConnectionClosed
 from ..protocol.connection import PreparedMessage
@@ -283,7 +283,7 @@ class Client(ClientChannel):
         self.id = client_id
         # What fanout() writes room emits through (None on ASGI connections,
         # which then take write_prepared()).
-        self._writer = getattr(conn, "_writer", None)
+        self._writer: Writer | None = getattr(conn, "_writer", None)
         self.values: dict[str, Any] = {}
         self.rooms: set[str] = set()
         self.channels: dict[str, ClientChannel] = {}
@@ -509,7 +509,9 @@ class Hub(HubChannel):
         #: Clients connected to this node, by id.
         self.clients: dict[str, Client] = {}
         #: Rooms with members on this node, and those members.
-        self.rooms: dict[str, set[Client]] = {}
+        #: The local members of each room, each with its connection's writer
+        #: (what a room emit is written through; see ``deliver``).
+        self.rooms: dict[str, dict[Client, Writer | None]] = {}
         #: Messages dropped because a client's buffer was full.
         self.dropped = 0
         self._channels: dict[str, HubChannel] = {}
@@ -745,9 +747,9 @@ class Hub(HubChannel):
     def _add_member(self, room: str, client: Client) -> None:
         members = self.rooms.get(room)
         if members is None:
-            members = self.rooms[room] = set()
+            members = self.rooms[room] = {}
             self.backplane.subscribe(room)
-        members.add(client)
+        members[client] = client._writer
         if self.presence_enabled:
             self.backplane.presence_add(room, client.id, self._presence_info(client))
 
@@ -755,7 +757,7 @@ class Hub(HubChannel):
         members = self.rooms.get(room)
         if members is None:
             return
-        members.discard(client)
+        members.pop(client, None)
         if self.presence_enabled:
             self.backplane.presence_remove(room, client.id)
         if not members:
@@ -773,8 +775,9 @@ class Hub(HubChannel):
         """Write an emit to the local clients it is for; see :class:`Backplane`."""
         if position is not None and self._sessions is not None and target is Target.ROOM:
             return self._deliver_numbered(name, message, exclude, position)
+        members: Iterable[Client]
         if target is Target.ROOM:
-            members: Iterable[Client] = self.rooms.get(name, ())
+            members = self.rooms.get(name, {})
         elif target is Target.CLIENT:
             client = self.clients.get(name)
             members = (client,) if client is not None else ()
@@ -784,9 +787,10 @@ class Hub(HubChannel):
         max_buffer = self.max_buffer
         skip = None if exclude is None else self.clients.get(exclude)
         # The hot loop of every room emit, compiled when the kernel is built:
-        # the common frame to every plain connection in one go. The clients
-        # it leaves (compressed, closing, over max_buffer, ASGI) take the
-        # per-connection path, and the overflow policy when that fails too.
+        # the common frame to every plain connection in one go (a room maps
+        # its members to their writers, which is all the loop reads). The
+        # clients it leaves (compressed, closing, over max_buffer, ASGI) take
+        # the per-connection path, and the overflow policy when that fails.
         sent, left = fanout(members, prepared.plain_frame(), max_buffer, skip)
         for client in left:
             if client._closed:

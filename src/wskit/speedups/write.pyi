@@ -1,4 +1,4 @@
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -6,20 +6,13 @@ T = TypeVar("T")
 class Writer:
     transport: Any
     fd: int
+    open: bool
     plain: bool
     busy: bool
-    def __init__(
-        self,
-        transport: Any,
-        fd: int,
-        protocol: Any,
-        open_state: Any,
-        plain: bool,
-        check_closing: bool,
-    ) -> None: ...
+    def __init__(self, transport: Any, fd: int, plain: bool, check_closing: bool) -> None: ...
     def write(self, data: bytes | bytearray | memoryview) -> bool: ...
     def detach(self) -> None: ...
 
 def fanout(
-    items: Iterable[T], frame: bytes, max_buffer: int, skip: object
+    items: Mapping[T, Any] | Iterable[T], frame: bytes, max_buffer: int, skip: object
 ) -> tuple[int, list[T]]: ...
