@@ -4,6 +4,11 @@
 // come from the servers. It is written in Go on gorilla/websocket so that it
 // is cheaper per message than the Python servers it measures; the runner
 // (python -m bench) pins it to its own core and reports its CPU use.
+// The bcast receivers are the exception: a gorilla connection read by its own
+// goroutine cost more per delivery than the servers, so they do their own
+// handshake over net.Dialer, are handed over as raw non-blocking sockets and
+// are read by a single level-triggered epoll loop with a minimal frame parser
+// (unmasked server frames, fragmented messages, pings answered).
 //
 // Modes:
 //
@@ -13,7 +18,9 @@
 //	bcast  R receivers (plus -stalled receivers that never read) and one
 //	       sender in one room; the sender asks the server for -count
 //	       broadcasts of -size bytes: deliveries/s and the time until the
-//	       last receiver has the last message.
+//	       last receiver has the last message. The R receivers are raw
+//	       sockets in one epoll loop (see rawLoop); the stalled receivers
+//	       and the sender are gorilla connections.
 //	idle   open -conns idle connections in two phases (-warm first) so the
 //	       runner can read the server's memory between them.
 //
@@ -45,12 +52,18 @@ package main
 import (
 	"bufio"
 	"bytes"
+	crand "crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -59,6 +72,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 )
@@ -543,10 +557,575 @@ func waitCount(o *options, c *websocket.Conn, want int, limit time.Duration) (in
 	}
 }
 
+// ---------------------------------------------------------------- bcast receivers
+//
+// The bcast receivers do not use gorilla: a goroutine per connection costs the
+// loader more per delivery than the servers it measures spend. They are raw
+// sockets read by one level-triggered epoll loop (rawLoop) with a minimal frame
+// parser of their own.
+
+const (
+	wsGUID         = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+	rawReadLimit   = 64 << 20 // largest frame or message, as gorilla's SetReadLimit in dialAll
+	rawReadBuf     = 64 << 10 // one read per ready socket into this buffer
+	rawEventsBatch = 1024
+	// When a poll returns fewer than rawSmallBatch ready sockets, the loop
+	// sleeps rawPause before the next one, so that it handles the sockets in
+	// batches instead of being woken for a few at a time: each wakeup costs
+	// the loader a context switch and the server the call that wakes it. The
+	// figures' timestamps are at most that much late.
+	rawSmallBatch = 64
+	rawPause      = 200 * time.Microsecond
+)
+
+// rawConn is an upgraded connection reduced to a non-blocking file descriptor
+// the loader owns, and the bytes that arrived with the handshake's answer.
+type rawConn struct {
+	fd   int
+	seed []byte
+}
+
+// rawDial opens connection number i as dialer(o, i, 0) would (same source
+// address), performs the client handshake itself and returns a file
+// descriptor of its own for the socket. The net.Conn is closed once its
+// descriptor is duplicated: closing it takes the socket out of Go's netpoller
+// (which would otherwise be woken for every packet the epoll loop reads) and
+// releases its descriptor, while the duplicate keeps the connection open.
+func rawDial(o *options, u *url.URL, addr string, i int) (rawConn, error) {
+	src := net.IPv4(127, 0, 0, byte(1+i%o.sources))
+	nd := &net.Dialer{
+		Timeout:   10 * time.Second,
+		LocalAddr: &net.TCPAddr{IP: src},
+	}
+	c, err := nd.Dial("tcp", addr)
+	if err != nil {
+		return rawConn{fd: -1}, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var nonce [16]byte
+	if _, err := crand.Read(nonce[:]); err != nil {
+		return rawConn{fd: -1}, err
+	}
+	key := base64.StdEncoding.EncodeToString(nonce[:])
+	path := u.RequestURI()
+	if path == "" {
+		path = "/"
+	}
+	req := "GET " + path + " HTTP/1.1\r\n" +
+		"Host: " + u.Host + "\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + key + "\r\n" +
+		"Sec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		return rawConn{fd: -1}, err
+	}
+	br := bufio.NewReaderSize(c, 4096)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return rawConn{fd: -1}, fmt.Errorf("reading the handshake answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return rawConn{fd: -1}, fmt.Errorf("handshake: status %s, want 101", resp.Status)
+	}
+	if !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") ||
+		!headerHasToken(resp.Header, "Connection", "upgrade") {
+		return rawConn{fd: -1}, fmt.Errorf("handshake: no Upgrade: websocket / Connection: Upgrade in the answer")
+	}
+	sum := sha1.Sum([]byte(key + wsGUID))
+	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), base64.StdEncoding.EncodeToString(sum[:]); got != want {
+		return rawConn{fd: -1}, fmt.Errorf("handshake: Sec-WebSocket-Accept %q, want %q", got, want)
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		return rawConn{fd: -1}, fmt.Errorf("handshake: server answered Sec-WebSocket-Extensions: %s (none offered)", ext)
+	}
+	if proto := resp.Header.Get("Sec-WebSocket-Protocol"); proto != "" {
+		return rawConn{fd: -1}, fmt.Errorf("handshake: server answered Sec-WebSocket-Protocol: %s (none offered)", proto)
+	}
+	var seed []byte
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		seed = append([]byte(nil), b...)
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return rawConn{fd: -1}, fmt.Errorf("not a TCP connection: %T", c)
+	}
+	sc, err := tc.SyscallConn()
+	if err != nil {
+		return rawConn{fd: -1}, err
+	}
+	fd := -1
+	var derr error
+	if err := sc.Control(func(s uintptr) {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, s, syscall.F_DUPFD_CLOEXEC, 0)
+		if e != 0 {
+			derr = e
+			return
+		}
+		fd = int(r)
+	}); err != nil {
+		return rawConn{fd: -1}, err
+	}
+	if derr != nil {
+		return rawConn{fd: -1}, fmt.Errorf("dup: %w", derr)
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return rawConn{fd: -1}, err
+	}
+	return rawConn{fd: fd, seed: seed}, nil
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// rawDialAll opens n raw connections, o.dialers at a time, with dialAll's
+// retries; connection k is number first+k for its source address.
+func rawDialAll(o *options, rawurl string, n int, first int) ([]rawConn, error) {
+	u, err := url.Parse(rawurl)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "ws" {
+		return nil, fmt.Errorf("bcast receivers speak ws:// only, not %q", u.Scheme)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	conns := make([]rawConn, n)
+	for i := range conns {
+		conns[i].fd = -1
+	}
+	errs := make(chan error, n)
+	next := make(chan int, n)
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	workers := o.dialers
+	if workers > n {
+		workers = n
+	}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				var c rawConn
+				var err error
+				for attempt := 0; attempt < 3; attempt++ {
+					c, err = rawDial(o, u, addr, first+i)
+					if err == nil {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("connection %d: %w", first+i, err)
+					return
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		for _, c := range conns {
+			if c.fd >= 0 {
+				syscall.Close(c.fd)
+			}
+		}
+		return nil, err
+	}
+	return conns, nil
+}
+
+// maskedFrame builds a client frame (FIN set, masked) with a small payload.
+func maskedFrame(op byte, payload []byte) []byte {
+	f := make([]byte, 0, 6+len(payload))
+	f = append(f, 0x80|op, 0x80|byte(len(payload)))
+	var key [4]byte
+	_, _ = crand.Read(key[:])
+	f = append(f, key[:]...)
+	for j, b := range payload {
+		f = append(f, b^key[j&3])
+	}
+	return f
+}
+
+const (
+	rxActive uint8 = iota
+	rxDone
+	rxFailed
+)
+
+// rawRx is the parser state of one receiver.
+type rawRx struct {
+	fd     int
+	state  uint8
+	fragOp byte   // opcode of the fragmented message being assembled, 0 if none
+	carry  []byte // the start of a frame that has not fully arrived
+	msg    []byte // the fragments of that message so far
+}
+
+// rawLoop reads every bcast receiver from one goroutine: level-triggered
+// epoll, one read per ready socket. It fills runBcast's per-receiver figures.
+type rawLoop struct {
+	o        *options
+	epfd     int
+	rx       []rawRx
+	active   int
+	expected []byte
+	firsts   []time.Time
+	done     []time.Time
+	received []int64
+	errs     []error
+}
+
+func newRawLoop(o *options, conns []rawConn, expected []byte) (*rawLoop, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	n := len(conns)
+	l := &rawLoop{
+		o:        o,
+		epfd:     epfd,
+		rx:       make([]rawRx, n),
+		active:   n,
+		expected: expected,
+		firsts:   make([]time.Time, n),
+		done:     make([]time.Time, n),
+		received: make([]int64, n),
+		errs:     make([]error, n),
+	}
+	for i, c := range conns {
+		l.rx[i].fd = c.fd
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(i)}
+		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+			return nil, fmt.Errorf("epoll_ctl: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// finish takes receiver i out of the loop: done (its socket stays open until
+// closeAll) or failed with err (its socket is closed now).
+func (l *rawLoop) finish(i int, err error) {
+	r := &l.rx[i]
+	if r.state != rxActive {
+		return
+	}
+	_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, r.fd, nil)
+	l.active--
+	r.carry, r.msg = nil, nil
+	if err == nil {
+		r.state = rxDone
+		return
+	}
+	r.state = rxFailed
+	l.errs[i] = err
+	syscall.Close(r.fd)
+	r.fd = -1
+}
+
+// run reads until every receiver is done or failed (false) or until the
+// deadline (true). seeds are the bytes that came with the handshakes.
+func (l *rawLoop) run(conns []rawConn, deadline time.Time) (timedOut bool) {
+	if l.o.count <= 0 {
+		now := time.Now()
+		for i := range l.rx {
+			l.done[i] = now
+			l.finish(i, nil)
+		}
+		return false
+	}
+	for i, c := range conns {
+		if len(c.seed) > 0 {
+			if err := l.feed(i, c.seed); err != nil {
+				l.finish(i, err)
+			}
+		}
+	}
+	events := make([]syscall.EpollEvent, rawEventsBatch)
+	buf := make([]byte, rawReadBuf)
+	pause := syscall.NsecToTimespec(int64(rawPause))
+	for l.active > 0 {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return true
+		}
+		// A non-blocking poll first; only when nothing is ready, a wait the Go
+		// scheduler knows may block.
+		n, err := rawEpollWait(l.epfd, events)
+		if err == nil && n == 0 {
+			n, err = syscall.EpollWait(l.epfd, events, int((wait+time.Millisecond-1)/time.Millisecond))
+		}
+		if err != nil {
+			if err == syscall.EINTR {
+				continue
+			}
+			fail(nil, "epoll_wait: %v", err)
+		}
+		for k := 0; k < n; k++ {
+			i := int(events[k].Fd)
+			r := &l.rx[i]
+			if r.state != rxActive {
+				continue
+			}
+			m, err := rawRecv(r.fd, buf)
+			if err != nil {
+				if err == syscall.EAGAIN || err == syscall.EINTR {
+					continue
+				}
+				l.finish(i, fmt.Errorf("read after %d of %d messages: %w", l.received[i], l.o.count, err))
+				continue
+			}
+			if m == 0 {
+				l.finish(i, fmt.Errorf("EOF after %d of %d messages", l.received[i], l.o.count))
+				continue
+			}
+			if err := l.feed(i, buf[:m]); err != nil {
+				l.finish(i, err)
+			}
+		}
+		if n < rawSmallBatch && l.active > 0 {
+			// Few sockets were ready: let more become ready before the next
+			// poll rather than be woken for each of them.
+			rawNanosleep(&pause)
+		}
+	}
+	return false
+}
+
+// The system calls of the loop that never block (a socket read with
+// MSG_DONTWAIT, a poll with a zero timeout, a sleep of rawPause) skip the Go
+// scheduler's bookkeeping for calls that may: it costs more than they do.
+
+func rawRecv(fd int, p []byte) (int, error) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd),
+		uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), syscall.MSG_DONTWAIT, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawEpollWait(epfd int, events []syscall.EpollEvent) (int, error) {
+	// epoll_pwait with no signal mask is epoll_wait, which arm64 lacks.
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd),
+		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawNanosleep(ts *syscall.Timespec) {
+	_, _, _ = syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(ts)), 0, 0)
+}
+
+// frameSize reads the header at the start of p, which holds the beginning
+// of a server frame: hdr and total are the header's and the whole frame's
+// lengths; need is how many more bytes p must have to hold the header
+// (total is 0 then) or the whole frame (0 when it does).
+func frameSize(p []byte) (hdr, total, need int, err error) {
+	if len(p) < 2 {
+		return 0, 0, 2 - len(p), nil
+	}
+	if p[0]&0x70 != 0 {
+		return 0, 0, 0, fmt.Errorf("server frame with RSV bits set (first byte %#02x)", p[0])
+	}
+	if p[1]&0x80 != 0 {
+		return 0, 0, 0, errors.New("masked server frame")
+	}
+	var plen uint64
+	switch l := p[1] & 0x7f; l {
+	case 126:
+		hdr = 4
+		if len(p) < hdr {
+			return 0, 0, hdr - len(p), nil
+		}
+		plen = uint64(binary.BigEndian.Uint16(p[2:4]))
+	case 127:
+		hdr = 10
+		if len(p) < hdr {
+			return 0, 0, hdr - len(p), nil
+		}
+		plen = binary.BigEndian.Uint64(p[2:10])
+	default:
+		hdr = 2
+		plen = uint64(l)
+	}
+	if plen > rawReadLimit {
+		return 0, 0, 0, fmt.Errorf("server frame of %d bytes, over the %d limit", plen, rawReadLimit)
+	}
+	total = hdr + int(plen)
+	if len(p) < total {
+		need = total - len(p)
+	}
+	return hdr, total, need, nil
+}
+
+// feed parses what was read from receiver i; an error fails the receiver.
+// Bytes after its last message are ignored.
+func (l *rawLoop) feed(i int, p []byte) error {
+	r := &l.rx[i]
+	if len(r.carry) > 0 {
+		// Complete the pending frame with as few bytes as it needs.
+		for {
+			_, _, need, err := frameSize(r.carry)
+			if err != nil {
+				return err
+			}
+			if need == 0 {
+				break
+			}
+			if len(p) == 0 {
+				return nil
+			}
+			if need > len(p) {
+				need = len(p)
+			}
+			r.carry = append(r.carry, p[:need]...)
+			p = p[need:]
+		}
+		hdr, total, _, _ := frameSize(r.carry)
+		if err := l.frame(i, r.carry[:hdr], r.carry[hdr:total]); err != nil {
+			return err
+		}
+		r.carry = r.carry[:0]
+	}
+	for len(p) > 0 && r.state == rxActive {
+		hdr, total, need, err := frameSize(p)
+		if err != nil {
+			return err
+		}
+		if need > 0 {
+			r.carry = append(r.carry[:0], p...)
+			return nil
+		}
+		if err := l.frame(i, p[:hdr], p[hdr:total]); err != nil {
+			return err
+		}
+		p = p[total:]
+	}
+	return nil
+}
+
+// frame handles one whole server frame of receiver i.
+func (l *rawLoop) frame(i int, hdr, payload []byte) error {
+	r := &l.rx[i]
+	fin := hdr[0]&0x80 != 0
+	op := hdr[0] & 0x0f
+	if op >= 8 {
+		if !fin || len(payload) > 125 {
+			return fmt.Errorf("bad control frame (opcode %d, fin %v, %d bytes)", op, fin, len(payload))
+		}
+	}
+	switch op {
+	case 0:
+		if r.fragOp == 0 {
+			return errors.New("continuation frame outside a fragmented message")
+		}
+		if len(r.msg)+len(payload) > rawReadLimit {
+			return fmt.Errorf("message over the %d byte limit", rawReadLimit)
+		}
+		r.msg = append(r.msg, payload...)
+		if fin {
+			op := r.fragOp
+			r.fragOp = 0
+			return l.message(i, op, r.msg)
+		}
+	case 1, 2:
+		if r.fragOp != 0 {
+			return fmt.Errorf("data frame (opcode %d) inside a fragmented message", op)
+		}
+		if fin {
+			return l.message(i, op, payload)
+		}
+		r.fragOp = op
+		r.msg = append(r.msg[:0], payload...)
+	case 8:
+		if len(payload) >= 2 {
+			return fmt.Errorf("server closed the connection after %d of %d messages: code %d %q",
+				l.received[i], l.o.count, binary.BigEndian.Uint16(payload), payload[2:])
+		}
+		return fmt.Errorf("server closed the connection after %d of %d messages", l.received[i], l.o.count)
+	case 9:
+		pong := maskedFrame(10, payload)
+		n, err := syscall.Write(r.fd, pong)
+		if err != nil {
+			return fmt.Errorf("writing a pong: %w", err)
+		}
+		if n != len(pong) {
+			return fmt.Errorf("writing a pong: %d of %d bytes", n, len(pong))
+		}
+	case 10:
+	default:
+		return fmt.Errorf("unknown opcode %d", op)
+	}
+	return nil
+}
+
+// message checks one whole message of receiver i and counts it, as the
+// gorilla receivers did: with -hub it must be the text `expected`, byte for
+// byte; otherwise it must have -size bytes.
+func (l *rawLoop) message(i int, op byte, msg []byte) error {
+	if l.expected != nil {
+		if op != 1 || !bytes.Equal(msg, l.expected) {
+			return fmt.Errorf("got %.80q (opcode %d), want %.80q (text)", msg, op, l.expected)
+		}
+	} else if len(msg) != l.o.size {
+		return fmt.Errorf("got %d bytes, want %d", len(msg), l.o.size)
+	}
+	l.received[i]++
+	n := l.received[i]
+	if n == 1 || n == int64(l.o.count) {
+		now := time.Now()
+		if n == 1 {
+			l.firsts[i] = now
+		}
+		if n == int64(l.o.count) {
+			l.done[i] = now
+			l.finish(i, nil)
+		}
+	}
+	return nil
+}
+
+// closeAll sends a close frame on every receiver still open and closes it.
+func (l *rawLoop) closeAll() {
+	closeMsg := maskedFrame(8, []byte{0x03, 0xe8}) // 1000, normal closure
+	for i := range l.rx {
+		r := &l.rx[i]
+		if r.fd < 0 {
+			continue
+		}
+		_, _ = syscall.Write(r.fd, closeMsg)
+		syscall.Close(r.fd)
+		r.fd = -1
+	}
+	syscall.Close(l.epfd)
+}
+
 // ---------------------------------------------------------------- bcast
 
 func runBcast(o *options) {
-	receivers, _, err := dialAll(o, o.url, o.conns, 1, 0)
+	receivers, err := rawDialAll(o, o.url, o.conns, 1)
 	if err != nil {
 		fail(nil, "connecting receivers: %v", err)
 	}
@@ -577,48 +1156,13 @@ func runBcast(o *options) {
 	if o.hub {
 		expected = hubEvent("m", strings.Repeat("x", o.size))
 	}
-	var t0 time.Time
-	done := make([]time.Time, len(receivers))
-	firsts := make([]time.Time, len(receivers))
-	received := make([]int64, len(receivers))
-	errs := make([]error, len(receivers))
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i, c := range receivers {
-		wg.Add(1)
-		go func(i int, c *websocket.Conn) {
-			defer wg.Done()
-			var buf bytes.Buffer
-			<-start
-			c.SetReadDeadline(time.Now().Add(o.timeout))
-			for n := 0; n < o.count; n++ {
-				if _, err := readInto(c, &buf); err != nil {
-					errs[i] = err
-					return
-				}
-				if expected != nil {
-					if !bytes.Equal(buf.Bytes(), expected) {
-						errs[i] = fmt.Errorf("got %.80q, want %.80q", buf.Bytes(), expected)
-						return
-					}
-				} else if buf.Len() != o.size {
-					errs[i] = fmt.Errorf("got %d bytes, want %d", buf.Len(), o.size)
-					return
-				}
-				if n == 0 {
-					firsts[i] = time.Now()
-				}
-				received[i]++
-			}
-			done[i] = time.Now()
-		}(i, c)
+	loop, err := newRawLoop(o, receivers, expected)
+	if err != nil {
+		fail(nil, "receivers: %v", err)
 	}
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
 
 	emit("MEASURE start")
-	t0 = time.Now()
-	close(start)
+	t0 := time.Now()
 	request := []byte(fmt.Sprintf("bcast %d %d", o.count, o.size))
 	if o.hub {
 		request = hubEvent("bcast", o.count, o.size)
@@ -629,10 +1173,8 @@ func runBcast(o *options) {
 		limit = 5 * time.Second
 	}
 	timedOut := false
-	select {
-	case <-finished:
-	case <-time.After(limit):
-		timedOut = true
+	if sendErr == nil {
+		timedOut = loop.run(receivers, time.Now().Add(limit))
 	}
 	emit("MEASURE end")
 	// The server's answer once it has queued every broadcast.
@@ -655,6 +1197,7 @@ func runBcast(o *options) {
 	complete := 0
 	nerr := 0
 	firstErr := ""
+	done, firsts, received, errs := loop.done, loop.firsts, loop.received, loop.errs
 	for i := range receivers {
 		total += received[i]
 		if errs[i] != nil {
@@ -699,9 +1242,12 @@ func runBcast(o *options) {
 	} else {
 		r["error"] = fmt.Sprintf("%d of %d receivers got all %d messages (%d deliveries) in %.1f s; %d errors %s",
 			complete, len(receivers), o.count, total, time.Since(t0).Seconds(), nerr, firstErr)
+		if sendErr != nil {
+			r["error"] = fmt.Sprintf("%s; sending the request: %v", r["error"], sendErr)
+		}
 	}
 	go closeAll(stalled) // they may never drain; do not wait on them
-	closeAll(receivers)
+	loop.closeAll()
 	closeAll(senders)
 	result(r)
 }
