@@ -194,11 +194,9 @@ func dialer(o *options, i int, rcvbuf int) *websocket.Dialer {
 	}
 }
 
-// dialAll opens n connections, at most o.dialers at a time.
-func dialAll(o *options, url string, n int, first int, rcvbuf int) ([]*websocket.Conn, string, error) {
-	conns := make([]*websocket.Conn, n)
-	var ext atomic.Value
-	ext.Store("")
+// dialParallel runs dial(i) for every i below n, o.dialers at a time, with up to
+// three tries 50 ms apart for each; it returns the first error.
+func dialParallel(o *options, n int, dial func(i int) error) error {
 	errs := make(chan error, n)
 	next := make(chan int, n)
 	for i := 0; i < n; i++ {
@@ -215,35 +213,47 @@ func dialAll(o *options, url string, n int, first int, rcvbuf int) ([]*websocket
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				var c *websocket.Conn
-				var resp *http.Response
 				var err error
 				for attempt := 0; attempt < 3; attempt++ {
-					c, resp, err = dialer(o, first+i, rcvbuf).Dial(url, nil)
-					if err == nil {
+					if err = dial(i); err == nil {
 						break
 					}
 					time.Sleep(50 * time.Millisecond)
 				}
 				if err != nil {
-					if resp != nil && resp.Header.Get("Sec-WebSocket-Extensions") != "" {
-						err = fmt.Errorf("%w (server answered Sec-WebSocket-Extensions: %s)",
-							err, resp.Header.Get("Sec-WebSocket-Extensions"))
-					}
-					errs <- fmt.Errorf("connection %d: %w", first+i, err)
+					errs <- err
 					return
 				}
-				c.SetReadLimit(64 << 20)
-				if resp != nil {
-					ext.Store(resp.Header.Get("Sec-WebSocket-Extensions"))
-				}
-				conns[i] = c
 			}
 		}()
 	}
 	wg.Wait()
 	close(errs)
-	if err := <-errs; err != nil {
+	return <-errs
+}
+
+// dialAll opens n connections, at most o.dialers at a time.
+func dialAll(o *options, url string, n int, first int, rcvbuf int) ([]*websocket.Conn, string, error) {
+	conns := make([]*websocket.Conn, n)
+	var ext atomic.Value
+	ext.Store("")
+	err := dialParallel(o, n, func(i int) error {
+		c, resp, err := dialer(o, first+i, rcvbuf).Dial(url, nil)
+		if err != nil {
+			if resp != nil && resp.Header.Get("Sec-WebSocket-Extensions") != "" {
+				err = fmt.Errorf("%w (server answered Sec-WebSocket-Extensions: %s)",
+					err, resp.Header.Get("Sec-WebSocket-Extensions"))
+			}
+			return fmt.Errorf("connection %d: %w", first+i, err)
+		}
+		c.SetReadLimit(64 << 20)
+		if resp != nil {
+			ext.Store(resp.Header.Get("Sec-WebSocket-Extensions"))
+		}
+		conns[i] = c
+		return nil
+	})
+	if err != nil {
 		for _, c := range conns {
 			if c != nil {
 				c.Close()
@@ -707,42 +717,15 @@ func rawDialAll(o *options, rawurl string, n int, first int) ([]rawConn, error) 
 	for i := range conns {
 		conns[i].fd = -1
 	}
-	errs := make(chan error, n)
-	next := make(chan int, n)
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	var wg sync.WaitGroup
-	workers := o.dialers
-	if workers > n {
-		workers = n
-	}
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				var c rawConn
-				var err error
-				for attempt := 0; attempt < 3; attempt++ {
-					c, err = rawDial(o, u, addr, first+i)
-					if err == nil {
-						break
-					}
-					time.Sleep(50 * time.Millisecond)
-				}
-				if err != nil {
-					errs <- fmt.Errorf("connection %d: %w", first+i, err)
-					return
-				}
-				conns[i] = c
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	err = dialParallel(o, n, func(i int) error {
+		c, err := rawDial(o, u, addr, first+i)
+		if err != nil {
+			return fmt.Errorf("connection %d: %w", first+i, err)
+		}
+		conns[i] = c
+		return nil
+	})
+	if err != nil {
 		for _, c := range conns {
 			if c.fd >= 0 {
 				syscall.Close(c.fd)
