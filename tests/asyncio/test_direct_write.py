@@ -293,6 +293,35 @@ async def test_fanout_takes_a_dict_of_writers(kernel: Kernel, ends: Callable[[],
     assert second.nothing_more()
 
 
+class Slotted:
+    """An item keeping its writer in a slot, as Conn does."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: Any = None) -> None:
+        if writer is not None:
+            self._writer = writer
+
+
+async def test_fanout_reads_writers_from_slots_and_attributes_alike(
+    kernel: Kernel, ends: Callable[[], Any]
+) -> None:
+    endpoints = [await ends() for _ in range(4)]
+    unset = Slotted()  # a slot never set: no writer
+    items = [
+        Slotted(make(kernel, endpoints[0])),
+        Item(make(kernel, endpoints[1])),
+        unset,
+        Slotted(make(kernel, endpoints[2])),
+        Item(make(kernel, endpoints[3])),
+    ]
+    for _ in range(2):  # the slot's place is remembered between calls
+        written, left = kernel.fanout(items, b"frame", 2**20, None)
+        assert (written, left) == (4, [unset])
+    for end in endpoints:
+        assert end.read(10) == b"frameframe"
+
+
 def test_fanout_propagates_an_error_of_the_iterable(kernel: Kernel) -> None:
     def broken() -> Iterator[Item]:
         yield Item(None)

@@ -362,6 +362,45 @@ fanout_dict(PyObject *items, PyObject *frame, Py_ssize_t max_buffer, PyObject *s
     return 0;
 }
 
+/* Where the last item type seen keeps `_writer` when it is a slot (as on
+   Conn): read there directly instead of through a generic attribute lookup.
+   The type is held so that its address cannot be reused by another. */
+static PyTypeObject *slot_type;
+static Py_ssize_t slot_offset = -1;
+
+/* A new reference to item's writer, or NULL (with an error set or not). */
+static PyObject *
+writer_of(PyObject *item)
+{
+    PyTypeObject *type = Py_TYPE(item);
+    PyObject *writer = NULL;
+
+    if (type != slot_type) {
+        PyObject *descr = _PyType_Lookup(type, str_writer);
+
+        slot_offset = -1;
+        if (descr != NULL && Py_TYPE(descr) == &PyMemberDescr_Type) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == T_OBJECT_EX) {
+                slot_offset = member->offset;
+            }
+        }
+        Py_INCREF(type);
+        Py_XSETREF(slot_type, type);
+    }
+    if (slot_offset >= 0) {
+        writer = *(PyObject **)((char *)item + slot_offset);
+        Py_XINCREF(writer);
+        return writer;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    (void)PyObject_GetOptionalAttr(item, str_writer, &writer);
+#else
+    (void)_PyObject_LookupAttr(item, str_writer, &writer);
+#endif
+    return writer;
+}
+
 static int
 fanout_iterable(PyObject *items, PyObject *frame, Py_ssize_t max_buffer, PyObject *skip,
                 PyObject *left, Py_ssize_t *written)
@@ -374,12 +413,8 @@ fanout_iterable(PyObject *items, PyObject *frame, Py_ssize_t max_buffer, PyObjec
         return -1;
     }
     while (result == 0 && (item = PyIter_Next(iterator)) != NULL) {
-        writer = NULL;
-#if PY_VERSION_HEX >= 0x030D0000
-        result = PyObject_GetOptionalAttr(item, str_writer, &writer) < 0 ? -1 : 0;
-#else
-        result = _PyObject_LookupAttr(item, str_writer, &writer) < 0 ? -1 : 0;
-#endif
+        writer = writer_of(item);
+        result = writer == NULL && PyErr_Occurred() ? -1 : 0;
         if (result == 0) {
             result = fanout_item(item, writer, frame, max_buffer, skip, left, written);
         }
