@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from ..exceptions import ConnectionClosed, LocalProtocolError
 from ..protocol.connection import Connection, PreparedMessage, Side, State
@@ -44,6 +44,10 @@ CloseHandler = Callable[[int, str], object]
 
 
 _OPEN = State.OPEN
+# The queue of a connection that has not received a message yet: the first
+# one brings a deque (about 600 bytes with its first block), so connections
+# that only listen, such as broadcast receivers, never pay for one.
+_NO_QUEUE = cast("collections.deque[DataReceived]", ())
 _RECEIVE_BUFFER_SIZE = 256 * 1024
 _receive_buffers = threading.local()
 
@@ -243,12 +247,14 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self._rbuf = _receive_buffer()
         #: Bytes received after the opening handshake (frames, as on the wire).
         self.bytes_received = 0
-        self._queue: collections.deque[DataReceived] = collections.deque()
-        self._partial: list[Data] = []
+        self._queue = _NO_QUEUE
+        # Lists made when first needed (a fragmented message, a full
+        # buffer): most connections never need them.
+        self._partial: list[Data] | None = None
         self._read_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._write_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiters: list[asyncio.Future[None]] | None = None
         self._send_lock: asyncio.Lock | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._keepalive: asyncio.TimerHandle | None = None
@@ -312,6 +318,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         if events:
             protocol._events = []
             queue = self._queue
+            if queue is _NO_QUEUE:
+                queue = self._queue = collections.deque()
             for event in events:
                 if type(event) is DataReceived:
                     queue.append(event)
@@ -406,8 +414,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         """The transport's buffer drained: let senders go on."""
         self._write_paused = False
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -478,17 +486,20 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             ConnectionClosed: the connection closed (normally or not); the
                 exception carries the close code and reason.
         """
-        queue = self._queue
         while True:
+            queue = self._queue
             if queue:
                 data, fin = queue.popleft()
                 if self._reading_paused:
                     self._maybe_resume_reading()
-                if fin and not self._partial:
+                parts = self._partial
+                if fin and parts is None:
                     return data
-                self._partial.append(data)
+                if parts is None:
+                    parts = self._partial = []
+                parts.append(data)
                 if fin:
-                    parts, self._partial = self._partial, []
+                    self._partial = None
                     return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
                 continue
             await self._wait_for_data()
@@ -499,9 +510,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         Fragments of a text message are ``str`` (a fragment may split a
         character; the decoder carries it over), of a binary one ``bytes``.
         """
-        queue = self._queue
         while True:
-            if queue:
+            if self._queue:
                 data, fin = self._pop()
                 yield data
                 if fin:
@@ -534,6 +544,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         if self._closed.done():
             raise self._closed_exception()
         waiter = self._loop.create_future()
+        if self._drain_waiters is None:
+            self._drain_waiters = []
         self._drain_waiters.append(waiter)
         await waiter
         if self._closed.done():

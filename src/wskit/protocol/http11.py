@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import http
 import re
+import sys
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -234,7 +235,9 @@ class _HeadReader:
                 fields[-1] = (last_name, f"{last_value} {continuation.decode('latin-1')}")
                 continue
             raw_name, colon, raw_value = line.partition(b":")
-            name = raw_name.decode("latin-1")
+            # Interned: every connection sends the same few names, and each
+            # request is kept for the connection's life (conn.request).
+            name = sys.intern(raw_name.decode("latin-1"))
             if not colon or not is_token(name):
                 # Also catches "Name : value", which RFC 9112 section 5.1
                 # requires servers to reject.
@@ -343,6 +346,7 @@ def _parse_request_line(line: bytes) -> tuple[str, str, str]:
     if match is None or not is_token(match[1].decode("latin-1")):
         raise _bad_request(f"invalid request line {_show(line)}")
     method, target, version = (g.decode("ascii", "replace") for g in match.groups())
+    method, version = sys.intern(method), sys.intern(version)
     if version != "HTTP/1.1":
         # HTTP/1.0 has no Upgrade mechanism and HTTP/2 does not arrive in
         # this form, so only HTTP/1.1 can become a WebSocket connection.
