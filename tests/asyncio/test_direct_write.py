@@ -207,12 +207,49 @@ async def test_a_closing_transport_is_not_written(kernel: Kernel, ends: Callable
     assert end.theirs.recv(100) == b""  # closed, nothing written
 
 
+async def test_parts_go_out_in_order(kernel: Kernel, ends: Callable[[], Any]) -> None:
+    end = await ends()
+    writer = make(kernel, end)
+    assert writer.write_parts([b"head:", b"payload", b"", b":tail"]) is True
+    assert writer.write_parts([bytearray(b"[mutable]"), memoryview(b"[view]")]) is True
+    assert end.read(32) == b"head:payload:tail[mutable][view]"
+
+
+async def test_parts_the_socket_does_not_take_are_queued_in_order(
+    kernel: Kernel, ends: Callable[[], Any]
+) -> None:
+    end = await ends()
+    end.transport.set_write_buffer_limits(high=2**30)
+    writer = make(kernel, end)
+    big = bytes(range(256)) * 16384  # 4 MiB: the socket takes part of it
+    parts = [b"<", big, b"|", big, b">"]
+    assert writer.write_parts(parts) is True
+    assert end.transport.get_write_buffer_size() > 0
+    assert writer.write_parts([b"after", b"!"]) is True
+    expected = b"".join(parts) + b"after!"
+    assert await asyncio.to_thread(end.read, len(expected)) == expected
+
+
+async def test_parts_are_not_written_to_a_closing_transport(
+    kernel: Kernel, ends: Callable[[], Any]
+) -> None:
+    end = await ends()
+    writer = make(kernel, end)
+    end.transport.close()
+    writer.detach()
+    assert writer.write_parts([b"too", b"late"]) is False
+    await asyncio.wait_for(end.transport.get_protocol().lost, 5)  # type: ignore[attr-defined]
+    assert end.theirs.recv(100) == b""
+
+
 def test_the_compiled_writer_checks_its_arguments() -> None:
     writer = compiled().writer
     with pytest.raises(TypeError):
         writer(None, -1)
     with pytest.raises(TypeError):
         writer(object(), "3", True, True)
+    with pytest.raises(TypeError):
+        writer(object(), -1, True, False).write_parts((b"not", b"a list"))
 
 
 # -- fanout ------------------------------------------------------------------------

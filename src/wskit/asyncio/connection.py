@@ -528,8 +528,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         if len(output) == 1:
             writer.write(output[0])
         elif any(len(piece) >= 65536 for piece in output):
-            for piece in output:  # large payloads are not copied to be joined
-                writer.write(piece)
+            # Header and payload in one sendmsg(), the payload not copied.
+            writer.write_parts(output)
         else:
             writer.write(b"".join(output))
 

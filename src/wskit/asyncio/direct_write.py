@@ -51,6 +51,9 @@ class Writer(Protocol):
     def write(self, data: bytes | bytearray | memoryview) -> bool:
         """Write ``data`` now; ``False``, writing nothing, if the transport is closing."""
 
+    def write_parts(self, parts: list[bytes]) -> bool:
+        """Write ``parts`` in order (one ``sendmsg()`` when it can); ``False`` if closing."""
+
     def detach(self) -> None:
         """Stop sending on the socket directly (the connection is closing or lost)."""
 
@@ -73,6 +76,15 @@ class PythonWriter:
         if transport.is_closing():
             return False
         transport.write(data)
+        return True
+
+    def write_parts(self, parts: list[bytes]) -> bool:
+        """Write ``parts`` in order; ``False``, writing nothing, if the transport is closing."""
+        transport = self.transport
+        if transport.is_closing():
+            return False
+        for part in parts:  # large payloads are not copied to be joined
+            transport.write(part)
         return True
 
     def detach(self) -> None:

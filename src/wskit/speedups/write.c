@@ -33,7 +33,9 @@
 #include <Python.h>
 #include <structmember.h>
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 
 #ifndef MSG_NOSIGNAL
@@ -233,6 +235,107 @@ Writer_write(WriterObject *self, PyObject *data)
     Py_RETURN_TRUE;
 }
 
+#define MAX_PARTS 16
+
+/* Send parts (a list of bytes) with one sendmsg(); what the socket does not
+   take goes to the transport: the rest of the part it stopped in, then the
+   parts after it. 0 or -1 on error. */
+static int
+send_parts(WriterObject *self, PyObject *parts)
+{
+    struct iovec iov[MAX_PARTS];
+    struct msghdr msg;
+    Py_ssize_t n = PyList_GET_SIZE(parts), i;
+    ssize_t sent;
+
+    memset(&msg, 0, sizeof(msg));
+    for (i = 0; i < n; i++) {
+        PyObject *part = PyList_GET_ITEM(parts, i);
+        iov[i].iov_base = PyBytes_AS_STRING(part);
+        iov[i].iov_len = (size_t)PyBytes_GET_SIZE(part);
+    }
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)n;
+    do {
+        sent = sendmsg(self->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+        sent = 0; /* EAGAIN, or an error the transport will meet and report */
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *part = PyList_GET_ITEM(parts, i);
+        Py_ssize_t len = PyBytes_GET_SIZE(part);
+        int result;
+
+        if (sent >= len) {
+            sent -= len;
+            continue;
+        }
+        if (sent > 0) {
+            PyObject *rest = PyBytes_FromStringAndSize(PyBytes_AS_STRING(part) + sent, len - sent);
+            if (rest == NULL) {
+                return -1;
+            }
+            result = transport_write(self, rest);
+            Py_DECREF(rest);
+            sent = 0;
+        }
+        else {
+            result = transport_write(self, part);
+        }
+        if (result < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+Writer_write_parts(WriterObject *self, PyObject *parts)
+{
+    Py_ssize_t n, i, queued;
+    int closing, all_bytes = 1;
+
+    if (!PyList_Check(parts)) {
+        PyErr_SetString(PyExc_TypeError, "write_parts() needs a list");
+        return NULL;
+    }
+    closing = transport_closing(self);
+    if (closing < 0) {
+        return NULL;
+    }
+    if (closing) {
+        Py_RETURN_FALSE;
+    }
+    n = PyList_GET_SIZE(parts);
+    for (i = 0; i < n; i++) {
+        all_bytes &= PyBytes_CheckExact(PyList_GET_ITEM(parts, i));
+    }
+    queued = self->fd < 0 ? 1 : queued_bytes(self);
+    if (queued < 0) {
+        return NULL;
+    }
+    if (queued == 0 && all_bytes && n <= MAX_PARTS) {
+        if (send_parts(self, parts) < 0) {
+            return NULL;
+        }
+        Py_RETURN_TRUE;
+    }
+    /* Part by part: large payloads are not copied to be joined. */
+    for (i = 0; i < PyList_GET_SIZE(parts); i++) {
+        PyObject *part = PyList_GET_ITEM(parts, i);
+        int result;
+
+        Py_INCREF(part);
+        result = write_data(self, part);
+        Py_DECREF(part);
+        if (result < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyObject *
 Writer_detach(WriterObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -246,6 +349,9 @@ static PyMethodDef Writer_methods[] = {
     {"write", (PyCFunction)Writer_write, METH_O,
      "write(data) -> bool\n\nWrite data now (see the module); False, writing nothing, when the\n"
      "transport is closing."},
+    {"write_parts", (PyCFunction)Writer_write_parts, METH_O,
+     "write_parts(parts) -> bool\n\nWrite a list of pieces in order, with one sendmsg() when the\n"
+     "transport holds nothing; False, writing nothing, when the transport is closing."},
     {"detach", (PyCFunction)Writer_detach, METH_NOARGS,
      "detach()\n\nStop sending on the socket directly: the connection is closing or lost,\n"
      "and its descriptor may soon belong to another socket."},
