@@ -8,7 +8,7 @@ import os
 
 from setuptools import Extension, setup
 
-KERNELS = ("mask", "write")
+KERNELS = ("frames", "write")
 
 extensions = []
 if not os.environ.get("WSKIT_NO_EXTENSIONS"):

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from conftest import in_ci, require
 from wskit import speedups
+from wskit.protocol import connection as conn_module
 from wskit.protocol import frames
+from wskit.protocol.connection import Connection, Side
+from wskit.protocol.events import DataReceived
+
+ORIGINAL_PARSE_SIMPLE = conn_module._parse_simple
 
 PURE = bool(os.environ.get("WSKIT_NO_EXTENSIONS"))
 
@@ -30,7 +35,7 @@ def test_the_switch_decides_which_kernel_serves() -> None:
 def compiled_mask() -> Callable[[bytes | bytearray | memoryview, bytes], bytes]:
     """The compiled kernel itself, even when ``WSKIT_NO_EXTENSIONS`` keeps wskit off it."""
     try:
-        from wskit.speedups import mask
+        from wskit.speedups import frames as mask
     except ImportError:
         require(False, "the compiled masking kernel (pip install -e . with a C compiler)")
     return mask.apply_mask
@@ -49,3 +54,108 @@ def test_compiled_mask_takes_any_buffer_and_checks_the_key() -> None:
     assert apply_mask(memoryview(data), b"\x01\x02\x03\x04") == expected
     with pytest.raises(ValueError):
         apply_mask(data, b"abc")
+
+
+# -- parse_simple: the parser's common case, compiled ---------------------------------
+
+
+def compiled_parse_simple() -> Callable[..., int]:
+    try:
+        from wskit.speedups import frames as kernels
+    except ImportError:
+        require(False, "the compiled frame kernels (pip install -e . with a C compiler)")
+    return kernels.parse_simple
+
+
+def raw_frame(b0: int, payload: bytes, *, masked: bool, length_form: int = 0) -> bytes:
+    """A frame with first byte ``b0``; ``length_form`` forces a 16 or 64-bit length."""
+    n = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if length_form == 64 or n >= 65536:
+        head = bytes([b0, mask_bit | 127]) + n.to_bytes(8, "big")
+    elif length_form == 16 or n >= 126:
+        head = bytes([b0, mask_bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([b0, mask_bit | n])
+    if not masked:
+        return head + payload
+    key = b"\x11\x22\x33\x44"
+    return head + key + frames._apply_mask_python(payload, key)
+
+
+FRAMES = st.one_of(
+    st.builds(lambda t: (0x81, t.encode()), st.text(max_size=300)),  # text
+    st.builds(lambda b: (0x82, b), st.binary(max_size=300)),  # binary
+    st.just((0x81, b"\xff\xfe")),  # invalid UTF-8
+    st.just((0x01, b"frag")),  # a fragment (no FIN)
+    st.just((0x80, b"ment")),  # its continuation
+    st.just((0x89, b"ping")),  # a control frame
+    st.just((0xC1, b"rsv1")),  # RSV1 without an extension
+    st.just((0x82, bytes(70000))),  # a 64-bit length
+)
+
+
+def parse_all(data: bytes, chunks: list[int], *, side: Side, kernel: bool) -> object:
+    """Feed ``data`` in ``chunks``; what the connection reports, comparable."""
+    conn = Connection(side, max_size=65536 + 10)
+    # The kernel itself, even where WSKIT_NO_EXTENSIONS keeps wskit off it.
+    conn_module._parse_simple = compiled_parse_simple() if kernel else None
+    try:
+        pos = 0
+        for size in [*chunks, len(data)]:
+            conn.receive_data(data[pos : pos + size])
+            pos += size
+    finally:
+        conn_module._parse_simple = ORIGINAL_PARSE_SIMPLE
+    output = conn.data_to_send()
+    # A client masks what it sends with random keys: compare sizes there.
+    sent = [len(piece) for piece in output] if side is Side.CLIENT else output
+    return conn.events_received(), sent, conn.close_sent, conn.state
+
+
+@given(
+    st.lists(
+        st.tuples(FRAMES, st.sampled_from([0, 16, 64]), st.booleans()), min_size=1, max_size=8
+    ),
+    st.lists(st.integers(min_value=1, max_value=200), max_size=6),
+    st.sampled_from([Side.SERVER, Side.CLIENT]),
+)
+def test_the_compiled_parser_reports_what_the_python_parser_reports(
+    specs: list[tuple[tuple[int, bytes], int, bool]], chunks: list[int], side: Side
+) -> None:
+    masked = side is Side.SERVER  # a server receives masked frames
+    data = b""
+    for (b0, payload), form, wrong_mask in specs:
+        data += raw_frame(b0, payload, masked=masked != wrong_mask, length_form=form)
+    assert parse_all(data, chunks, side=side, kernel=True) == parse_all(
+        data, chunks, side=side, kernel=False
+    )
+
+
+def test_parse_simple_takes_whole_messages_and_stops_at_anything_else() -> None:
+    parse_simple = compiled_parse_simple()
+    events: list[object] = []
+    data = (
+        raw_frame(0x81, "héllo".encode(), masked=True)
+        + raw_frame(0x82, bytes(300), masked=True)
+        + raw_frame(0x89, b"ping", masked=True)
+    )
+    stop = len(data) - 10
+    assert parse_simple(data, 0, 0x80, 1000, events, DataReceived) == stop
+    assert events == [DataReceived("héllo", True), DataReceived(bytes(300), True)]
+    assert all(type(event) is DataReceived for event in events)
+    # Each of these stops it at once, for the Python parser to handle.
+    for frame in (
+        raw_frame(0x82, b"unmasked", masked=False),  # the mask bit is wrong
+        raw_frame(0x82, bytes(1001), masked=True),  # over max_size
+        raw_frame(0x82, b"short form", masked=True, length_form=16),  # not shortest
+        raw_frame(0x81, b"\xc3\x28", masked=True),  # invalid UTF-8
+        raw_frame(0x81, b"cut short", masked=True)[:-1],  # incomplete
+        raw_frame(0x01, b"fragment", masked=True),
+    ):
+        assert parse_simple(frame, 0, 0x80, 1000, events, DataReceived) == 0
+    assert len(events) == 2
+    with pytest.raises(ValueError):
+        parse_simple(data, len(data) + 1, 0x80, 1000, events, DataReceived)
+    with pytest.raises(TypeError):
+        parse_simple(data, 0, 0x80, 1000, (), DataReceived)

@@ -50,6 +50,7 @@ import enum
 import struct
 from collections.abc import Callable
 
+from .. import speedups as _speedups
 from ..exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -95,6 +96,7 @@ _LARGE = 65536
 
 # NamedTuple's generated __new__ is a Python function; tuple.__new__ is not.
 _new_tuple = tuple.__new__
+_parse_simple = _speedups.parse_simple
 _unpack_H = struct.Struct("!H").unpack_from
 _unpack_Q = struct.Struct("!Q").unpack_from
 _new_utf8_decoder: Callable[[], codecs.IncrementalDecoder] = codecs.getincrementaldecoder("utf-8")
@@ -269,6 +271,14 @@ class Connection:
         end = len(buf)
         expect_mask = self._expect_mask
         events = self._events
+        if _parse_simple is not None and self._in_opcode is None and not self._frame_done:
+            # The compiled kernel takes the run of whole-message frames at the
+            # start; the loop below takes whatever it stopped at (anything
+            # else, incomplete, or wrong, which the loop then reports).
+            max_size = self.max_size
+            pos = _parse_simple(
+                buf, 0, expect_mask, -1 if max_size is None else max_size, events, DataReceived
+            )
         while end - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]

@@ -4,7 +4,8 @@
 ``WSKIT_NO_EXTENSIONS=1`` at build time skips them, and at run time makes
 wskit ignore them. :data:`ENABLED` tells whether they are in use.
 
-- ``apply_mask(data, mask)``: the masking kernel (``mask.c``).
+- ``apply_mask(data, mask)``: the masking kernel, and ``parse_simple()``,
+  the parser's common case: whole text and binary messages (``frames.c``).
 - ``write_kernel`` (the module ``write``): the ``Writer`` of one
   connection, which sends frames on the socket directly when its transport
   holds nothing, and ``fanout()``, which writes one frame to thousands of
@@ -16,20 +17,23 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
-__all__ = ["ENABLED", "apply_mask", "write_kernel"]
+__all__ = ["ENABLED", "apply_mask", "parse_simple", "write_kernel"]
 
 apply_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] | None = None
+parse_simple: Callable[[bytes | bytearray, int, int, int, list[Any], type[Any]], int] | None = None
 #: The compiled ``write`` module (a name of its own: ``write`` is the submodule's).
 write_kernel: ModuleType | None = None
 
 if not os.environ.get("WSKIT_NO_EXTENSIONS"):
     try:
-        from . import mask, write
+        from . import frames, write
     except ImportError:  # not built: the pure-Python code serves
         pass
     else:
-        apply_mask = mask.apply_mask
+        apply_mask = frames.apply_mask
+        parse_simple = frames.parse_simple
         write_kernel = write
 
 ENABLED = apply_mask is not None
