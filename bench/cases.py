@@ -53,7 +53,11 @@ class Server:
         """``None`` when the server can run here, else why not."""
         if self.kind == "python":
             top = self.target.rsplit(".", 1)[-1].removesuffix("_server")
-            needs = {"picows_ws": "picows.websockets", "wskit_hub": "wskit.hub"}.get(top, top)
+            needs = {
+                "picows_ws": "picows.websockets",
+                "wskit_hub": "wskit.hub",
+                "wskit_callback": "wskit",
+            }.get(top, top)
             try:
                 found = importlib.util.find_spec(needs) is not None
             except ModuleNotFoundError:
@@ -70,6 +74,13 @@ class Server:
 
 SERVERS: tuple[Server, ...] = (
     Server("wskit", "python", "bench.servers.wskit_server", True),
+    Server(
+        "wskit-cb",
+        "python",
+        "bench.servers.wskit_callback_server",
+        True,
+        "Conn.on_message, the callback path",
+    ),
     Server("websockets", "python", "bench.servers.websockets_server", True),
     Server("aiohttp", "python", "bench.servers.aiohttp_server", True),
     Server(

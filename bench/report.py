@@ -130,53 +130,61 @@ def _primary_value(rec: Record, metric: Metric) -> float | None:
     return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
+#: wskit's plain servers, each with its own table of ratios to the peers.
+WSKIT_PATHS = ("wskit", "wskit-cb")
+
+
 def ratio_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequence[str]) -> str:
-    """wskit's figure divided by each peer's, wskit and the Python peers on the same loop."""
-    out: list[str] = []
-    peers: list[str] = []
+    """wskit's figure divided by each peer's, wskit and the Python peers on the same loop.
+
+    One table per public path of wskit that ran (the Conn API, ``wskit``;
+    the callback path, ``wskit-cb``); the hub's cases have ``goal_tables``.
+    """
     hub_cases = {c.id for c in cases if c.hub}
-    for rec in records:
-        if rec["case"] in hub_cases:
-            continue  # the hub's own table is goal_tables
-        if rec["server"] != "wskit" and rec["server"] not in peers:
+    plain = [r for r in records if r["case"] not in hub_cases]
+    peers: list[str] = []
+    for rec in plain:
+        if not rec["server"].startswith("wskit") and rec["server"] not in peers:
             peers.append(rec["server"])
     if not peers:
         return ""
-    for loop in loops:
-        rows: list[list[str]] = []
-        for case in cases:
-            mine = [r for r in records if r["case"] == case.id and r["server"] == "wskit"]
-            mine = [r for r in mine if r.get("loop") == loop]
-            if not mine:
-                continue
-            for metric in case.ratios:
-                ours = _primary_value(mine[0], metric)
-                arrow = "higher" if metric.higher_better else "lower"
-                cells = [f"{case.id} {metric.label} ({arrow} is better)"]
-                for peer in peers:
-                    theirs_recs = [
-                        r
-                        for r in records
-                        if r["case"] == case.id
-                        and r["server"] == peer
-                        and (r.get("loop") in (loop, None))
-                    ]
-                    theirs = _primary_value(theirs_recs[0], metric) if theirs_recs else None
-                    if ours is None or theirs is None:
-                        cells.append("-")
-                    else:
-                        cells.append(f"{ours / theirs:.2f}x")
-                rows.append(cells)
-        if rows and all(cell == "-" for row in rows for cell in row[1:]):
-            out.append(f"wskit/{loop} ÷ peer: no ratio, wskit/{loop} has no figure (see the notes)")
-            out.append("")
-        elif rows:
-            out.append(
-                f"wskit/{loop} ÷ peer (Python peers on {loop}; node-ws and gorilla as they are)"
-            )
-            out.append(table(["figure", *peers], rows))
-            out.append("")
+    out: list[str] = []
+    for ours in WSKIT_PATHS:
+        for loop in loops:
+            out += _ratio_table(ours, loop, cases, plain, peers)
     return "\n".join(out)
+
+
+def _ratio_table(
+    ours: str, loop: str, cases: Sequence[Case], records: Sequence[Record], peers: list[str]
+) -> list[str]:
+    rows: list[list[str]] = []
+    for case in cases:
+        key = (case.id, ours, loop)
+        mine = [r for r in records if (r["case"], r["server"], r.get("loop")) == key]
+        if not mine:
+            continue
+        for metric in case.ratios:
+            value = _primary_value(mine[0], metric)
+            arrow = "higher" if metric.higher_better else "lower"
+            cells = [f"{case.id} {metric.label} ({arrow} is better)"]
+            for peer in peers:
+                theirs_recs = [
+                    r
+                    for r in records
+                    if r["case"] == case.id
+                    and r["server"] == peer
+                    and (r.get("loop") in (loop, None))
+                ]
+                theirs = _primary_value(theirs_recs[0], metric) if theirs_recs else None
+                cells.append("-" if value is None or theirs is None else f"{value / theirs:.2f}x")
+            rows.append(cells)
+    if not rows:
+        return []
+    if all(cell == "-" for row in rows for cell in row[1:]):
+        return [f"{ours}/{loop} ÷ peer: no ratio, {ours}/{loop} has no figure (see the notes)", ""]
+    title = f"{ours}/{loop} ÷ peer (Python peers on {loop}; node-ws and gorilla as they are)"
+    return [title, table(["figure", *peers], rows), ""]
 
 
 def goal_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequence[str]) -> str:

@@ -65,6 +65,19 @@ Broadcast = Callable[[list[Any], bytes], Any]
 Handler = Callable[[Any], Coroutine[Any, Any, None]]
 
 
+async def broadcast_loop(broadcast: Broadcast, others: list[Any], command: str) -> None:
+    """Carry out ``bcast COUNT SIZE``: COUNT broadcasts of SIZE bytes to ``others``.
+
+    Yields to the event loop between two messages, as messages arriving from
+    elsewhere would.
+    """
+    count, size = parse_bcast(command)
+    payload = bytes(size)
+    for _ in range(count):
+        broadcast(others, payload)
+        await asyncio.sleep(0)
+
+
 def echo_handler(broadcast: Broadcast, closed: type[BaseException]) -> Handler:
     """The connection handler of the servers with a websockets-style API.
 
@@ -83,13 +96,9 @@ def echo_handler(broadcast: Broadcast, closed: type[BaseException]) -> Handler:
                         await conn.send(str(len(conns)))
                         continue
                     if message.startswith("bcast "):
-                        count, size = parse_bcast(message)
-                        payload = bytes(size)
                         others = [c for c in conns if c is not conn]
-                        for _ in range(count):
-                            broadcast(others, payload)
-                            await asyncio.sleep(0)
-                        await conn.send(f"ok {count}")
+                        await broadcast_loop(broadcast, others, message)
+                        await conn.send(f"ok {parse_bcast(message)[0]}")
                         continue
                 await conn.send(message)
         except closed:

@@ -603,3 +603,70 @@ async def test_compression_enabled_toggle() -> None:
         assert not client.compression_enabled
         await client.send("z" * 1000)
         assert await server_conn.recv() == "z" * 1000
+
+
+# --------------------------------------------------------------------------- on_message
+
+
+async def test_on_message_gets_every_message_without_recv() -> None:
+    async def handler(conn: wskit.Conn) -> None:
+        conn.on_message = conn.send_nowait  # an echo in the callback path
+        await conn.wait_closed()
+
+    async with connected(handler) as (client, _, _):
+        await client.send("text")
+        await client.send(b"\x00binary")
+        await client.send(["frag", "mented"])  # arrives whole
+        await client.send([b"by", b"tes"])
+        assert [await client.recv() for _ in range(4)] == [
+            "text",
+            b"\x00binary",
+            "fragmented",
+            b"bytes",
+        ]
+
+
+async def test_on_message_takes_over_the_queued_messages_in_order() -> None:
+    async with connected() as (client, server, _):
+        assert server is not None
+        for i in range(3):
+            await client.send(f"early {i}")
+        await client.send(["half", " of it"])
+        await client.ping()  # every frame above has been read by the server
+        received: list[Any] = []
+        server.on_message = received.append
+        assert received == ["early 0", "early 1", "early 2", "half of it"]
+        await client.send("late")
+        await client.ping()
+        assert received[-1] == "late"
+        # Off again: recv() reads the queue as before.
+        server.on_message = None
+        await client.send("to recv")
+        assert await server.recv() == "to recv"
+
+
+async def test_on_message_exception_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[Any] = []
+
+    def broken(message: Any) -> None:
+        calls.append(message)
+        raise ValueError("callback broke")
+
+    async with connected() as (client, server, _):
+        assert server is not None
+        server.on_message = broken
+        await client.send("first")
+        await client.send("second")
+        with pytest.raises(wskit.ConnectionClosedError) as info:
+            await client.recv()
+        assert info.value.code == 1011
+        assert calls == ["first"]  # nothing more reaches a failed callback
+        assert "callback broke" in caplog.text
+        # The callback is off: what came after it failed is queued for
+        # recv(), which then ends with the connection.
+        assert server.on_message is None
+        left: list[Any] = []
+        with pytest.raises(wskit.ConnectionClosed):
+            while True:
+                left.append(await server.recv())
+        assert left in ([], ["second"])

@@ -40,6 +40,7 @@ Data = str | bytes
 """A message: ``str`` for text, ``bytes`` for binary."""
 
 PingHandler = Callable[[bytes], object]
+MessageHandler = Callable[[Any], object]
 CloseHandler = Callable[[int, str], object]
 
 
@@ -158,6 +159,10 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     Control: ``await conn.ping()``, ``await conn.pong()``,
     ``await conn.close(code, reason)``, and the ``on_ping``, ``on_pong`` and
     ``on_close`` handlers.
+    The callback path: ``conn.on_message = callback`` hands every message
+    to ``callback(message)`` as it arrives, in the event loop's own call,
+    instead of queuing it for ``recv()``: no task wakes up per message, the
+    fastest way to consume messages (see :attr:`on_message`).
 
     Many tasks may send at once: each message is written whole, and a
     fragmented message holds the others back until its last frame.
@@ -172,6 +177,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "_keepalive",
         "_loop",
         "_lost_exc",
+        "_on_message",
         "_partial",
         "_pings",
         "_queue",
@@ -248,6 +254,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         #: Bytes received after the opening handshake (frames, as on the wire).
         self.bytes_received = 0
         self._queue = _NO_QUEUE
+        self._on_message: MessageHandler | None = None
         # Lists made when first needed (a fragmented message, a full
         # buffer): most connections never need them.
         self._partial: list[Data] | None = None
@@ -322,7 +329,11 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
                 queue = self._queue = collections.deque()
             for event in events:
                 if type(event) is DataReceived:
-                    queue.append(event)
+                    on_message = self._on_message
+                    if on_message is not None:
+                        self._deliver(on_message, event)
+                    else:
+                        queue.append(event)
                 else:
                     self._handle_control(event)
             waiter = self._read_waiter
@@ -390,6 +401,48 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
                 self._call_handler(self.on_pong, event.data)
         elif type(event) is CloseReceived and self.on_close is not None:
             self._call_handler(self.on_close, event.code, event.reason)
+
+    @property
+    def on_message(self) -> MessageHandler | None:
+        """Called with every message (``str`` or ``bytes``) as it arrives; ``None``: off.
+
+        While set, messages go to the callback instead of the queue that
+        ``recv()`` reads, in the event loop's own call: no task wakes up per
+        message, the fastest way to consume them (picows' listener style).
+        Setting it hands over the messages already queued first, in order.
+        Fragmented messages arrive whole. The callback should not block;
+        it may reply with :meth:`send_nowait` or :meth:`write_prepared`, or
+        start a task. An exception it raises closes the connection with
+        1011, as one from a connection handler does, and turns the callback
+        off. While it is set, ``recv()`` only returns when the connection
+        closes (raising ``ConnectionClosed``).
+        """
+        return self._on_message
+
+    @on_message.setter
+    def on_message(self, callback: MessageHandler | None) -> None:
+        self._on_message = callback
+        while callback is not None and self._queue and self._on_message is callback:
+            self._deliver(callback, self._pop())
+
+    def _deliver(self, callback: MessageHandler, event: DataReceived) -> None:
+        """Give one received frame's data to the message callback (whole messages only)."""
+        data, fin = event
+        parts = self._partial
+        if not fin or parts is not None:
+            if parts is None:
+                parts = self._partial = []
+            parts.append(data)
+            if not fin:
+                return
+            self._partial = None
+            data = "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+        try:
+            callback(data)
+        except Exception:
+            logger.exception("error in the on_message callback")
+            self._on_message = None  # what follows waits in the queue, for recv()
+            self._fail(1011, "Internal server error")
 
     def _call_handler(self, handler: Callable[..., object], *args: object) -> None:
         try:
