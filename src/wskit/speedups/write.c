@@ -116,6 +116,25 @@ transport_write(WriterObject *self, PyObject *data)
     return 0;
 }
 
+/* What a send left of part (bytes) from offset on: a view when part is bytes
+   (immutable, so the transport may keep it), else a copy. */
+static PyObject *
+rest_of(PyObject *part, const char *buf, Py_ssize_t offset, Py_ssize_t len)
+{
+    PyObject *view, *rest;
+
+    if (!PyBytes_CheckExact(part)) {
+        return PyBytes_FromStringAndSize(buf + offset, len - offset);
+    }
+    view = PyMemoryView_FromObject(part);
+    if (view == NULL) {
+        return NULL;
+    }
+    rest = PySequence_GetSlice(view, offset, len);
+    Py_DECREF(view);
+    return rest;
+}
+
 /* send() buf (the bytes of data) now; what the socket does not take goes to
    the transport. 0 or -1 on error. */
 static int
@@ -135,7 +154,7 @@ send_now(WriterObject *self, PyObject *data, const char *buf, Py_ssize_t len)
         /* EAGAIN, or an error the transport will meet and report itself. */
         return transport_write(self, data);
     }
-    rest = PyBytes_FromStringAndSize(buf + sent, len - sent);
+    rest = rest_of(data, buf, sent, len);
     if (rest == NULL) {
         return -1;
     }
@@ -272,7 +291,7 @@ send_parts(WriterObject *self, PyObject *parts)
             continue;
         }
         if (sent > 0) {
-            PyObject *rest = PyBytes_FromStringAndSize(PyBytes_AS_STRING(part) + sent, len - sent);
+            PyObject *rest = rest_of(part, PyBytes_AS_STRING(part), sent, len);
             if (rest == NULL) {
                 return -1;
             }
