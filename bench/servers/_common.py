@@ -110,7 +110,7 @@ def echo_handler(broadcast: Broadcast, closed: type[BaseException]) -> Handler:
 
 
 async def serve_websockets_style(serve: Callable[..., Any], handler: Handler, args: Args) -> None:
-    """Serve ``handler`` with a websockets-compatible ``serve`` until killed."""
+    """Serve ``handler`` with a websockets-compatible ``serve`` (wskit's too) until killed."""
     async with serve(
         handler,
         "127.0.0.1",

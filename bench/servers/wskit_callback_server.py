@@ -12,7 +12,7 @@ from typing import Any
 
 import wskit
 
-from ._common import MAX_SIZE, broadcast_loop, parse_args, ready, run
+from ._common import broadcast_loop, parse_args, run, serve_websockets_style
 
 args = parse_args(__doc__ or "")
 conns: set[wskit.Conn] = set()
@@ -49,16 +49,7 @@ async def handler(conn: wskit.Conn) -> None:
 
 
 async def main() -> None:
-    server = await wskit.serve(
-        handler,
-        "127.0.0.1",
-        args.port,
-        compression="deflate" if args.compression else None,
-        max_size=MAX_SIZE,
-        backlog=4096,
-    )
-    ready(server.port)
-    await server.serve_forever()
+    await serve_websockets_style(wskit.serve, handler, args)
 
 
 run(main, args.loop)
