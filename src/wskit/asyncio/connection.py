@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -532,13 +532,29 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             self._maybe_resume_reading()
         return event
 
-    async def recv(self) -> Data:
+    def recv(self) -> Coroutine[Any, Any, Data]:
         """Receive the next message: ``str`` for text, ``bytes`` for binary.
+
+        ``await conn.recv()``; a coroutine function in all but name (it hands
+        out the coroutine of the one receive loop, which ``async for`` shares).
 
         Raises:
             ConnectionClosed: the connection closed (normally or not); the
                 exception carries the close code and reason.
         """
+        return self._receive(False)
+
+    def __anext__(self) -> Coroutine[Any, Any, Data]:
+        """The next message; iteration ends when the connection closes normally.
+
+        An abnormal closure raises :class:`~wskit.ConnectionClosedError`.
+        (The receive loop's own coroutine: one coroutine per message, and one
+        frame less than awaiting ``recv()`` in an ``async def``.)
+        """
+        return self._receive(True)
+
+    async def _receive(self, iterating: bool) -> Data:
+        """The receive loop of :meth:`recv` and ``async for``."""
         while True:
             queue = self._queue
             if queue:
@@ -555,7 +571,12 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
                     self._partial = None
                     return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
                 continue
-            await self._wait_for_data()
+            try:
+                await self._wait_for_data()
+            except ConnectionClosed as exc:
+                if iterating and exc.ok:
+                    raise StopAsyncIteration from None
+                raise
 
     async def recv_streaming(self) -> AsyncIterator[Data]:
         """Yield the fragments of the next message as they arrive.
