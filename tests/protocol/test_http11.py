@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wskit.exceptions import InvalidRequest, InvalidResponse
+from wskit.protocol import http11
 from wskit.protocol.headers import Headers
 from wskit.protocol.http11 import (
     Request,
@@ -643,3 +644,27 @@ def test_reason_phrase() -> None:
     assert reason_phrase(426) == "Upgrade Required"
     assert reason_phrase(431) == "Request Header Fields Too Large"
     assert reason_phrase(599) == ""
+
+
+def test_repeated_header_values_are_shared_between_requests_but_not_secrets() -> None:
+    def request() -> Request:
+        head = (
+            "GET /chat HTTP/1.1\r\nHost: example.com:8080\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nAuthorization: Bearer token\r\n\r\n"
+        )
+        return parse_request(head.encode())  # decoding makes new strings each time
+
+    first, second = request(), request()
+    assert first.headers == second.headers
+    for name in ("Host", "Upgrade", "Connection"):
+        assert first.headers[name] is second.headers[name], name
+    assert first.method is second.method and first.version is second.version
+    # Credentials stay each request's own.
+    assert first.headers["Authorization"] == second.headers["Authorization"]
+    assert first.headers["Authorization"] is not second.headers["Authorization"]
+
+
+def test_the_table_of_shared_values_is_bounded() -> None:
+    for i in range(http11._SHARED_VALUES_MAX * 2 + 5):
+        parse_request(f"GET / HTTP/1.1\r\nHost: host-{i}.example\r\n\r\n".encode())
+        assert len(http11._shared_values) <= http11._SHARED_VALUES_MAX

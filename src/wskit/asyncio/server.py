@@ -165,7 +165,7 @@ class ServerConn(Conn):
         self.server = server
         self._parser: RequestParser | None = RequestParser(max_head=server.options.max_header_size)
         self._handshake_timer: asyncio.TimerHandle | None = None
-        self._pending = bytearray()
+        self._pending: bytearray | bytes = bytearray()
         self.handler_task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -243,7 +243,7 @@ class ServerConn(Conn):
         self.subprotocol = subprotocol
         assert self.transport is not None
         self.transport.write(serialize_response(response))
-        leftover, self._pending = bytes(self._pending), bytearray()
+        leftover, self._pending = bytes(self._pending), b""  # no buffer kept open
         self._open(protocol, self.transport, leftover)
         self.handler_task = self._loop.create_task(self._run_handler())
 

@@ -247,7 +247,10 @@ class _HeadReader:
                 raise self.bad(f"invalid character in the value of header {name}")
             # latin-1 maps bytes 1:1, so obs-text (for instance UTF-8 cookie
             # values sent by browsers) survives a parse/serialize round trip.
-            fields.append((name, value.decode("latin-1")))
+            text = value.decode("latin-1")
+            if name.lower() in _SHARED_HEADERS:
+                text = _shared(text)
+            fields.append((name, text))
         return Headers(fields)
 
 
@@ -335,6 +338,39 @@ class RequestParser:
         self.leftover = bytes(r.buffer[r.pos :])
         r.buffer.clear()
         return self._request
+
+
+#: Headers whose values repeat across connections (never secrets): each value
+#: is kept once, shared by the requests that carry it, which every open
+#: connection keeps (``conn.request``).
+_SHARED_HEADERS = frozenset(
+    {
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "origin",
+        "user-agent",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "pragma",
+    }
+)
+_shared_values: dict[str, str] = {}
+_SHARED_VALUES_MAX = 1024
+
+
+def _shared(value: str) -> str:
+    """The one copy of ``value`` that requests share (a bounded table)."""
+    shared = _shared_values.get(value)
+    if shared is None:
+        if len(_shared_values) >= _SHARED_VALUES_MAX:
+            _shared_values.clear()  # many distinct values: start over, still bounded
+        shared = _shared_values[value] = value
+    return shared
 
 
 def _bad_request(message: str) -> Exception:
