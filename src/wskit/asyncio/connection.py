@@ -428,15 +428,11 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def _deliver(self, callback: MessageHandler, event: DataReceived) -> None:
         """Give one received frame's data to the message callback (whole messages only)."""
         data, fin = event
-        parts = self._partial
-        if not fin or parts is not None:
-            if parts is None:
-                parts = self._partial = []
-            parts.append(data)
-            if not fin:
+        if not fin or self._partial is not None:
+            message = self._assemble(data, fin)
+            if message is None:
                 return
-            self._partial = None
-            data = "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+            data = message
         try:
             callback(data)
         except Exception:
@@ -553,6 +549,17 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         """
         return self._receive(True)
 
+    def _assemble(self, data: Data, fin: bool) -> Data | None:
+        """Add a frame's data to the fragmented message; the whole message at its end."""
+        parts = self._partial
+        if parts is None:
+            parts = self._partial = []
+        parts.append(data)
+        if not fin:
+            return None
+        self._partial = None
+        return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+
     async def _receive(self, iterating: bool) -> Data:
         """The receive loop of :meth:`recv` and ``async for``."""
         while True:
@@ -561,15 +568,11 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
                 data, fin = queue.popleft()
                 if self._reading_paused:
                     self._maybe_resume_reading()
-                parts = self._partial
-                if fin and parts is None:
-                    return data
-                if parts is None:
-                    parts = self._partial = []
-                parts.append(data)
-                if fin:
-                    self._partial = None
-                    return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+                if fin and self._partial is None:
+                    return data  # the common case: a message in one frame
+                message = self._assemble(data, fin)
+                if message is not None:
+                    return message
                 continue
             try:
                 await self._wait_for_data()
