@@ -596,7 +596,7 @@ class AsgiConn(ConnectionAPI):
                     code = message.get("code", 1005)
                     reason = message.get("reason") or ""
                     if not self._close_queued and self.on_close is not None:
-                        self._call_on_close(code, reason)
+                        self._call_handler(self.on_close, code, reason)
                     self._ended(code, reason)
                     return
                 data = message.get("text")
@@ -625,15 +625,6 @@ class AsgiConn(ConnectionAPI):
         except Exception as exc:
             logger.debug("receive failed: %r", exc)
             self._ended(1006, "")
-
-    def _call_on_close(self, code: int, reason: str) -> None:
-        assert self.on_close is not None
-        try:
-            result = self.on_close(code, reason)
-            if asyncio.iscoroutine(result):
-                self._loop.create_task(result)
-        except Exception:
-            logger.exception("error in the on_close handler")
 
     # -- the writer ---------------------------------------------------------------------
 

@@ -82,6 +82,19 @@ class ConnectionAPI:
     response: Response | None
     json_loads: Callable[[str | bytes], Any]
     json_dumps: Callable[[Any], str]
+    _loop: asyncio.AbstractEventLoop
+
+    def _call_handler(self, handler: Callable[..., object], *args: object) -> None:
+        """Call an event handler (on_ping, on_close...): a coroutine it returns runs as a task.
+
+        An exception it raises is logged; the connection goes on.
+        """
+        try:
+            result = handler(*args)
+            if asyncio.iscoroutine(result):
+                self._loop.create_task(result)
+        except Exception:
+            logger.exception("error in a %s handler", getattr(handler, "__name__", "control"))
 
     async def recv(self) -> Data:
         """Receive the next message (defined by each connection class)."""
@@ -439,14 +452,6 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             logger.exception("error in the on_message callback")
             self._on_message = None  # what follows waits in the queue, for recv()
             self._fail(1011, "Internal server error")
-
-    def _call_handler(self, handler: Callable[..., object], *args: object) -> None:
-        try:
-            result = handler(*args)
-            if asyncio.iscoroutine(result):
-                self._loop.create_task(result)
-        except Exception:
-            logger.exception("error in a %s handler", getattr(handler, "__name__", "control"))
 
     def eof_received(self) -> bool | None:
         """The peer half-closed the stream; the connection is over."""
