@@ -542,6 +542,38 @@ async def test_handler_exception_closes_1011(debug: bool) -> None:
         assert info.value.reason == expected
 
 
+async def test_on_close_handlers_see_the_peer_close_and_may_be_coroutines() -> None:
+    seen: list[tuple[str, int, str]] = []
+    done = asyncio.Event()
+
+    async def async_on_close(code: int, reason: str) -> None:
+        seen.append(("async", code, reason))
+        done.set()
+
+    async def handler(conn: AsgiConn) -> None:
+        conn.on_close = async_on_close if conn.request.path == "/ws" else broken_on_close
+        with pytest.raises(wskit.ConnectionClosed):
+            await conn.recv()
+
+    def broken_on_close(code: int, reason: str) -> None:
+        seen.append(("broken", code, reason))
+        raise ValueError("handler broke")  # logged; the connection still ends
+
+    app = starlette_app(
+        WebSocketRoute("/ws", asgi_app(handler)), WebSocketRoute("/other", asgi_app(handler))
+    )
+    async with uvicorn_serving(app) as served:
+        async with wskit.connect(served.ws()) as client:
+            await client.close(4002, "bye")
+        await asyncio.wait_for(done.wait(), 5)
+        async with wskit.connect(served.ws("/other")) as client:
+            await client.close(4003, "again")
+        async with asyncio.timeout(5):
+            while len(seen) < 2:
+                await asyncio.sleep(0.01)
+    assert seen == [("async", 4002, "bye"), ("broken", 4003, "again")]
+
+
 async def test_handler_close_with_custom_code() -> None:
     async def handler(conn: AsgiConn) -> None:
         await conn.send(["last ", "words"])  # ASGI has no fragments: joined
