@@ -219,6 +219,8 @@ async def test_starlette_hub_events_requests_and_rooms() -> None:
         assert await other.request("join", "elsewhere") is True
         assert len(connected) == 3
         assert hub.count("lobby") == 2
+        # ASGI connections have no socket writer: room emits take write_prepared().
+        assert all(member is None for member in hub.rooms["lobby"].values())
 
         # A room emit from the server reaches both members, not the outsider.
         hub.to("lobby").emit("news", {"n": 1})

@@ -446,7 +446,7 @@ class AsgiConn(ConnectionAPI):
         self._close_queued = False
         self._give_up_timer: asyncio.TimerHandle | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._write_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"<AsgiConn {self.request.path} {self.state.name}>"
@@ -552,7 +552,7 @@ class AsgiConn(ConnectionAPI):
         shown.update(response_headers)
         self.response = Response(101, reason_phrase(101), shown)
         self._reader = self._loop.create_task(self._read_loop())
-        self._writer = self._loop.create_task(self._write_loop())
+        self._write_task = self._loop.create_task(self._write_loop())
 
     async def reject(self, response: Response) -> None:
         """Refuse the connection with ``response``.
@@ -720,8 +720,8 @@ class AsgiConn(ConnectionAPI):
         self._give_up_timer = None
         if not self._closed.done():
             logger.info("closing handshake timed out")
-            if self._writer is not None:
-                self._writer.cancel()
+            if self._write_task is not None:
+                self._write_task.cancel()
             self._ended(1006, "")
 
     def _closed_exception(self) -> ConnectionClosed:
@@ -883,7 +883,7 @@ class AsgiConn(ConnectionAPI):
 
     async def finish(self) -> None:
         """Stop the reader and writer tasks (once the connection is closed)."""
-        tasks = [t for t in (self._reader, self._writer) if t is not None and not t.done()]
+        tasks = [t for t in (self._reader, self._write_task) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         if tasks:

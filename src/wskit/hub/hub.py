@@ -282,7 +282,7 @@ class Client(ClientChannel):
         self.conn = conn
         self.id = client_id
         # What fanout() writes room emits through (None on ASGI connections,
-        # which then take write_prepared()).
+        # which have no socket of their own: they take write_prepared()).
         self._writer: Writer | None = getattr(conn, "_writer", None)
         self.values: dict[str, Any] = {}
         self.rooms: set[str] = set()
