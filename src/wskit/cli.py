@@ -638,6 +638,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="asyncio",
         help="event loop (uvloop must be installed: pip install uvloop)",
     )
+    # --max-size, for the commands that take messages (serve and connect).
+    limits = argparse.ArgumentParser(add_help=False)
+    limits.add_argument(
+        "--max-size",
+        type=_size,
+        default=2**20,
+        metavar="BYTES",
+        help="largest message (default 1 MiB; 0: any)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     echo = sub.add_parser("echo", parents=[common], help="run an echo server")
@@ -646,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument("--no-compression", action="store_true", help="refuse permessage-deflate")
 
     srv = sub.add_parser(
-        "serve", parents=[common], help="serve a Hub or a connection handler (module:attr)"
+        "serve", parents=[common, limits], help="serve a Hub or a connection handler (module:attr)"
     )
     srv.add_argument("app", metavar="module:attr", help="e.g. myapp.chat:hub")
     srv.add_argument("--host", default="127.0.0.1")
@@ -655,13 +664,6 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--tls-cert", metavar="PEM", help="certificate chain: serve wss://")
     srv.add_argument("--tls-key", metavar="PEM", help="private key (if not in --tls-cert)")
     srv.add_argument("--no-compression", action="store_true", help="refuse permessage-deflate")
-    srv.add_argument(
-        "--max-size",
-        type=_size,
-        default=2**20,
-        metavar="BYTES",
-        help="largest message (default 1 MiB; 0: any)",
-    )
     srv.add_argument(
         "--origin",
         action="append",
@@ -677,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
-    con = sub.add_parser("connect", parents=[common], help="an interactive client")
+    con = sub.add_parser("connect", parents=[common, limits], help="an interactive client")
     con.add_argument("uri", help="ws:// or wss:// URI")
     con.add_argument(
         "-H",
@@ -695,13 +697,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="a subprotocol to offer (repeatable)",
     )
     con.add_argument("--no-compression", action="store_true", help="do not offer deflate")
-    con.add_argument(
-        "--max-size",
-        type=_size,
-        default=2**20,
-        metavar="BYTES",
-        help="largest message (default 1 MiB; 0: any)",
-    )
     con.add_argument("--origin", help="the Origin header")
     con.add_argument("--ca-file", help="trust the certificates in this PEM file (wss://)")
     con.add_argument(
