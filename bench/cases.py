@@ -176,6 +176,22 @@ class Timing:
     duration: float
 
 
+def bcast_argv(receivers: int, count: int, *, stalled: int) -> tuple[str, ...]:
+    """The load generator's arguments for ``count`` broadcasts of 64 bytes to ``receivers``."""
+    return (
+        "-conns",
+        str(receivers),
+        "-count",
+        str(count),
+        "-size",
+        "64",
+        "-stalled",
+        str(stalled),
+        "-timeout",
+        "90s",
+    )
+
+
 def make_cases(quick: bool) -> list[Case]:
     t = Timing(0.3, 1.0) if quick else Timing(1.0, 3.0)
     timed = ("-warmup", f"{t.warmup}s", "-duration", f"{t.duration}s")
@@ -255,18 +271,7 @@ def make_cases(quick: bool) -> list[Case]:
                 f"B3 broadcast, 64-byte binary, 1 sender -> {receivers:,} receivers "
                 f"+ 1 that never reads, {count} messages",
                 "bcast",
-                (
-                    "-conns",
-                    str(receivers),
-                    "-count",
-                    str(count),
-                    "-size",
-                    "64",
-                    "-stalled",
-                    "1",
-                    "-timeout",
-                    "90s",
-                ),
+                bcast_argv(receivers, count, stalled=1),
                 (DPS, LAST, FIRST_ALL),
                 (DPS, LAST),
                 conns=receivers + 2,
@@ -282,19 +287,7 @@ def make_cases(quick: bool) -> list[Case]:
                 f'B3 hub room emit, hub.to(room).emit("m", 64 chars), {receivers:,} members'
                 f" + 1 that never reads, {count} emits (compare B3-{k})",
                 "bcast",
-                (
-                    "-hub",
-                    "-conns",
-                    str(receivers),
-                    "-count",
-                    str(count),
-                    "-size",
-                    "64",
-                    "-stalled",
-                    "1",
-                    "-timeout",
-                    "90s",
-                ),
+                ("-hub", *bcast_argv(receivers, count, stalled=1)),
                 (DPS, LAST, FIRST_ALL),
                 (),
                 conns=receivers + 2,
@@ -319,19 +312,7 @@ def make_cases(quick: bool) -> list[Case]:
                 f"{processes} hub process(es) on one port (SO_REUSEPORT, all on core 0 with "
                 f"redis-server), {b6_receivers:,} members spread among them, {b6_count} emits",
                 "bcast",
-                (
-                    "-hub",
-                    "-conns",
-                    str(b6_receivers),
-                    "-count",
-                    str(b6_count),
-                    "-size",
-                    "64",
-                    "-stalled",
-                    "0",
-                    "-timeout",
-                    "90s",
-                ),
+                ("-hub", *bcast_argv(b6_receivers, b6_count, stalled=0)),
                 (DPS, LAST, FIRST_ALL),
                 (),
                 conns=b6_receivers + 2,
