@@ -154,7 +154,7 @@ from .exceptions import (
 )
 from .protocol.connection import PreparedMessage, State
 from .protocol.frames import Opcode, is_valid_close_code
-from .protocol.handshake import _check_origin, reject
+from .protocol.handshake import _check_origin, choose_subprotocol, reject
 from .protocol.headers import Headers
 from .protocol.http11 import Request, Response, reason_phrase
 
@@ -1144,16 +1144,9 @@ class WebSocketEndpoint:
 
     def _select_subprotocol(self, conn: AsgiConn) -> str | None:
         offered = list(conn.scope.get("subprotocols") or ())
-        server = self.options.subprotocols
-        select = self.options.select_subprotocol
-        if select is not None:
-            chosen = select(offered, server)
-            if chosen is not None and chosen not in offered:
-                raise ValueError(
-                    f"select_subprotocol returned {chosen!r}, which the client did not offer"
-                )
-            return chosen
-        return next((p for p in server if p in offered), None)
+        return choose_subprotocol(
+            offered, self.options.subprotocols, self.options.select_subprotocol
+        )
 
     def _error(
         self,

@@ -52,6 +52,7 @@ __all__ = [
     "ServerHandshakeResult",
     "accept_key",
     "check_origin_same_host",
+    "choose_subprotocol",
     "generate_key",
     "is_redirect",
     "reject",
@@ -253,6 +254,22 @@ def _select_subprotocol(
         offered = parse_token_list(request.headers.get_all("Sec-WebSocket-Protocol"))
     except ValueError as exc:
         raise InvalidRequest(f"invalid Sec-WebSocket-Protocol header: {exc}", 400) from None
+    return choose_subprotocol(offered, subprotocols, select_subprotocol)
+
+
+def choose_subprotocol(
+    offered: Sequence[str],
+    subprotocols: Sequence[str],
+    select_subprotocol: Callable[[Sequence[str], Sequence[str]], str | None] | None,
+) -> str | None:
+    """The subprotocol to answer the client's ``offered`` list with, or ``None``.
+
+    ``select_subprotocol(offered, subprotocols)`` decides when given;
+    otherwise the first of the server's ``subprotocols`` the client offered.
+
+    Raises:
+        ValueError: ``select_subprotocol`` chose one the client did not offer.
+    """
     if select_subprotocol is not None:
         chosen = select_subprotocol(offered, subprotocols)
         if chosen is not None and chosen not in offered:
