@@ -121,7 +121,7 @@ def make(kernel: Kernel, end: End, *, plain: bool = True, fd: int | None = None)
 class Item:
     """Anything with a writer, as fanout() sees a Conn or a hub Client."""
 
-    _writer: Any
+    frame_writer: Any
     name: str = ""
 
 
@@ -274,13 +274,13 @@ async def test_fanout_leaves_what_it_cannot_serve(kernel: Kernel, ends: Callable
     no_writer = Item(None, "no writer")
     own_frame = Item(make(kernel, await ends(), plain=False), "own frame")
     busy = Item(make(kernel, await ends()), "busy")
-    busy._writer.busy = True
+    busy.frame_writer.busy = True
     closed = Item(make(kernel, await ends()), "closed")
-    closed._writer.open = False  # what the connection says once a close frame went
+    closed.frame_writer.open = False  # what the connection says once a close frame went
     lost_end = await ends()
     lost = Item(make(kernel, lost_end), "lost")
     lost_end.transport.close()
-    lost._writer.detach()
+    lost.frame_writer.detach()
     items = [plain, no_writer, own_frame, busy, closed, lost]
     written, left = kernel.fanout(iter(items), b"frame", 2**20, None)
     assert written == 1
@@ -293,7 +293,7 @@ async def test_fanout_leaves_a_connection_over_max_buffer(
     slow_end, fast_end = await ends(), await ends()
     slow_end.transport.set_write_buffer_limits(high=2**30)
     slow, fast = Item(make(kernel, slow_end), "slow"), Item(make(kernel, fast_end), "fast")
-    slow._writer.write(bytes(8 * 2**20))  # the socket takes part; the rest waits
+    slow.frame_writer.write(bytes(8 * 2**20))  # the socket takes part; the rest waits
     queued = slow_end.transport.get_write_buffer_size()
     assert queued > 0
     written, left = kernel.fanout([slow, fast], b"frame", queued - 1, None)
@@ -333,11 +333,11 @@ async def test_fanout_takes_a_dict_of_writers(kernel: Kernel, ends: Callable[[],
 class Slotted:
     """An item keeping its writer in a slot, as Conn does."""
 
-    __slots__ = ("_writer",)
+    __slots__ = ("frame_writer",)
 
     def __init__(self, writer: Any = None) -> None:
         if writer is not None:
-            self._writer = writer
+            self.frame_writer = writer
 
 
 async def test_fanout_reads_writers_from_slots_and_attributes_alike(

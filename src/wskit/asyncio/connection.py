@@ -198,7 +198,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "_read_waiter",
         "_reading_paused",
         "_send_lock",
-        "_writer",
+        "frame_writer",
         "_write_paused",
         "bytes_received",
         "close_timeout",
@@ -259,9 +259,11 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self.subprotocol: str | None = None
         self.protocol: Connection | None = None
         self.transport: asyncio.Transport | None = None
-        # Writes frames, on the socket directly when it can (see
-        # direct_write); made when the WebSocket phase starts.
-        self._writer: Writer | None = None
+        #: The writer of this connection's frames (see :mod:`~wskit.asyncio.direct_write`),
+        #: made when the WebSocket phase starts and ``None`` before. An internal
+        #: interface: broadcast and the hub's rooms hand it to ``fanout()``, which
+        #: reads it at its slot offset; applications send with ``send()``.
+        self.frame_writer: Writer | None = None
         self._loop = asyncio.get_running_loop()
         self._rbuf = _receive_buffer()
         #: Bytes received after the opening handshake (frames, as on the wire).
@@ -293,7 +295,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         """Start the WebSocket phase once the handshake succeeded."""
         self.protocol = protocol
         self.transport = transport
-        self._writer = new_writer(transport, protocol)
+        self.frame_writer = new_writer(transport, protocol)
         transport.set_write_buffer_limits(high=self.write_limit)
         self._schedule_keepalive()
         if leftover:
@@ -365,7 +367,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def _sync_writer(self) -> None:
         """Tell the writer whether data frames may still go (fan-out reads it)."""
         protocol = self.protocol
-        writer = self._writer
+        writer = self.frame_writer
         if writer is not None and protocol is not None:
             writer.open = protocol.state is _OPEN and protocol.close_sent is None
 
@@ -476,9 +478,9 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """The TCP connection is gone: wake everyone who waits on it."""
         self._lost_exc = exc
-        if self._writer is not None:
+        if self.frame_writer is not None:
             # The descriptor may soon belong to another socket.
-            self._writer.detach()
+            self.frame_writer.detach()
         if self.protocol is not None and self.protocol.state is not State.CLOSED:
             self.protocol.receive_eof()
         self._sync_writer()
@@ -604,7 +606,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     # -- writing -------------------------------------------------------------
 
     def _write(self, output: list[bytes]) -> None:
-        writer = self._writer
+        writer = self.frame_writer
         if writer is None:
             return
         if len(output) == 1:
@@ -725,7 +727,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         frame = message._plain
         if frame is None or protocol.deflate is not None or protocol._mask_out:
             frame = message.frame_for(protocol)
-        return self._writer.write(frame)  # type: ignore[union-attr]
+        return self.frame_writer.write(frame)  # type: ignore[union-attr]
 
     async def send_prepared(self, message: PreparedMessage) -> None:
         """Send a message prepared once for many connections (see :func:`wskit.broadcast`)."""
@@ -832,8 +834,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._writer is not None:
-            self._writer.detach()
+        if self.frame_writer is not None:
+            self.frame_writer.detach()
         transport.close()
         # A peer that never reads could keep the close pending forever.
         self._close_timer = self._loop.call_later(self.close_timeout, transport.abort)
@@ -943,7 +945,7 @@ class MessageWriter:
 
     def _busy(self, busy: bool) -> None:
         # Fan-out skips a connection in the middle of a fragmented message.
-        writer = self._conn._writer
+        writer = self._conn.frame_writer
         if writer is not None:
             writer.busy = busy
 

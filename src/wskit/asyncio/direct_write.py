@@ -110,7 +110,7 @@ def _fanout_python(
     pairs: Iterable[tuple[T, Any]] = (
         items.items()
         if type(items) is dict
-        else ((item, getattr(item, "_writer", None)) for item in items)
+        else ((item, getattr(item, "frame_writer", None)) for item in items)
     )
     for item, writer in pairs:
         if item is skip:
@@ -132,7 +132,7 @@ fanout: Callable[[Mapping[T, Any] | Iterable[T], bytes, int, object], tuple[int,
 """Write ``frame`` to the writer of every item but ``skip``.
 
 ``items`` is a dict ``{item: writer}`` (the cheapest: only the writers are
-read) or an iterable of items with a ``_writer`` attribute.
+read) or an iterable of items with a ``frame_writer`` attribute.
 
 Returns how many were written and the items left for the caller's own path:
 those without a writer, needing a frame of their own (compression, client

@@ -283,7 +283,7 @@ class Client(ClientChannel):
         self.id = client_id
         # What fanout() writes room emits through (None on ASGI connections,
         # which have no socket of their own: they take write_prepared()).
-        self._writer: Writer | None = getattr(conn, "_writer", None)
+        self.frame_writer: Writer | None = getattr(conn, "frame_writer", None)
         self.values: dict[str, Any] = {}
         self.rooms: set[str] = set()
         self.channels: dict[str, ClientChannel] = {}
@@ -749,7 +749,7 @@ class Hub(HubChannel):
         if members is None:
             members = self.rooms[room] = {}
             self.backplane.subscribe(room)
-        members[client] = client._writer
+        members[client] = client.frame_writer
         if self.presence_enabled:
             self.backplane.presence_add(room, client.id, self._presence_info(client))
 

@@ -19,7 +19,7 @@
  * fanout(items, frame, max_buffer, skip) -> (written, left)
  *     Writes one frame to the writer of every item but `skip`, in one C
  *     loop: items is a dict {item: writer}, or an iterable of items with a
- *     `_writer` attribute. Items it cannot serve are returned in `left` for
+ *     `frame_writer` attribute. Items it cannot serve are returned in `left` for
  *     the caller's own path: no writer, a frame of their own needed
  *     (compression, client masking), busy, no longer open, or more than
  *     max_buffer bytes queued. Only the writers are touched, which matters
@@ -487,7 +487,7 @@ fanout_dict(PyObject *items, PyObject *frame, Py_ssize_t max_buffer, PyObject *s
     return 0;
 }
 
-/* Where the last item type seen keeps `_writer` when it is a slot (as on
+/* Where the last item type seen keeps `frame_writer` when it is a slot (as on
    Conn): read there directly instead of through a generic attribute lookup.
    The type is held so that its address cannot be reused by another. */
 static PyTypeObject *slot_type;
@@ -618,7 +618,7 @@ PyInit_write(void)
     str_is_closing = intern("is_closing");
     str_get_write_buffer_size = intern("get_write_buffer_size");
     str_write = intern("write");
-    str_writer = intern("_writer");
+    str_writer = intern("frame_writer");
     if (str_is_closing == NULL || str_get_write_buffer_size == NULL || str_write == NULL ||
         str_writer == NULL) {
         return NULL;
