@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import baseline
 from .cases import (
     BENCH,
     BUILD,
@@ -44,7 +45,7 @@ from .cases import (
 from .cluster import start_cluster
 from .payloads import write_documents
 from .procs import Proc, cpu_percent, free_port, rss_kb, sample, wait_quiet
-from .report import NOISY, Record, figures_tables, goal_tables, ratio_tables
+from .report import NOISY, Record, baseline_tables, figures_tables, goal_tables, ratio_tables
 
 LOGS = BUILD / "logs"
 RESULTS = BENCH / "results"
@@ -147,7 +148,7 @@ def run_one(case: Case, server: Server, loop: str | None, python: str) -> Record
     }
     started = time.monotonic()
     port = free_port()
-    env = child_env()
+    env = baseline.environment(server, child_env())
     stem = f"{case.id}-{label.replace('/', '-')}"
     # B6: several servers on one port and a redis-server (bench/cluster.py).
     others: list[Proc] = []
@@ -299,6 +300,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="before each run wait up to this many seconds for other load to calm down"
         " (default 10, quick 2; at most 3 minutes in all, quick 20 s)",
     )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="REF",
+        help="also run the wskit servers of this commit (a branch, tag, HEAD~1...), in the"
+        " same run, and print their figures and ratios beside today's",
+    )
     parser.add_argument("--output", type=Path, default=None, help="where to write the raw JSON")
     parser.add_argument(
         "--report", type=Path, default=None, help="print the tables of a saved JSON file and exit"
@@ -354,6 +362,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"--only {ns.only!r} matches no workload")
     chosen = [s for s in ns.servers.split(",") if s]
     servers = [s for s in SERVERS if not chosen or s.name in chosen]
+    base_commit = None
+    if ns.baseline is not None:
+        base_commit, base_src = baseline.prepare(ns.baseline)
+        copies = {copy.base_of: copy for copy in baseline.variants(servers, base_commit, base_src)}
+        # Each copy runs right after its original: both meet the same machine.
+        servers = [run for server in servers for run in (server, copies.get(server.name)) if run]
     loops = choose_loops(ns.loop, ns.quick)
     fd_limit = raise_fd_limit()
     write_documents(DOCS)
@@ -379,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fd_limit": fd_limit,
         "platform": platform.platform(),
         "versions": versions(),
+        "baseline": base_commit,
     }
     settle = ns.settle if ns.settle is not None else (2.0 if ns.quick else 10.0)
     settle_budget = 20.0 if ns.quick else 180.0
@@ -449,6 +464,9 @@ def print_report(
     goals = goal_tables(cases, records, loops)
     if goals:
         print(goals)
+    against_base = baseline_tables(cases, records, loops)
+    if against_base:
+        print(against_base)
 
 
 def reprint(path: Path) -> int:

@@ -34,6 +34,11 @@ class Server:
     note: str = ""
     #: Speaks ws-wrapper events (the hub): runs the hub cases and only those.
     hub: bool = False
+    #: Where its ``wskit`` comes from when not the working tree (``--baseline``):
+    #: put first on ``PYTHONPATH``.
+    pythonpath: str | None = None
+    #: The server this one is a baseline copy of (``wskit`` for ``wskit@abc1234``).
+    base_of: str | None = None
 
     def label(self, loop: str | None) -> str:
         return f"{self.name}/{loop}" if self.kind == "python" and loop else self.name

@@ -132,6 +132,10 @@ def _primary_value(rec: Record, metric: Metric) -> float | None:
 
 #: wskit's plain servers, each with its own table of ratios to the peers.
 WSKIT_PATHS = ("wskit", "wskit-cb")
+#: The hub's server, held against the plain peers by the goal tables.
+HUB = "wskit-hub"
+#: The peers the baseline comparison divides by, per server CPU-second.
+BASELINE_PEERS = ("picows", "websockets")
 
 
 def ratio_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequence[str]) -> str:
@@ -201,7 +205,7 @@ def goal_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequenc
             f" ({metric.label}, goal >= {goal.target:.1f}x)"
         )
         for loop in loops:
-            hub = _find(records, case.id, None, loop)
+            hub = _find(records, case.id, HUB, loop)
             if hub is None:
                 continue
             peer = _find(records, goal.case, goal.server, loop)
@@ -251,3 +255,78 @@ def _find(records: Sequence[Record], case: str, server: str | None, loop: str) -
 
 def _noisy(rec: Record) -> str:
     return "*" if ((rec.get("cpu") or {}).get("other") or 0) > NOISY else ""
+
+
+def per_cpu(rec: Record | None, metric: Metric) -> float | None:
+    """The figure per server CPU-second: the rate divided by the server's share of its core.
+
+    Comparable across runs that met different loads on the machine, where the
+    raw rate is not; ``None`` without a figure or a CPU reading.
+    """
+    if rec is None:
+        return None
+    value = _primary_value(rec, metric)
+    server_cpu = (rec.get("cpu") or {}).get("server")
+    if value is None or not isinstance(server_cpu, int | float) or server_cpu <= 0:
+        return None
+    return value / (server_cpu / 100)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None else f"{a / b:.2f}x"
+
+
+def baseline_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequence[str]) -> str:
+    """Today's wskit beside the ``--baseline`` commit's, from the same run.
+
+    Per case and wskit server: both figures and their ratio, then each one's
+    ratio to every peer of BASELINE_PEERS per server CPU-second (a hub case
+    is held against the plain case of its goal). The two ratios to a peer
+    should agree within the run's noise when nothing was meant to change.
+    """
+    copies = sorted({r["server"] for r in records if "@" in r["server"]})
+    if not copies:
+        return ""
+    rows: list[list[str]] = []
+    for case in cases:
+        if not case.metrics[0].higher_better:
+            continue
+        metric = case.metrics[0]
+        peer_case = case.goal.case if case.goal is not None else case.id
+        for copy in copies:
+            ours = copy.partition("@")[0]
+            for loop in loops:
+                now = _find(records, case.id, ours, loop)
+                base = _find(records, case.id, copy, loop)
+                if now is None or base is None:
+                    continue
+                cells = [
+                    case.id,
+                    f"{ours}/{loop}",
+                    _fmt(_primary_value(now, metric), metric.fmt) + _noisy(now),
+                    _fmt(_primary_value(base, metric), metric.fmt) + _noisy(base),
+                    _ratio(_primary_value(now, metric), _primary_value(base, metric)),
+                    _ratio(per_cpu(now, metric), per_cpu(base, metric)),
+                ]
+                for peer in BASELINE_PEERS:
+                    theirs = per_cpu(_find(records, peer_case, peer, loop), metric)
+                    cells += [
+                        _ratio(per_cpu(now, metric), theirs),
+                        _ratio(per_cpu(base, metric), theirs),
+                    ]
+                rows.append(cells)
+    if not rows:
+        return ""
+    commit = copies[0].partition("@")[2]
+    headers = ["case", "server", "now", f"@{commit}", "now ÷ base", "per CPU"]
+    for peer in BASELINE_PEERS:
+        headers += [f"÷ {peer}", f"@{commit} ÷ {peer}"]
+    out = [
+        f"The working tree against the baseline {commit}, same run"
+        " (first figure of each case; higher is better)",
+        table(headers, rows),
+        "    '÷ peer' columns: figure per server CPU-second ÷ the peer's (hub cases: ÷ the"
+        " plain case of their goal)",
+        "",
+    ]
+    return "\n".join(out)
