@@ -269,6 +269,34 @@ async def chromium_browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
+# --------------------------------------------------------------------------- markers
+
+#: Fixtures that start or drive a program outside this process: a test that
+#: uses one is marked ``peer``.
+PEER_FIXTURES = frozenset(
+    {
+        "chromium_browser",
+        "node",
+        "node_peer",
+        "redis_server",
+        "redis_server_bin",
+        "tinyproxy_bin",
+        "microsocks_bin",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that drive real peers (browsers, Node, Redis, proxies) ``peer``.
+
+    ``make test`` runs them once, with the compiled kernels; the pure-Python
+    pass (``WSKIT_NO_EXTENSIONS=1``) runs the unit suites with ``-m "not peer"``.
+    """
+    for item in items:
+        if PEER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.peer)
+
+
 # --------------------------------------------------------------------------- hypothesis
 
 
