@@ -50,7 +50,7 @@ from conformance.rawclient import (
     http_exchange,
 )
 from conftest import REPO_ROOT, wait_for_port
-from wskit.cli import ECHO_MAX_SIZE, _echo
+from wskit.cli.echo import ECHO_MAX_SIZE, echo_messages
 
 HOST = "127.0.0.1"
 MiB = 2**20
@@ -141,7 +141,7 @@ def echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 async def small_echo() -> AsyncIterator[Target]:
     """The CLI's echo handler in-process, with ``max_size=1024`` (and deflate)."""
     server = await wskit.serve(
-        _echo,
+        echo_messages,
         HOST,
         0,
         max_size=1024,
@@ -1236,7 +1236,7 @@ async def test_limit_fragmented_text_over_max_size(small_echo: Target) -> None:
 async def inproc() -> AsyncIterator[wskit.Server]:
     """The CLI's echo handler in-process, closing faster than the default."""
     server = await wskit.serve(
-        _echo,
+        echo_messages,
         HOST,
         0,
         ping_interval=None,
@@ -1281,7 +1281,7 @@ async def test_server_drops_client_that_never_answers_close(inproc: wskit.Server
 
 async def test_server_keepalive_ping_timeout_closes_1011(caplog: pytest.LogCaptureFixture) -> None:
     async with wskit.serve(
-        _echo, HOST, 0, ping_interval=0.1, ping_timeout=0.2, check_origin=lambda r: True
+        echo_messages, HOST, 0, ping_interval=0.1, ping_timeout=0.2, check_origin=lambda r: True
     ) as server:
         c = await RawClient.open(HOST, server.port)
         try:
@@ -1305,7 +1305,7 @@ async def test_server_keepalive_ping_timeout_closes_1011(caplog: pytest.LogCaptu
 
 async def test_server_keepalive_pong_keeps_connection() -> None:
     async with wskit.serve(
-        _echo, HOST, 0, ping_interval=0.05, ping_timeout=0.2, check_origin=lambda r: True
+        echo_messages, HOST, 0, ping_interval=0.05, ping_timeout=0.2, check_origin=lambda r: True
     ) as server:
         c = await RawClient.open(HOST, server.port)
         try:
