@@ -57,6 +57,7 @@ __all__ = [
     "is_redirect",
     "reject",
     "server_handshake",
+    "verify_origin",
 ]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -221,11 +222,23 @@ def _check_key(request: Request) -> str:
     return key
 
 
-def _check_origin(
+def verify_origin(
     request: Request,
     origins: Sequence[str | None] | None,
     check_origin: Callable[[Request], bool] | None,
 ) -> None:
+    """Refuse a request whose ``Origin`` the server's policy does not allow.
+
+    The policy is the first given of: ``origins``, the allowed ``Origin``
+    values (compared ignoring case; ``None`` in the list allows requests
+    without one, and a request with several is refused); ``check_origin(request)
+    -> allowed``; the same-host default, :func:`check_origin_same_host`.
+    :func:`server_handshake` applies it, and so does the ASGI adapter, where
+    the ASGI server made the rest of the handshake.
+
+    Raises:
+        InvalidRequest: 403 ``Origin not allowed``.
+    """
     if origins is not None:
         values = request.headers.get_all("Origin")
         if len(values) > 1:
@@ -358,7 +371,7 @@ def server_handshake(
             [("Sec-WebSocket-Version", "13")],
         )
     key = _check_key(request)
-    _check_origin(request, origins, check_origin)
+    verify_origin(request, origins, check_origin)
     subprotocol = _select_subprotocol(request, subprotocols, select_subprotocol)
     negotiated = _negotiate_deflate(request, compression)
 

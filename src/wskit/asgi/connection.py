@@ -1,20 +1,18 @@
-"""Run wskit handlers and hubs in any ASGI application (Starlette, FastAPI, ...).
+"""The connection over ASGI ``receive``/``send``: :class:`AsgiConn`, wskit's second connection.
 
 Theory of operation
 ===================
 
-An ASGI server (uvicorn, hypercorn, daphne) owns the socket, the RFC 6455
-framing, compression and keepalive pings; the application sees a connection
-as a stream of ASGI messages (``websocket.connect``, ``websocket.receive``,
-``websocket.disconnect`` in; ``websocket.accept``, ``websocket.send``,
-``websocket.close`` and the denial response ``websocket.http.response.*``
-out). :class:`AsgiConn` turns that stream back into the API of
-:class:`wskit.Conn` (``recv``, ``send``, ``async for``, ``close``,
-``write_prepared`` ...), so a ``Conn`` handler or a :class:`wskit.hub.Hub`
-runs unchanged on either server.
+An ASGI server owns the socket, the framing, compression and keepalive; the
+application sees a connection as a stream of ASGI messages
+(``websocket.connect``, ``websocket.receive``, ``websocket.disconnect`` in;
+``websocket.accept``, ``websocket.send``, ``websocket.close`` and the
+denial response ``websocket.http.response.*`` out). :class:`AsgiConn` turns
+that stream back into the API of :class:`wskit.Conn` (``recv``, ``send``,
+``async for``, ``close``, ``write_prepared`` ...), so a ``Conn`` handler or a
+hub runs unchanged on either.
 
-Inside an :class:`AsgiConn` two tasks talk to the server once the connection
-is accepted:
+Once the connection is accepted two tasks talk to the server:
 
 * a *reader* pulls ``websocket.receive`` messages into a queue of at most
   ``max_queue`` messages, and stops pulling when the queue is full, so the
@@ -30,110 +28,20 @@ is accepted:
 Every message received and sent is checked against an explicit state
 (:class:`ConnState`: ``CONNECTING``, ``CONNECTED``, ``RESPONSE``,
 ``CLOSED``, for each direction), and a message out of order raises
-:class:`ASGIProtocolError` naming what was expected and what came.
-
-:class:`WebSocketEndpoint` (built by :func:`asgi_app`) is the ASGI
-application. For a ``websocket`` scope it runs the upgrader of
-:class:`~wskit.ServerOptions` before accepting: the ``path`` filter, the
-``process_request`` hook (which may refuse with any :class:`~wskit.Response`),
-the origin check (gorilla's same-host default, or an allow-list, or
-``check_origin``), subprotocol selection, then the ``authorize`` hook; it
-accepts with the ``extra_headers`` and runs the handler. When the handler
-returns the connection is closed with 1000; when it raises, with 1011
-``"Internal server error"`` (with the exception text when ``debug``).
-Refusals made by the upgrader itself answer with a JSON body
-``{"error": "<status text>"}`` (goyave's format; the reason itself when
-``debug``), sent as an HTTP response when the server supports the
-``websocket.http.response`` extension and as a bare 403 otherwise.
-
-For an ``http`` scope (a browser tab or ``curl`` on the WebSocket URL) it
-answers ``426 Upgrade Required`` with a readable body; an endpoint running a
-hub also serves the JavaScript client at ``.../wskit.js`` and
-``.../wskit.mjs``. For a ``lifespan`` scope (the endpoint is the whole
-application) it closes its connections with 1001 on shutdown.
-
-Mounting
-========
-
-Starlette::
-
-    from starlette.applications import Starlette
-    from starlette.routing import Mount, WebSocketRoute
-
-    hub = Hub()
-    hub_endpoint = asgi_app(hub)
-    echo_endpoint = asgi_app(echo, origins=["https://example.com"])
-    app = Starlette(
-        routes=[
-            WebSocketRoute("/echo", echo_endpoint),
-            *hub_endpoint.routes("/hub"),    # ws /hub, GET /hub (426), /hub/wskit.js
-        ],
-        lifespan=hub_endpoint.lifespan,
-    )
-
-FastAPI (the endpoint is an ASGI app, or call it from a route so that
-FastAPI dependencies run first)::
-
-    app = FastAPI()
-    app.router.routes.extend(hub_endpoint.routes("/hub"))
-
-    @app.websocket("/echo")
-    async def echo_route(websocket: WebSocket) -> None:
-        await echo_endpoint.run(websocket)
-
-Shutdown
-========
-
-On shutdown every open connection should be closed with 1001 ("going
-away") and a reason, as :meth:`wskit.Server.close` does. How to get there
-depends on the server, because the ASGI ``lifespan.shutdown`` event comes
-*after* the server has dealt with open connections:
-
-* uvicorn (0.30 and later, every WebSocket implementation) closes every
-  open WebSocket itself with **1012** (service restart) as soon as it
-  begins to shut down, then waits for the handlers, and only then sends
-  ``lifespan.shutdown``. When you run uvicorn from Python, call
-  :func:`install_uvicorn_shutdown` on the ``uvicorn.Server`` so that wskit
-  closes its connections with 1001 first. With the ``uvicorn`` command
-  line clients see 1012, which also tells them to reconnect.
-* Every other case: wire :meth:`WebSocketEndpoint.lifespan` as the
-  application's lifespan (``Starlette(lifespan=endpoint.lifespan)``), or
-  call ``await endpoint.shutdown()`` (or :func:`shutdown_all`) at the end of
-  your own lifespan; when the endpoint is the whole application it handles
-  ``lifespan`` itself. Connections still open then are closed with 1001.
-
-Limits
-======
-
-ASGI has no ping, pong or fragmentation: :meth:`AsgiConn.ping` raises
-(the server's keepalive, e.g. uvicorn's ``ws_ping_interval``, does the
-job), an iterable passed to :meth:`AsgiConn.send` is joined into one
-message, and :meth:`AsgiConn.recv_streaming` yields each message whole.
-The server applies its own message size limit before wskit sees a message
-(uvicorn: ``ws_max_size``, 16 MiB) and its own compression setting
-(uvicorn: ``ws_per_message_deflate``); ``ServerOptions.compression``,
-``ping_interval``, ``ping_timeout``, ``handshake_timeout``,
-``max_header_size`` and ``server_header`` do not apply here. uvicorn
-writes a ``websocket.close`` only once its transport is writable, so
-closing a client that stopped reading waits for ``close_timeout`` and then
-gives up on the close handshake.
+:class:`~wskit.asgi.spec.ASGIProtocolError` naming what was expected and
+what came.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import enum
-import inspect
 import json
 import logging
-import urllib.parse
-import weakref
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
     Callable,
     Iterable,
     MutableMapping,
@@ -142,158 +50,37 @@ from collections.abc import (
 from types import TracebackType
 from typing import Any, cast
 
-from .asyncio.connection import ConnectionAPI
-from .asyncio.server import ServerOptions
-from .exceptions import (
+from ..asyncio.connection import ConnectionAPI, Data
+from ..exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
-    InvalidRequest,
     LocalProtocolError,
-    WebSocketError,
 )
-from .protocol.connection import PreparedMessage, State
-from .protocol.frames import Opcode, is_valid_close_code
-from .protocol.handshake import _check_origin, choose_subprotocol, reject
-from .protocol.headers import Headers
-from .protocol.http11 import Request, Response, reason_phrase
+from ..protocol.connection import PreparedMessage, State
+from ..protocol.frames import Opcode, is_valid_close_code
+from ..protocol.headers import Headers
+from ..protocol.http11 import Request, Response, reason_phrase
+from .spec import (
+    DENIAL_EXTENSION,
+    ASGIProtocolError,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    request_from_scope,
+    wire_headers,
+)
 
-__all__ = [
-    "ASGIProtocolError",
-    "AsgiConn",
-    "ConnState",
-    "UpgradeRefused",
-    "WebSocketEndpoint",
-    "asgi_app",
-    "install_uvicorn_shutdown",
-    "json_error_response",
-    "request_from_scope",
-    "shutdown_all",
-]
+__all__ = ["AsgiConn", "ConnState"]
 
 logger = logging.getLogger("wskit.asgi")
 
-Scope = MutableMapping[str, Any]
-"""An ASGI connection scope."""
-Message = MutableMapping[str, Any]
-"""An ASGI event, received or sent."""
-Receive = Callable[[], Awaitable[Message]]
-"""The ASGI ``receive`` callable."""
-Send = Callable[[Message], Awaitable[None]]
-"""The ASGI ``send`` callable."""
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-"""An ASGI 3 application."""
-
-Data = str | bytes
-"""A message: ``str`` for text, ``bytes`` for binary."""
-
-ConnHandler = Callable[[Any], Awaitable[Any]]
-"""``async def handler(conn)``: ``conn`` is an :class:`AsgiConn` (duck-typed as a ``Conn``)."""
-
-Authorize = Callable[["AsgiConn", Request], "bool | Awaitable[bool | None] | None"]
-"""``authorize(conn, request)``: ``False`` refuses with 401; raise :class:`UpgradeRefused`
-to choose the status and message."""
-
-UpgradeErrorHandler = Callable[[Request, int, str], Response]
-"""``upgrade_error(request, status, reason) -> Response``: the body of upgrader refusals."""
-
 CloseHandler = Callable[[int, str], object]
+"""``on_close(code, reason)``: called when the peer's close arrives; may return a coroutine."""
 
-DENIAL_EXTENSION = "websocket.http.response"
-"""The ASGI extension that lets an application refuse a WebSocket with any HTTP response."""
-
-UPGRADE_REQUIRED_BODY = b"This is a WebSocket endpoint; connect with a WebSocket client.\n"
-
-SCRIPT_NAMES = ("wskit.js", "wskit.mjs")
-"""The JavaScript client files an endpoint running a hub serves next to its WebSocket path."""
-
+# The close codes of a normal closure (see AsgiConn._closed_exception).
 _NORMAL_CODES = (1000, 1001, 1005)
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ASGIProtocolError(WebSocketError, RuntimeError):
-    """An ASGI message arrived, or was about to be sent, in a state that forbids it.
-
-    The message names the state, what was expected and what came, e.g.
-    ``expected ASGI message 'websocket.connect', got 'websocket.receive'``.
-    """
-
-
-class UpgradeRefused(Exception):
-    """Raise from ``process_request`` or ``authorize`` to refuse the upgrade.
-
-    The client gets ``status`` with the JSON body ``{"error": message}``
-    (the status text when ``message`` is ``None``) and ``headers``, or
-    whatever the endpoint's ``upgrade_error`` handler makes of it.
-    """
-
-    def __init__(
-        self,
-        status: int = 403,
-        message: str | None = None,
-        headers: Iterable[tuple[str, str]] = (),
-    ) -> None:
-        super().__init__(message or f"{status} {reason_phrase(status)}")
-        self.status = status
-        self.message = message
-        self.headers = list(headers)
-
-
-def json_error_response(
-    status: int, message: str | None = None, headers: Iterable[tuple[str, str]] = ()
-) -> Response:
-    """An error response with goyave's JSON body: ``{"error": message}``.
-
-    ``message`` defaults to the status text (``"Forbidden"`` for 403).
-    """
-    text = message if message is not None else reason_phrase(status) or str(status)
-    body = json.dumps({"error": text}).encode()
-    return reject(status, body, [("Content-Type", "application/json"), *headers])
-
-
-# --------------------------------------------------------------------------- scope helpers
-
-
-def _headers_from_scope(scope: Scope) -> Headers:
-    return Headers(
-        [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
-    )
-
-
-def request_from_scope(scope: Scope) -> Request:
-    """The handshake request of an ASGI ``websocket`` (or ``http``) scope, as a wskit ``Request``.
-
-    The target is the path as received (``raw_path`` when the server gives
-    it, so still percent-encoded and including any mount prefix) plus the
-    query string; the method is ``GET`` for a WebSocket.
-    """
-    raw_path = scope.get("raw_path")
-    if raw_path:
-        path = raw_path.decode("latin-1")
-    else:
-        # ASGI's ``path`` is decoded and includes ``root_path``.
-        path = urllib.parse.quote(scope.get("path") or "/")
-    query = scope.get("query_string", b"")
-    target = path + ("?" + query.decode("latin-1") if query else "")
-    method = scope.get("method", "GET") if scope["type"] == "http" else "GET"
-    version = "HTTP/" + str(scope.get("http_version", "1.1"))
-    return Request(method, target, _headers_from_scope(scope), version)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path below the mount point (what a router matched on)."""
-    path: str = scope.get("path", "/")
-    root = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
-        return path[len(root) :]
-    return path
-
-
-def _wire_headers(headers: Headers | Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    items = headers.raw_items() if isinstance(headers, Headers) else headers
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
 
 
 def _truncate_reason(reason: str) -> str:
@@ -544,7 +331,7 @@ class AsgiConn(ConnectionAPI):
             self.subprotocol = subprotocol
         message: Message = {"type": "websocket.accept", "subprotocol": self.subprotocol}
         if len(response_headers):
-            message["headers"] = _wire_headers(response_headers)
+            message["headers"] = wire_headers(response_headers)
         await self._send_message(message)
         shown = Headers([("Upgrade", "websocket"), ("Connection", "Upgrade")])
         if self.subprotocol is not None:
@@ -572,7 +359,7 @@ class AsgiConn(ConnectionAPI):
                 {
                     "type": "websocket.http.response.start",
                     "status": response.status,
-                    "headers": _wire_headers(headers),
+                    "headers": wire_headers(headers),
                 }
             )
             await self._send_message(
@@ -688,7 +475,7 @@ class AsgiConn(ConnectionAPI):
         if self._closed.done():
             raise self._closed_exception()
 
-    # -- ending -----------------------------------------------------------------------------
+    # -- ending -------------------------------------------------------------------------
 
     def _ended(self, code: int, reason: str) -> None:
         """The connection is over: record how and wake everyone waiting on it."""
@@ -724,14 +511,16 @@ class AsgiConn(ConnectionAPI):
                 self._write_task.cancel()
             self._ended(1006, "")
 
+    # -- the receive queue, and the exception a closed connection raises -------------------
+    # Both repeat what wskit.Conn does (its queue, and the normal-closure rule of
+    # wskit.exceptions): kept together here until the two are unified.
+
     def _closed_exception(self) -> ConnectionClosed:
         code = self._close_code if self._close_code is not None else 1006
         sent = self._sent_code
         ok = code in _NORMAL_CODES and (sent is None or sent in _NORMAL_CODES)
         cls = ConnectionClosedOK if ok else ConnectionClosedError
         return cls(code, self._close_reason, sent, self._sent_reason)
-
-    # -- reading ---------------------------------------------------------------------------
 
     async def _wait_for_data(self) -> None:
         if self._read_waiter is not None:
@@ -975,390 +764,3 @@ class _MessageWriter:
         elif self._binary is False and isinstance(message, bytes):
             message = message.decode()
         await self._conn.send(message)
-
-
-# --------------------------------------------------------------------------- the endpoint
-
-_endpoints: weakref.WeakSet[WebSocketEndpoint] = weakref.WeakSet()
-
-
-def _merge_options(options: ServerOptions | None, overrides: dict[str, Any]) -> ServerOptions:
-    if options is None:
-        return ServerOptions(**overrides)
-    if overrides:
-        return ServerOptions(**{**options.__dict__, **overrides})
-    return options
-
-
-class WebSocketEndpoint:
-    """An ASGI application running a ``Conn`` handler or a hub for each WebSocket.
-
-    Build it with :func:`asgi_app`. It is an ASGI app (mount it, route to
-    it, or serve it alone); :meth:`run` serves one Starlette/FastAPI
-    ``WebSocket`` from inside a route; :meth:`routes` builds the Starlette
-    routes for a path; :meth:`lifespan` and :meth:`shutdown` close the open
-    connections with 1001.
-
-    Attributes:
-        handler: the ``Conn`` handler or hub.
-        options: the :class:`~wskit.ServerOptions` (upgrader and connection settings).
-        authorize: the auth hook, or ``None``.
-        upgrade_error: the refusal-body hook, or ``None`` for goyave's JSON.
-        connections: the connections currently open.
-    """
-
-    def __init__(
-        self,
-        handler: ConnHandler,
-        *,
-        options: ServerOptions | None = None,
-        authorize: Authorize | None = None,
-        upgrade_error: UpgradeErrorHandler | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.handler = handler
-        self.options = _merge_options(options, kwargs)
-        self.authorize = authorize
-        self.upgrade_error = upgrade_error
-        self.connections: set[AsgiConn] = set()
-        self._running: set[asyncio.Future[None]] = set()
-        self._shutting_down = False
-        # A hub (duck-typed: the hub layer sits above this one) serves its JS client.
-        self._serves_scripts = callable(getattr(handler, "handle", None)) and callable(
-            getattr(handler, "process_request", None)
-        )
-        _endpoints.add(self)
-
-    def _conn_options(self) -> dict[str, Any]:
-        options = self.options
-        return {
-            "max_size": options.max_size,
-            "max_queue": options.max_queue,
-            "close_timeout": options.close_timeout,
-            "write_limit": options.write_limit,
-        }
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI entry point: ``websocket``, ``http`` and ``lifespan`` scopes."""
-        kind = scope["type"]
-        if kind == "websocket":
-            await self._serve_websocket(scope, receive, send)
-        elif kind == "http":
-            await self._serve_http(scope, receive, send)
-        elif kind == "lifespan":
-            await self._serve_lifespan(receive, send)
-        else:
-            raise ASGIProtocolError(f"unsupported ASGI scope type {kind!r}")
-
-    async def run(self, websocket: Any) -> None:
-        """Serve a Starlette/FastAPI ``WebSocket`` (not yet accepted) from inside a route.
-
-        For FastAPI routes, so that dependencies run first::
-
-            @app.websocket("/ws")
-            async def ws(websocket: WebSocket, user=Depends(current_user)) -> None:
-                await endpoint.run(websocket)
-        """
-        await self(websocket.scope, websocket.receive, websocket.send)
-
-    def routes(self, path: str) -> list[Any]:
-        """Starlette routes for this endpoint at ``path``.
-
-        The WebSocket route, a plain-HTTP route answering 426 at the same
-        path, and for a hub ``{path}/wskit.js`` and ``{path}/wskit.mjs``.
-        Starlette must be installed.
-        """
-        from starlette.routing import Route, WebSocketRoute
-
-        routes: list[Any] = [
-            WebSocketRoute(path, self),
-            Route(path, self, methods=["GET", "HEAD"]),
-        ]
-        if self._serves_scripts:
-            base = path.rstrip("/")
-            routes += [
-                Route(f"{base}/{name}", self, methods=["GET", "HEAD"]) for name in SCRIPT_NAMES
-            ]
-        return routes
-
-    # -- websocket ------------------------------------------------------------------------
-
-    async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        conn = AsgiConn(scope, receive, send, **self._conn_options())
-        try:
-            await conn.wait_connect()
-        except ConnectionClosed:
-            return
-        refusal = await self._check(conn)
-        if refusal is not None:
-            await conn.reject(refusal)
-            return
-        done = asyncio.get_running_loop().create_future()
-        self._running.add(done)
-        try:
-            await conn.accept(conn.subprotocol)
-            self.connections.add(conn)
-            await self._run_handler(conn)
-        finally:
-            self.connections.discard(conn)
-            await conn.finish()
-            done.set_result(None)
-            self._running.discard(done)
-
-    async def _check(self, conn: AsgiConn) -> Response | None:
-        """Run the upgrader; return the refusal to send, or ``None`` to accept."""
-        options = self.options
-        request = conn.request
-        try:
-            if self._shutting_down:
-                return self._error(request, 503, "the server is shutting down")
-            if options.path is not None and request.path != options.path:
-                return self._error(request, 404, f"No WebSocket endpoint at {request.path}")
-            hook = options.process_request
-            if hook is not None:
-                answer = hook(cast(Any, conn), request)
-                if inspect.isawaitable(answer):
-                    answer = await answer
-                if answer is not None:
-                    return answer
-            _check_origin(request, options.origins, options.check_origin)
-            conn.subprotocol = self._select_subprotocol(conn)
-            if self.authorize is not None:
-                allowed = self.authorize(conn, request)
-                if inspect.isawaitable(allowed):
-                    allowed = await allowed
-                if allowed is False:
-                    return self._error(request, 401, "not authorized")
-            conn.upgrade_headers.update(options.response_headers(request))
-        except UpgradeRefused as exc:
-            reason = exc.message if exc.message is not None else str(exc)
-            return self._error(
-                request, exc.status, reason, public=exc.message is not None, headers=exc.headers
-            )
-        except InvalidRequest as exc:
-            return self._error(request, exc.status, exc.reason, headers=exc.headers)
-        except Exception as exc:
-            options.logger.exception("error while checking a WebSocket upgrade")
-            return self._error(request, 500, f"{type(exc).__name__}: {exc}")
-        return None
-
-    def _select_subprotocol(self, conn: AsgiConn) -> str | None:
-        offered = list(conn.scope.get("subprotocols") or ())
-        return choose_subprotocol(
-            offered, self.options.subprotocols, self.options.select_subprotocol
-        )
-
-    def _error(
-        self,
-        request: Request,
-        status: int,
-        reason: str,
-        *,
-        public: bool = False,
-        headers: Iterable[tuple[str, str]] = (),
-    ) -> Response:
-        """The refusal for ``status``: the ``upgrade_error`` hook's, or goyave's JSON."""
-        if self.upgrade_error is not None:
-            try:
-                return self.upgrade_error(request, status, reason)
-            except Exception:
-                self.options.logger.exception("error in the upgrade_error handler")
-        message = reason if public or self.options.debug else None
-        return json_error_response(status, message, headers)
-
-    async def _run_handler(self, conn: AsgiConn) -> None:
-        options = self.options
-        try:
-            await self.handler(conn)
-        except Exception as exc:
-            if isinstance(exc, ConnectionClosed) and conn.closed:
-                options.logger.debug("handler ended by the closed connection: %s", exc)
-                return
-            options.logger.exception("error in WebSocket handler")
-            reason = f"Internal server error: {exc}" if options.debug else "Internal server error"
-            await conn.close(1011, reason)
-        else:
-            await conn.close(1000)
-
-    # -- http --------------------------------------------------------------------------------
-
-    async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method = scope.get("method", "GET")
-        name = _route_path(scope).rpartition("/")[2]
-        response: Response | None = None
-        if method in ("GET", "HEAD") and self._serves_scripts and name in SCRIPT_NAMES:
-            response = await self._script(scope, name)
-        if response is None:
-            if method in ("GET", "HEAD"):
-                response = reject(426, UPGRADE_REQUIRED_BODY, [("Upgrade", "websocket")])
-            else:
-                response = reject(
-                    405,
-                    f"Method {method} not allowed; use a WebSocket client.\n",
-                    [("Allow", "GET")],
-                )
-        headers = [(n, v) for n, v in response.headers.raw_items() if n.lower() != "connection"]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": _wire_headers(headers),
-            }
-        )
-        body = b"" if method == "HEAD" else response.body
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-
-    async def _script(self, scope: Scope, name: str) -> Response | None:
-        request = Request("GET", f"/{name}", _headers_from_scope(scope))
-        try:
-            answer = getattr(self.handler, "process_request")(None, request)  # noqa: B009
-            if inspect.isawaitable(answer):
-                answer = await answer
-        except (NotImplementedError, FileNotFoundError):
-            # The classic build (or the file) is not there in this install.
-            return reject(404, f"/{name} is not available in this build of wskit; use wskit.mjs.\n")
-        except Exception:
-            self.options.logger.exception("error serving %s", name)
-            return reject(500)
-        return cast(Response | None, answer)
-
-    # -- lifespan and shutdown -------------------------------------------------------------------
-
-    async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            kind = message.get("type")
-            if kind == "lifespan.startup":
-                self.resume()
-                await send({"type": "lifespan.startup.complete"})
-            elif kind == "lifespan.shutdown":
-                try:
-                    await self.shutdown()
-                except Exception as exc:
-                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                return
-            else:
-                raise ASGIProtocolError(
-                    f"expected ASGI message 'lifespan.startup' or 'lifespan.shutdown', got {kind!r}"
-                )
-
-    def resume(self) -> None:
-        """Accept new connections again after :meth:`shutdown`."""
-        self._shutting_down = False
-
-    @contextlib.asynccontextmanager
-    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
-        """A lifespan context: ``Starlette(lifespan=endpoint.lifespan)``.
-
-        On exit the endpoint closes its connections with 1001 (see
-        :meth:`shutdown`). In your own lifespan: ``async with
-        endpoint.lifespan(app): yield``.
-        """
-        self.resume()
-        try:
-            yield
-        finally:
-            await self.shutdown()
-
-    async def shutdown(
-        self, code: int = 1001, reason: str = "server shutting down", timeout: float | None = None
-    ) -> None:
-        """Refuse new connections (503); close the open ones; wait for their handlers.
-
-        Each close waits for its handshake at most ``close_timeout``; the
-        handlers then get ``timeout`` seconds (default ``close_timeout``) to
-        return. New connections are refused until :meth:`resume` (which a
-        ``lifespan.startup`` does).
-        """
-        self._shutting_down = True
-        conns = list(self.connections)
-        if conns:
-            await asyncio.gather(*(c.close(code, reason) for c in conns), return_exceptions=True)
-        running = list(self._running)
-        if running:
-            wait = self.options.close_timeout if timeout is None else timeout
-            await asyncio.wait(running, timeout=wait)
-
-
-async def shutdown_all(
-    code: int = 1001,
-    reason: str = "server shutting down",
-    timeout: float | None = None,
-    endpoints: Iterable[WebSocketEndpoint] | None = None,
-) -> None:
-    """Shut down ``endpoints``, by default every :class:`WebSocketEndpoint` of this process.
-
-    See :meth:`WebSocketEndpoint.shutdown`.
-    """
-    chosen = list(_endpoints if endpoints is None else endpoints)
-    if chosen:
-        await asyncio.gather(*(e.shutdown(code, reason, timeout) for e in chosen))
-
-
-def install_uvicorn_shutdown(
-    server: Any,
-    *endpoints: WebSocketEndpoint,
-    code: int = 1001,
-    reason: str = "server shutting down",
-    timeout: float | None = None,
-) -> None:
-    """Make a ``uvicorn.Server`` close wskit's connections with 1001 before its own shutdown.
-
-    uvicorn closes every open WebSocket with 1012 as soon as it begins to
-    shut down, before the application's lifespan shutdown runs. This wraps
-    ``server.shutdown`` so that :func:`shutdown_all` runs first, for
-    ``endpoints`` (default: every endpoint of the process)::
-
-        server = uvicorn.Server(uvicorn.Config(app, port=8000))
-        install_uvicorn_shutdown(server)
-        await server.serve()
-
-    Once uvicorn has stopped, the endpoints accept connections again (for a
-    server started anew with the same application).
-    """
-    original = server.shutdown
-
-    async def shutdown(sockets: Any = None) -> None:
-        chosen = list(endpoints or _endpoints)
-        try:
-            await shutdown_all(code, reason, timeout, chosen)
-        except Exception:
-            logger.exception("error closing WebSocket connections")
-        try:
-            await original(sockets)
-        finally:
-            for endpoint in chosen:
-                endpoint.resume()
-
-    server.shutdown = shutdown
-
-
-def asgi_app(
-    handler: ConnHandler,
-    *,
-    options: ServerOptions | None = None,
-    authorize: Authorize | None = None,
-    upgrade_error: UpgradeErrorHandler | None = None,
-    **kwargs: Any,
-) -> WebSocketEndpoint:
-    """An ASGI application running ``handler`` (``async def h(conn)``, or a hub) per WebSocket.
-
-    Args:
-        handler: the connection handler, or a :class:`wskit.hub.Hub`.
-        options: a :class:`~wskit.ServerOptions`; keyword arguments override its fields
-            (``origins``, ``check_origin``, ``subprotocols``, ``select_subprotocol``,
-            ``extra_headers``, ``process_request``, ``path``, ``max_size``,
-            ``max_queue``, ``close_timeout``, ``write_limit``, ``debug``, ``logger``).
-        authorize: ``authorize(conn, request)`` (may be async), run after the
-            origin check and subprotocol selection: ``False`` refuses with 401
-            ``{"error": "Unauthorized"}``; raise :class:`UpgradeRefused` to pick
-            the status and message. It may add ``conn.upgrade_headers``.
-        upgrade_error: ``upgrade_error(request, status, reason) -> Response``
-            builds the refusals; default: ``{"error": "<status text>"}``, or the
-            reason with ``debug=True`` (goyave's format).
-    """
-    return WebSocketEndpoint(
-        handler, options=options, authorize=authorize, upgrade_error=upgrade_error, **kwargs
-    )
