@@ -166,6 +166,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "echo":
         run(run_echo(args.host, args.port, not args.no_compression))
     elif args.command == "serve" and args.workers > 1:
+        # The supervisor serves nothing: asyncio will do; its workers run on --loop.
         return asyncio.run(run_workers(args.host, args.port, args.workers, _worker_args(args)))
     elif args.command == "serve":
         run(
