@@ -1,0 +1,109 @@
+"""wskit.asgi.shutdown: closing connections with 1001 when the server stops.
+
+Under a real uvicorn with and without :func:`install_uvicorn_shutdown`, and
+through the ASGI ``lifespan`` scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from starlette.routing import WebSocketRoute
+
+import wskit
+from asgi.support import (
+    TIMEOUT,
+    WS_IMPLS,
+    FakeServer,
+    WsWrapper,
+    echo,
+    make_hub,
+    starlette_app,
+    uvicorn_serving,
+)
+from wskit import ConnectionClosedError, ConnectionClosedOK
+from wskit.asgi.endpoint import asgi_app
+
+
+@pytest.mark.parametrize("ws_impl", WS_IMPLS)
+async def test_shutdown_closes_1001(ws_impl: str) -> None:
+    hub = make_hub()
+    closes: list[int] = []
+    hub.on("disconnect", lambda client, code, reason: closes.append(code))
+    hub_endpoint = asgi_app(hub)
+    echo_endpoint = asgi_app(echo)
+    app = starlette_app(
+        WebSocketRoute("/ws", echo_endpoint),
+        *hub_endpoint.routes("/hub"),
+        lifespan=echo_endpoint.lifespan,
+    )
+    async with uvicorn_serving(app, ws=ws_impl, graceful=True) as served:
+        plain = await wskit.connect(served.ws())
+        member = await wskit.connect(served.ws("/hub"))
+        assert await WsWrapper(member).request("join", "r") is True
+        await plain.send("ping")
+        assert await plain.recv() == "ping"
+        served.server.should_exit = True
+        for client in (plain, member):
+            with pytest.raises(ConnectionClosedOK) as info:
+                await asyncio.wait_for(client.recv(), TIMEOUT)
+            assert (info.value.code, info.value.reason) == (1001, "server shutting down")
+    assert closes == [1001]
+    assert not echo_endpoint.connections and not hub_endpoint.connections
+    # The same application serves again under a new server.
+    async with (
+        uvicorn_serving(app, ws=ws_impl, graceful=True) as served,
+        wskit.connect(served.ws()) as client,
+    ):
+        await client.send("again")
+        assert await client.recv() == "again"
+
+
+async def test_uvicorn_alone_closes_1012() -> None:
+    """Without install_uvicorn_shutdown, uvicorn closes first, with 1012, before lifespan."""
+    endpoint = asgi_app(echo)
+    app = starlette_app(WebSocketRoute("/ws", endpoint), lifespan=endpoint.lifespan)
+    async with uvicorn_serving(app) as served:
+        client = await wskit.connect(served.ws())
+        served.server.should_exit = True
+        with pytest.raises(ConnectionClosedError) as info:
+            await asyncio.wait_for(client.recv(), TIMEOUT)
+        assert info.value.code == 1012
+
+
+async def test_lifespan_shutdown_closes_connections_1001() -> None:
+    endpoint = asgi_app(echo)
+    fake = FakeServer()
+    ws_task = asyncio.create_task(endpoint(fake.scope, fake.receive, fake.send))
+    await fake.inbox.put({"type": "websocket.connect"})
+    assert (await fake.sent())["type"] == "websocket.accept"
+    await fake.inbox.put({"type": "websocket.receive", "text": "hi"})
+    assert await fake.sent() == {"type": "websocket.send", "text": "hi"}
+
+    life_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    life_out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def life_send(message: Any) -> None:
+        await life_out.put(dict(message))
+
+    life_task = asyncio.create_task(endpoint({"type": "lifespan"}, life_in.get, life_send))
+    await life_in.put({"type": "lifespan.startup"})
+    assert await asyncio.wait_for(life_out.get(), TIMEOUT) == {"type": "lifespan.startup.complete"}
+    await life_in.put({"type": "lifespan.shutdown"})
+    close = await fake.sent()
+    assert close == {"type": "websocket.close", "code": 1001, "reason": "server shutting down"}
+    await fake.inbox.put({"type": "websocket.disconnect", "code": 1001})
+    assert await asyncio.wait_for(life_out.get(), TIMEOUT) == {"type": "lifespan.shutdown.complete"}
+    await asyncio.wait_for(asyncio.gather(ws_task, life_task), TIMEOUT)
+
+    # While shutting down, new connections are refused with 503.
+    late = FakeServer()
+    late_task = asyncio.create_task(endpoint(late.scope, late.receive, late.send))
+    await late.inbox.put({"type": "websocket.connect"})
+    start, body = await late.sent(), await late.sent()
+    assert start["status"] == 503
+    assert json.loads(body["body"]) == {"error": "Service Unavailable"}
+    await late_task
