@@ -18,6 +18,10 @@ which carry the close code to answer with), in the manner of h11 and wsproto::
     └── ConnectionClosed              the connection is closed (code, reason)
         ├── ConnectionClosedOK        ... with 1000 or 1001 both ways
         └── ConnectionClosedError     ... any other way
+
+Which closes are normal is decided here, once: :func:`closed_exception`
+builds the right one of the two from the close codes, and
+:attr:`ConnectionClosed.ok` reads the same rule.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
+    "closed_exception",
     "is_close_error",
     "is_unexpected_close_error",
 ]
@@ -178,11 +183,16 @@ class ConnectionClosed(WebSocketError):
         Always equal to ``isinstance(self, ConnectionClosedOK)`` for the
         exceptions that wskit raises.
         """
-        return self.code in _NORMAL_CODES and self.sent_code in (None, *_NORMAL_CODES)
+        return _is_normal_close(self.code, self.sent_code)
 
 
 # 1005 is a close frame without a code: a normal close that gave no reason.
 _NORMAL_CODES = (1000, 1001, 1005)
+
+
+def _is_normal_close(code: int, sent_code: int | None) -> bool:
+    """The one rule: a normal code received, and a normal code (or none) sent."""
+    return code in _NORMAL_CODES and (sent_code is None or sent_code in _NORMAL_CODES)
 
 
 class ConnectionClosedOK(ConnectionClosed):
@@ -191,6 +201,25 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """The connection closed abnormally: an error code, or no close frame."""
+
+
+def closed_exception(
+    code: int = 1006,
+    reason: str = "",
+    sent_code: int | None = None,
+    sent_reason: str = "",
+) -> ConnectionClosed:
+    """Build the exception of a closed connection: normal or not, from its close codes.
+
+    ``code`` and ``reason`` are those of the close frame received (1005: it
+    had no code, 1006: none arrived); ``sent_code`` and ``sent_reason`` those
+    of the close frame sent (``None``: none was). The result is a
+    :class:`ConnectionClosedOK` when both codes are normal (1000, 1001, or no
+    code) and a :class:`ConnectionClosedError` otherwise. Every connection
+    class of wskit builds the exception its reads and writes raise with it.
+    """
+    cls = ConnectionClosedOK if _is_normal_close(code, sent_code) else ConnectionClosedError
+    return cls(code, reason, sent_code, sent_reason)
 
 
 def is_close_error(exc: BaseException | None, *codes: int) -> bool:
