@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 MAX_LINES = 800
 
 #: Modules allowed past MAX_LINES; each must say why it is "one piece" in its docstring.
-EXEMPT_FROM_SIZE: set[str] = set()
+EXEMPT_FROM_SIZE: set[str] = {"wskit.asyncio.connection"}
 
 #: Import cycles that exist today and are being taken apart (each entry is
 #: the set of modules of one cycle). An entry that no longer holds fails the
@@ -44,7 +44,7 @@ KNOWN_CYCLES: list[frozenset[str]] = [
 ]
 
 #: Modules over MAX_LINES today that are being split; the same rule applies.
-KNOWN_OVERSIZE = {"wskit.hub.hub", "wskit.hub.redis", "wskit.asyncio.connection"}
+KNOWN_OVERSIZE = {"wskit.hub.hub", "wskit.hub.redis"}
 
 
 def module_name(path: Path) -> str:

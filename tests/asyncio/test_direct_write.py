@@ -113,7 +113,12 @@ def open_core(side: Side = Side.SERVER) -> Connection:
 
 
 def make(kernel: Kernel, end: End, *, plain: bool = True, fd: int | None = None) -> Any:
-    """A writer on ``end`` (sending on its socket directly, unless ``fd=-1``)."""
+    """A writer on ``end`` (sending on its socket directly, unless ``fd=-1``).
+
+    The Python writer never sends on the socket: it takes no descriptor.
+    """
+    if not kernel.direct:
+        return kernel.writer(end.transport, plain)
     return kernel.writer(end.transport, end.fd if fd is None else fd, plain, fd == -1)
 
 

@@ -10,6 +10,21 @@ straight to the socket when the transport holds nothing (see
 :mod:`~wskit.asyncio.direct_write`), else to the transport; ``send()`` waits
 only while the transport has asked us to pause (``pause_writing``), which
 bounds what a peer that does not read can make us buffer.
+
+What :class:`Conn` decides about the connection's life it reads from the
+core's one state variable, ``protocol.phase`` (see
+:mod:`wskit.protocol.state`): ``Phase.OPEN`` first, with ``is``, on the
+per-message paths, and the phase sets (``SENDING``...) otherwise.
+
+This module is one piece, past the size of the others (websockets' own
+asyncio connection is 1,263 lines): :class:`Conn` is one object whose
+receive path, send path, keepalive and closing share its slots and its
+invariants (the queue and its backpressure, the writer's ``open`` flag,
+the close timer). Cut into mixins in several files, one state would be
+spread across them and the per-message path would pay attribute hops.
+What is separable lives elsewhere: :class:`ConnectionAPI`, shared with
+the ASGI adapter, in :mod:`wskit.asyncio.api`; the writer in
+:mod:`wskit.asyncio.direct_write`.
 """
 
 from __future__ import annotations
@@ -23,28 +38,30 @@ import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 
 from ..exceptions import ConnectionClosed, LocalProtocolError
-from ..protocol.connection import Connection, PreparedMessage, Side, State
+from ..protocol.connection import Connection, Side
 from ..protocol.events import CloseReceived, DataReceived, PingReceived, PongReceived
-from ..protocol.headers import Headers
 from ..protocol.http11 import Request, Response
+from ..protocol.prepared import PreparedMessage
+from ..protocol.state import CLOSE_RECEIVED, SENDING, Phase, State
+from .api import ConnectionAPI, Data
 from .direct_write import Writer, new_writer
 
+# ConnectionAPI and Data live in .api and are re-exported here.
 __all__ = ["Conn", "ConnectionAPI", "MessageWriter", "Data"]
 
 logger = logging.getLogger("wskit")
-
-Data = str | bytes
-"""A message: ``str`` for text, ``bytes`` for binary."""
 
 PingHandler = Callable[[bytes], object]
 MessageHandler = Callable[[Any], object]
 CloseHandler = Callable[[int, str], object]
 
 
-_OPEN = State.OPEN
+# The phase of nearly every call: the hot paths test it with ``is`` first,
+# and look into the phase sets of wskit.protocol.state only when it is not.
+_OPEN = Phase.OPEN
 # The queue of a connection that has not received a message yet: the first
 # one brings a deque (about 600 bytes with its first block), so connections
 # that only listen, such as broadcast receivers, never pay for one.
@@ -66,95 +83,6 @@ def _receive_buffer() -> memoryview:
     if view is None:
         view = _receive_buffers.view = memoryview(bytearray(_RECEIVE_BUFFER_SIZE))
     return view
-
-
-class ConnectionAPI:
-    """What every wskit connection offers, written on top of its own primitives.
-
-    :class:`Conn` and the ASGI adapter's ``AsgiConn`` define ``recv``,
-    ``send``, ``close``, ``request`` and ``json_loads``/``json_dumps``; this
-    base class adds iteration, JSON and ``async with`` to both, once.
-    """
-
-    __slots__ = ()
-
-    request: Request | None
-    response: Response | None
-    json_loads: Callable[[str | bytes], Any]
-    json_dumps: Callable[[Any], str]
-    _loop: asyncio.AbstractEventLoop
-
-    def _call_handler(self, handler: Callable[..., object], *args: object) -> None:
-        """Call an event handler (on_ping, on_close...): a coroutine it returns runs as a task.
-
-        An exception it raises is logged; the connection goes on.
-        """
-        try:
-            result = handler(*args)
-            if asyncio.iscoroutine(result):
-                self._loop.create_task(result)
-        except Exception:
-            logger.exception("error in a %s handler", getattr(handler, "__name__", "control"))
-
-    async def recv(self) -> Data:
-        """Receive the next message (defined by each connection class)."""
-        raise NotImplementedError
-
-    async def send(self, message: Any) -> None:
-        """Send a message (defined by each connection class)."""
-        raise NotImplementedError
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection (defined by each connection class)."""
-        raise NotImplementedError
-
-    def __aiter__(self) -> ConnectionAPI:
-        return self
-
-    async def __anext__(self) -> Data:
-        """The next message; iteration ends when the connection closes normally.
-
-        An abnormal closure raises :class:`~wskit.ConnectionClosedError`.
-        (Written as ``__anext__`` rather than an async generator: one
-        coroutine per message instead of two.)
-        """
-        try:
-            return await self.recv()
-        except ConnectionClosed as exc:
-            if exc.ok:
-                raise StopAsyncIteration from None
-            raise
-
-    async def recv_json(self) -> Any:
-        """Receive a message and decode it as JSON."""
-        return self.json_loads(await self.recv())
-
-    async def send_json(self, obj: Any) -> None:
-        """Encode ``obj`` as JSON and send it as a text message."""
-        await self.send(self.json_dumps(obj))
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def request_headers(self) -> Headers:
-        """The headers of the handshake request."""
-        assert self.request is not None
-        return self.request.headers
-
-    @property
-    def response_headers(self) -> Headers:
-        """The headers of the handshake response."""
-        assert self.response is not None
-        return self.response.headers
 
 
 class Conn(ConnectionAPI, asyncio.BufferedProtocol):
@@ -189,7 +117,6 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "_drain_waiters",
         "_keepalive",
         "_loop",
-        "_lost_exc",
         "_on_message",
         "_partial",
         "_pings",
@@ -282,7 +209,6 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self._keepalive: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._closed: asyncio.Future[None] = self._loop.create_future()
-        self._lost_exc: BaseException | None = None
 
     # -- opening -----------------------------------------------------------
 
@@ -310,7 +236,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         """Take what asyncio read into the shared buffer."""
         protocol = self.protocol
-        if protocol is not None and protocol._buffer:
+        if protocol is not None and protocol.unparsed:
             # Part of a frame is already buffered: the core copies the view
             # straight behind it, one copy instead of two.
             self.data_received(self._rbuf[:nbytes])  # type: ignore[arg-type]
@@ -336,9 +262,9 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         protocol.receive_data(data)
         # The protocol core's event and output lists are read in place here,
         # the hot path, rather than through events_received()/data_to_send().
-        events = protocol._events
+        events = protocol.events
         if events:
-            protocol._events = []
+            protocol.events = []
             queue = self._queue
             if queue is _NO_QUEUE:
                 queue = self._queue = collections.deque()
@@ -359,9 +285,11 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             if len(queue) > self.max_queue and not self._reading_paused:
                 self._reading_paused = True
                 self.transport.pause_reading()  # type: ignore[union-attr]
-        if protocol._output:
+        if protocol.output:
             self._write(protocol.data_to_send())
-        if protocol.state is not State.OPEN or protocol.failure_pending:
+        # OPEN is the one phase with nothing to do: anything else (closing,
+        # closed, a failure held back) is a change to act on.
+        if protocol.phase is not _OPEN:
             self._after_state_change(protocol)
 
     def _sync_writer(self) -> None:
@@ -369,7 +297,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         protocol = self.protocol
         writer = self.frame_writer
         if writer is not None and protocol is not None:
-            writer.open = protocol.state is _OPEN and protocol.close_sent is None
+            writer.open = protocol.phase in SENDING
 
     def _after_state_change(self, protocol: Connection) -> None:
         """The peer closed, failed the protocol, or answered our close."""
@@ -477,7 +405,6 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The TCP connection is gone: wake everyone who waits on it."""
-        self._lost_exc = exc
         if self.frame_writer is not None:
             # The descriptor may soon belong to another socket.
             self.frame_writer.detach()
@@ -514,7 +441,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         cancelled reader leaves a cancelled future behind, which the next
         reader replaces.
         """
-        if self.protocol is not None and self.protocol.failure_pending:
+        protocol = self.protocol
+        if protocol is not None and protocol.phase is not _OPEN and protocol.failure_pending:
             self._commit_failure()
         if self._closed.done():
             raise self._closed_exception()
@@ -620,7 +548,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def _check_open(self) -> Connection:
         protocol = self.protocol
         assert protocol is not None
-        if protocol.close_sent is not None or protocol.state is State.CLOSED:
+        phase = protocol.phase
+        if phase is not _OPEN and phase not in SENDING:
             raise self._closed_exception()
         return protocol
 
@@ -646,13 +575,13 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             TypeError: ``message`` is of another type.
         """
         if type(message) is str:
-            # The hot path: a text message with nobody streaming fragments.
+            # The hot path: a text message with nobody streaming fragments,
+            # in the OPEN phase (in any other the general path below decides).
             protocol = self.protocol
             lock = self._send_lock
             if (
                 protocol is not None
-                and protocol.close_sent is None
-                and protocol.state is not State.CLOSED
+                and protocol.phase is _OPEN
                 and (lock is None or not lock.locked())
             ):
                 protocol.send_text(message)
@@ -710,7 +639,10 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         protocol = self.protocol
         # This runs once per receiver per broadcast, so it checks only what it
         # must; write_through() refuses a closing transport itself.
-        if protocol is None or protocol.state is not _OPEN or protocol.close_sent is not None:
+        if protocol is None:
+            return False
+        phase = protocol.phase
+        if phase is not _OPEN and phase not in SENDING:
             return False
         transport = self.transport
         # Below the high-water mark asyncio has not paused us, so the buffer
@@ -724,8 +656,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         lock = self._send_lock
         if lock is not None and lock.locked():
             return False
-        frame = message._plain
-        if frame is None or protocol.deflate is not None or protocol._mask_out:
+        frame = message.plain
+        if frame is None or protocol.deflate is not None or protocol.masking:
             frame = message.frame_for(protocol)
         return self.frame_writer.write(frame)  # type: ignore[union-attr]
 
@@ -796,7 +728,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def _send_keepalive(self) -> None:
         self._keepalive = None
         protocol = self.protocol
-        if protocol is None or protocol.state is not State.OPEN:
+        if protocol is None or protocol.phase not in SENDING:
             return
         try:
             waiter = self.ping()
@@ -821,7 +753,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def _fail(self, code: int, reason: str) -> None:
         """Close with ``code`` without waiting for the peer's close frame."""
         protocol = self.protocol
-        if protocol is not None and protocol.close_sent is None and protocol.state is State.OPEN:
+        if protocol is not None and protocol.phase in SENDING:
             try:
                 protocol.send_close(code, reason)
             except LocalProtocolError:
@@ -854,7 +786,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         protocol = self.protocol
         if protocol is None:
             return
-        if protocol.close_sent is None and protocol.state is not State.CLOSED:
+        if protocol.phase in SENDING:
             protocol.send_close(code, reason)
             self._sync_writer()
             self._write(protocol.data_to_send())
@@ -887,7 +819,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def close_code(self) -> int | None:
         """The close code received (1005: none given, 1006: no close frame); ``None`` while open."""
         protocol = self.protocol
-        if protocol is None or (not self._closed.done() and protocol.close_rcvd is None):
+        if protocol is None or (not self._closed.done() and protocol.phase not in CLOSE_RECEIVED):
             return None
         return protocol.close_code
 

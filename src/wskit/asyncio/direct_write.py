@@ -59,11 +59,16 @@ class Writer(Protocol):
 
 
 class PythonWriter:
-    """The writer without the compiled kernel: ``transport.write()`` behind a closing check."""
+    """The writer without the compiled kernel: ``transport.write()`` behind a closing check.
+
+    It never sends around the transport, so unlike the compiled ``Writer``
+    it takes neither a socket descriptor nor a policy for checking
+    ``is_closing()``: it always checks.
+    """
 
     __slots__ = ("transport", "fd", "open", "plain", "busy")
 
-    def __init__(self, transport: Any, fd: int, plain: bool, check_closing: bool) -> None:
+    def __init__(self, transport: Any, plain: bool) -> None:
         self.transport = transport
         self.fd = -1  # this writer never sends around the transport
         self.open = True
@@ -124,7 +129,6 @@ def _fanout_python(
 
 
 _compiled = speedups.write_kernel
-_writer_class: Callable[..., Writer] = PythonWriter if _compiled is None else _compiled.Writer
 
 fanout: Callable[[Mapping[T, Any] | Iterable[T], bytes, int, object], tuple[int, list[T]]] = (
     _fanout_python if _compiled is None else _compiled.fanout
@@ -146,18 +150,16 @@ NO_LIMIT = sys.maxsize
 
 def new_writer(transport: asyncio.BaseTransport, protocol: Connection) -> Writer:
     """The writer of a connection whose WebSocket phase starts on ``transport``."""
+    # Whether the connection takes the frame every plain connection takes.
+    plain = protocol.deflate is None and not protocol.masking
+    if _compiled is None:
+        return PythonWriter(transport, plain)
     fd = -1
     name = type(transport).__name__
-    if (
-        _compiled is not None
-        and name in DIRECT_TRANSPORTS
-        and transport.get_extra_info("ssl_object") is None
-    ):
+    if name in DIRECT_TRANSPORTS and transport.get_extra_info("ssl_object") is None:
         sock = transport.get_extra_info("socket")
         fd = -1 if sock is None else int(sock.fileno())
-    return _writer_class(
-        transport,
-        fd,
-        protocol.deflate is None and not protocol._mask_out,
-        fd < 0 or name != _CLOSES_AFTER_CONNECTION_LOST,
+    writer: Writer = _compiled.Writer(
+        transport, fd, plain, fd < 0 or name != _CLOSES_AFTER_CONNECTION_LOST
     )
+    return writer

@@ -18,13 +18,23 @@ The application's calls (``send_text``, ``send_binary``,
 ``send_continuation``, ``send_ping``, ``send_pong``, ``send_close``) queue
 bytes for ``data_to_send()`` too.
 
+The asyncio layer, on its hot path, reads the lists behind those calls in
+place (:attr:`Connection.events`, :attr:`Connection.output`) and the phase
+(:attr:`Connection.phase`): they are named for that purpose.
+
 States
 ------
 
-``OPEN`` ──send_close()──▶ ``CLOSING`` ──close frame received──▶ ``CLOSED``
-``OPEN`` ──close frame received (echoed at once)──▶ ``CLOSED``
-any ──protocol violation (fail: close frame with the error code)──▶ ``CLOSED``
-any ──receive_eof()──▶ ``CLOSED``
+The connection's one state variable is its :class:`~wskit.protocol.state.Phase`,
+changed only through the transition table of :mod:`wskit.protocol.state`
+(read its theory of operation first): it decides what may be sent, whether
+received bytes are parsed, when a close frame goes out, and when the TCP
+connection should be closed. Applications see it as three states::
+
+    OPEN ──send_close()──▶ CLOSING ──close frame received──▶ CLOSED
+    OPEN ──close frame received (echoed at once)──▶ CLOSED
+    OPEN or CLOSING ──protocol violation (close frame with the error code)──▶ CLOSED
+    any ──receive_eof()──▶ CLOSED
 
 After the close frame has gone out nothing more is sent. Once both close
 frames have crossed, the server closes the TCP connection first (section
@@ -53,12 +63,11 @@ from collections.abc import Callable
 from .. import speedups as _speedups
 from ..exceptions import (
     ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
     InvalidUTF8,
     LocalProtocolError,
     PayloadTooBig,
     ProtocolError,
+    closed_exception,
 )
 from .deflate import PerMessageDeflate
 from .events import CloseReceived, DataReceived, Event, PingReceived, PongReceived
@@ -72,7 +81,21 @@ from .frames import (
     encode_frame_parts,
     parse_close_payload,
 )
+from .prepared import PreparedMessage
+from .state import (
+    CLOSE_SENT,
+    CLOSE_TCP_NOW,
+    FAILURE_HELD,
+    PUBLIC_STATE,
+    RECEIVING,
+    SENDING,
+    TRANSITIONS,
+    Phase,
+    State,
+    Trigger,
+)
 
+# State and PreparedMessage live in modules of their own and are re-exported here.
 __all__ = ["Side", "State", "Connection", "PreparedMessage"]
 
 
@@ -81,14 +104,6 @@ class Side(enum.Enum):
 
     CLIENT = "client"
     SERVER = "server"
-
-
-class State(enum.IntEnum):
-    """Where the connection is in its life (the handshake is done before)."""
-
-    OPEN = 1
-    CLOSING = 2
-    CLOSED = 3
 
 
 # Payloads from this size on are kept apart from their headers on output.
@@ -113,6 +128,9 @@ _OP_BINARY = Opcode.BINARY.value
 _OP_CLOSE = Opcode.CLOSE.value
 _OP_PING = Opcode.PING.value
 _OP_PONG = Opcode.PONG.value
+
+# The phase of nearly every call: the hot paths test it with ``is`` first.
+_OPEN = Phase.OPEN
 
 
 def _rotate(mask: bytes | bytearray, offset: int) -> bytes:
@@ -140,21 +158,15 @@ class Connection:
 
     # Slots: thousands of idle connections each save a __dict__.
     __slots__ = (
-        "_buffer",
-        "_eof",
-        "_events",
         "_expect_mask",
-        "_fail_now",
         "_frame_done",
         "_frame_text",
         "_in_compressed",
         "_in_decoder",
         "_in_opcode",
         "_in_size",
-        "_mask_out",
         "_out_compressed",
         "_out_opcode",
-        "_output",
         "auto_pong",
         "close_rcvd",
         "close_sent",
@@ -162,10 +174,13 @@ class Connection:
         "defer_failure",
         "deflate",
         "error",
-        "failure_pending",
+        "events",
+        "masking",
         "max_size",
+        "output",
+        "phase",
         "side",
-        "state",
+        "unparsed",
         "__weakref__",
     )
 
@@ -182,14 +197,26 @@ class Connection:
         self.max_size = max_size
         self.deflate = deflate
         self.auto_pong = auto_pong
-        self.state = State.OPEN
+        #: Where the closing handshake is: the one state variable, changed
+        #: only by :meth:`_move` (see :mod:`wskit.protocol.state`); :attr:`state`
+        #: is its public view. The I/O layer may read it (``is Phase.OPEN``
+        #: is the cheapest test of "nothing to do").
+        self.phase = Phase.OPEN
         # Server frames are unmasked and client frames masked (section 5.1):
         # the bit we require on incoming frames, and what we do when sending.
-        self._mask_out = side is Side.CLIENT
+        #: Whether this end masks the frames it sends (the client does).
+        self.masking = side is Side.CLIENT
         self._expect_mask = _MASK if side is Side.SERVER else 0
-        self._buffer = bytearray()
-        self._events: list[Event] = []
-        self._output: list[bytes] = []
+        #: Received bytes not parsed yet: the start of a frame still arriving.
+        #: The I/O layer may test it for emptiness (and then hand over a view).
+        self.unparsed = bytearray()
+        #: Events parsed and not yet taken: what :meth:`events_received`
+        #: returns. The I/O layer may take the list in place (and put an
+        #: empty one back) instead of calling it.
+        self.events: list[Event] = []
+        #: Bytes queued for the network and not yet taken: what
+        #: :meth:`data_to_send` returns; the I/O layer may test it first.
+        self.output: list[bytes] = []
         # Incoming fragmented message: None when between messages.
         self._in_opcode: int | None = None
         self._in_compressed = False
@@ -204,17 +231,46 @@ class Connection:
         #: Whether outgoing messages are compressed (when negotiated); gorilla's
         #: ``EnableWriteCompression``.
         self.compression_enabled = True
+        # The outcome: what the close frames and the failure were. Kept for
+        # reporting; every decision reads the phase instead.
         #: The close frame received: ``(code, reason)``, or ``None``.
         self.close_rcvd: tuple[int, str] | None = None
         #: The close frame sent: ``(code, reason)``, or ``None``.
         self.close_sent: tuple[int, str] | None = None
         #: The :class:`ProtocolError` that failed the connection, if any.
         self.error: ProtocolError | None = None
-        self._eof = False
-        self._fail_now = False
         self.defer_failure = defer_failure
-        #: A failure detected but whose close frame is held back (``defer_failure``).
-        self.failure_pending = False
+
+    # -- the state ---------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """``OPEN``, ``CLOSING`` or ``CLOSED``: the public view of :attr:`phase`."""
+        return PUBLIC_STATE[self.phase]
+
+    @property
+    def failure_pending(self) -> bool:
+        """Whether a failure was detected but its close frame is held back (``defer_failure``)."""
+        return self.phase in FAILURE_HELD
+
+    def _move(self, trigger: Trigger, code: int | None = None, reason: str = "") -> None:
+        """Change the phase as :data:`~wskit.protocol.state.TRANSITIONS` says: the only way.
+
+        Entering a phase with our close frame out from one without sends
+        the close frame, with ``code`` and ``reason``. Callers make sure
+        that the table has the pair (a missing one is a bug: ``KeyError``).
+        """
+        phase = self.phase
+        new = TRANSITIONS[phase, trigger]
+        if new in CLOSE_SENT and phase not in CLOSE_SENT:
+            self._send_close_frame(code, reason)
+        self.phase = new
+
+    def _send_refused(self) -> LocalProtocolError:
+        """The error of a send in a phase that sends nothing more."""
+        if self.phase in CLOSE_SENT:
+            return LocalProtocolError("cannot send after the close frame was sent")
+        return LocalProtocolError("cannot send after the connection was lost")
 
     # -- receiving ---------------------------------------------------------
 
@@ -226,9 +282,10 @@ class Connection:
         failed or the peer's close frame was received is discarded, as
         section 5.5.1 prescribes.
         """
-        if self.close_rcvd is not None or self._fail_now or self._eof:
+        phase = self.phase
+        if phase is not _OPEN and phase not in RECEIVING:
             return
-        buf = self._buffer
+        buf = self.unparsed
         # With nothing buffered (the common case) parse the received bytes in
         # place and keep only an incomplete tail: one copy less per frame.
         source: bytes | bytearray
@@ -254,15 +311,14 @@ class Connection:
 
         Without a close frame first this is an abnormal closure (1006).
         """
-        self._eof = True
-        self.state = State.CLOSED
-        self._buffer.clear()
+        self._move(Trigger.RECEIVE_EOF)
+        self.unparsed.clear()
 
     def events_received(self) -> list[Event]:
         """Return, and forget, the events parsed since the last call."""
-        events = self._events
+        events = self.events
         if events:
-            self._events = []
+            self.events = []
         return events
 
     def _parse(self, buf: bytes | bytearray) -> int:
@@ -270,7 +326,7 @@ class Connection:
         pos = 0
         end = len(buf)
         expect_mask = self._expect_mask
-        events = self._events
+        events = self.events
         if _parse_simple is not None and self._in_opcode is None and not self._frame_done:
             # The compiled kernel takes the run of whole-message frames at the
             # start; the loop below takes whatever it stopped at (anything
@@ -347,9 +403,11 @@ class Connection:
                 events.append(_new_tuple(DataReceived, (data, True)))
                 continue
             if opcode >= 8:
-                self._receive_control(opcode, payload)
-                if self.close_rcvd is not None:
+                if opcode == _OP_CLOSE:
+                    # Whatever follows the close frame is dropped (section 5.5.1).
+                    self._receive_close(payload)
                     return end
+                self._receive_ping_or_pong(opcode, payload)
             else:
                 self._receive_data_frame(b0, opcode, payload)
         return pos
@@ -471,56 +529,59 @@ class Connection:
             self._in_opcode = opcode
             self._in_compressed = compressed
             self._in_size = size
-        self._events.append(DataReceived(data, fin))
+        self.events.append(DataReceived(data, fin))
 
-    def _receive_control(self, opcode: int, payload: bytes) -> None:
+    def _receive_ping_or_pong(self, opcode: int, payload: bytes) -> None:
         if opcode == _OP_PING:
-            self._events.append(PingReceived(payload))
-            if self.auto_pong and self.close_sent is None:
-                self._output.append(encode_frame(_OP_PONG, payload, mask=self._mask_out))
-        elif opcode == _OP_PONG:
-            self._events.append(PongReceived(payload))
+            self.events.append(PingReceived(payload))
+            if self.auto_pong and self.phase in SENDING:
+                self.output.append(encode_frame(_OP_PONG, payload, mask=self.masking))
         else:
-            code, reason = parse_close_payload(payload)
-            self.close_rcvd = (code, reason)
-            self._events.append(CloseReceived(code, reason))
-            if self.close_sent is None:
-                # Echo the peer's code and reason (section 5.5.1), so that it
-                # sees its own close reflected; 1005 means it sent no code.
-                if code == CloseCode.NO_STATUS_RCVD:
-                    self._send_close_frame(None, "")
-                else:
-                    self._send_close_frame(code, reason)
-            self.state = State.CLOSED
-            self._buffer.clear()
+            self.events.append(PongReceived(payload))
+
+    def _receive_close(self, payload: bytes) -> None:
+        code, reason = parse_close_payload(payload)
+        self.close_rcvd = (code, reason)
+        self.events.append(CloseReceived(code, reason))
+        # In OPEN the move echoes the peer's code and reason (section 5.5.1),
+        # so that it sees its own close reflected; 1005 means it sent no code.
+        if code == CloseCode.NO_STATUS_RCVD:
+            self._move(Trigger.RECEIVE_CLOSE)
+        else:
+            self._move(Trigger.RECEIVE_CLOSE, code, reason)
+        self.unparsed.clear()
 
     def _fail(self, exc: ProtocolError) -> None:
-        """Fail the connection (section 7.1.7): close frame, then drop TCP."""
+        """Fail the connection (section 7.1.7): close frame, then drop TCP.
+
+        With ``defer_failure`` the close frame is held back until
+        :meth:`commit_failure`, unless ours is out already.
+        """
         self.error = exc
-        self._fail_now = True
-        if self.defer_failure and self.close_sent is None:
-            self.failure_pending = True
-            return
-        self.commit_failure()
+        trigger = Trigger.FAIL_DEFERRED if self.defer_failure else Trigger.FAIL
+        self._move(trigger, *self._failure_close())
+
+    def _failure_close(self) -> tuple[int, str]:
+        """The code and reason of the close frame that fails the connection."""
+        exc = self.error
+        assert exc is not None
+        return exc.code, exc.reason.encode()[: MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore")
 
     def commit_failure(self) -> None:
-        """Send the close frame of a failure; see ``defer_failure``."""
-        exc = self.error
-        if exc is None:
-            return
-        self.failure_pending = False
-        if self.close_sent is None:
-            reason = exc.reason.encode()[: MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore")
-            self._send_close_frame(exc.code, reason)
-        self.state = State.CLOSED
+        """Send the close frame of a failure held back; see ``defer_failure``.
+
+        Does nothing when no failure is held back.
+        """
+        if self.phase in FAILURE_HELD:
+            self._move(Trigger.COMMIT_FAILURE, *self._failure_close())
 
     # -- sending -----------------------------------------------------------
 
     def data_to_send(self) -> list[bytes]:
         """Return, and forget, the bytes to write to the network, in order."""
-        output = self._output
+        output = self.output
         if output:
-            self._output = []
+            self.output = []
         return output
 
     def close_expected(self) -> bool:
@@ -530,17 +591,15 @@ class Connection:
         frames crossed (the server closes TCP first, section 7.1.1). A
         client waits for the server's EOF, with a timeout of its own.
         """
-        if (self._fail_now and not self.failure_pending) or self._eof:
-            return True
-        return (
-            self.side is Side.SERVER and self.close_sent is not None and self.close_rcvd is not None
+        phase = self.phase
+        return phase in CLOSE_TCP_NOW or (
+            phase is Phase.CLOSE_EXCHANGED and self.side is Side.SERVER
         )
 
     def _check_can_send(self) -> None:
-        if self.close_sent is not None:
-            raise LocalProtocolError("cannot send after the close frame was sent")
-        if self._eof:
-            raise LocalProtocolError("cannot send after the connection was lost")
+        phase = self.phase
+        if phase is not _OPEN and phase not in SENDING:
+            raise self._send_refused()
 
     def _compress_new_message(self, size: int, compress: bool | None) -> bool:
         deflate = self.deflate
@@ -553,17 +612,17 @@ class Connection:
         return compress
 
     def _send_data(self, opcode: int, data: bytes, fin: bool, compress: bool | None) -> None:
-        if self.close_sent is not None or self._eof:
-            self._check_can_send()  # raises the right error
+        if self.phase is not _OPEN:
+            self._check_can_send()
         if self._out_opcode is not None:
             raise LocalProtocolError("a fragmented message is still being sent")
         if self.deflate is None and not compress:
             # Uncompressed: skip the compression decision entirely.
             if len(data) < _LARGE:
-                self._output.append(encode_frame(opcode, data, fin=fin, mask=self._mask_out))
+                self.output.append(encode_frame(opcode, data, fin=fin, mask=self.masking))
             else:
                 # Header and payload as two pieces: no copy of a large payload.
-                self._output.extend(encode_frame_parts(opcode, data, fin=fin, mask=self._mask_out))
+                self.output.extend(encode_frame_parts(opcode, data, fin=fin, mask=self.masking))
             if not fin:
                 self._out_opcode = opcode
                 self._out_compressed = False
@@ -572,9 +631,7 @@ class Connection:
         if compressed:
             assert self.deflate is not None
             data = self.deflate.encode(data, fin)
-        self._output.append(
-            encode_frame(opcode, data, fin=fin, rsv1=compressed, mask=self._mask_out)
-        )
+        self.output.append(encode_frame(opcode, data, fin=fin, rsv1=compressed, mask=self.masking))
         if not fin:
             self._out_opcode = opcode
             self._out_compressed = compressed
@@ -610,7 +667,7 @@ class Connection:
         if self._out_compressed:
             assert self.deflate is not None
             payload = self.deflate.encode(payload, fin)
-        self._output.append(encode_frame(_OP_CONT, payload, fin=fin, mask=self._mask_out))
+        self.output.append(encode_frame(_OP_CONT, payload, fin=fin, mask=self.masking))
         if fin:
             self._out_opcode = None
 
@@ -626,7 +683,7 @@ class Connection:
         self._check_can_send()
         if len(data) > MAX_CONTROL_PAYLOAD:
             raise LocalProtocolError("control frame payload over 125 bytes")
-        self._output.append(encode_frame(opcode, data, mask=self._mask_out))
+        self.output.append(encode_frame(opcode, data, mask=self.masking))
 
     def send_close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake (section 7.1.2).
@@ -635,18 +692,16 @@ class Connection:
         be sent afterwards; received data is still reported until the peer's
         close frame arrives.
         """
-        if self.failure_pending:
+        if self.phase in FAILURE_HELD:
             # The peer broke the protocol: its error code wins over ours.
-            self.commit_failure()
-            return
-        self._check_can_send()
-        self._send_close_frame(code, reason)
-        if self.close_rcvd is None:
-            self.state = State.CLOSING
+            code, reason = self._failure_close()
+        elif (self.phase, Trigger.SEND_CLOSE) not in TRANSITIONS:
+            raise self._send_refused()
+        self._move(Trigger.SEND_CLOSE, code, reason)
 
     def _send_close_frame(self, code: int | None, reason: str) -> None:
         payload = encode_close_payload(code, reason)
-        self._output.append(encode_frame(_OP_CLOSE, payload, mask=self._mask_out))
+        self.output.append(encode_frame(_OP_CLOSE, payload, mask=self.masking))
         self.close_sent = (CloseCode.NO_STATUS_RCVD if code is None else code, reason)
 
     def send_prepared(self, message: PreparedMessage) -> None:
@@ -654,7 +709,7 @@ class Connection:
         self._check_can_send()
         if self._out_opcode is not None:
             raise LocalProtocolError("a fragmented message is still being sent")
-        self._output.append(message.frame_for(self))
+        self.output.append(message.frame_for(self))
 
     # -- the outcome -------------------------------------------------------
 
@@ -672,64 +727,5 @@ class Connection:
 
     def closed_exception(self) -> ConnectionClosed:
         """Build the exception that reads and writes raise once closed."""
-        code = self.close_code
         sent_code, sent_reason = self.close_sent if self.close_sent else (None, "")
-        normal = (1000, 1001, CloseCode.NO_STATUS_RCVD)
-        ok = code in normal and (sent_code is None or sent_code in normal)
-        cls = ConnectionClosedOK if ok else ConnectionClosedError
-        return cls(code, self.close_reason, sent_code, sent_reason)
-
-
-class PreparedMessage:
-    """A message encoded once and written to many connections.
-
-    The frame is built lazily for each kind of connection and cached:
-    one uncompressed server frame serves every connection that does not
-    compress; one compressed frame serves every connection whose deflate
-    parameters match and that does not keep context between messages.
-    Connections that keep context, and clients (whose frames are masked
-    with a fresh key each), get a frame of their own.
-    """
-
-    __slots__ = ("data", "opcode", "_plain", "_compressed")
-
-    def __init__(self, data: str | bytes) -> None:
-        if isinstance(data, str):
-            self.opcode = _OP_TEXT
-            self.data = data.encode()
-        else:
-            self.opcode = _OP_BINARY
-            self.data = bytes(data)
-        self._plain: bytes | None = None
-        self._compressed: dict[tuple[object, ...], bytes] = {}
-
-    def plain_frame(self) -> bytes:
-        """The unmasked, uncompressed frame (what a server sends without deflate)."""
-        frame = self._plain
-        if frame is None:
-            frame = self._plain = encode_frame(self.opcode, self.data)
-        return frame
-
-    def frame_for(self, conn: Connection) -> bytes:
-        """The bytes to write on ``conn``; may update ``conn``'s compressor."""
-        deflate = conn.deflate
-        compress = deflate is not None and conn.compression_enabled
-        if compress:
-            assert deflate is not None
-            compress = deflate.should_compress(len(self.data))
-        private = compress and deflate is not None and deflate.shared_key is None
-        if conn.side is Side.CLIENT or private:
-            if compress:
-                assert deflate is not None
-                payload = deflate.encode(self.data, True)
-                return encode_frame(self.opcode, payload, rsv1=True, mask=conn._mask_out)
-            return encode_frame(self.opcode, self.data, mask=conn._mask_out)
-        if not compress:
-            return self.plain_frame()
-        assert deflate is not None and deflate.shared_key is not None
-        key = deflate.shared_key
-        frame = self._compressed.get(key)
-        if frame is None:
-            payload = deflate.encode(self.data, True)
-            frame = self._compressed[key] = encode_frame(self.opcode, payload, rsv1=True)
-        return frame
+        return closed_exception(self.close_code, self.close_reason, sent_code, sent_reason)
