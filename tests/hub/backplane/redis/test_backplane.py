@@ -1,4 +1,4 @@
-"""The Redis backplane against a real redis-server, hubs in this process.
+"""The Redis backplane (``RedisBackplane``) against a real redis-server, hubs in this process.
 
 Every test starts its own empty ``redis-server`` on a free loopback port
 (see :mod:`hub.redis_support`); several hubs, each with its own
@@ -16,8 +16,8 @@ from typing import Any
 import wskit
 from hub.redis_support import Peer, RedisServer, peers, redis_server, until
 from wskit.hub import Hub, Recovery
+from wskit.hub.backplane.redis import RedisBackplane
 from wskit.hub.client import HubClient
-from wskit.hub.redis import RedisBackplane
 
 __all__ = ["redis_server"]  # the fixture
 
@@ -90,9 +90,9 @@ async def test_emits_reach_every_node_exactly_once(redis_server: RedisServer) ->
         await asyncio.sleep(0.1)
         assert len(p1.got("r")) == 2
         # A node listens only to rooms that have local members.
-        assert "t:room:room" in b.backplane._channels
+        assert "t:room:room" in b.backplane._receiver.channels
         await p3.request("leave", "room", channel="_wskit")
-        assert "t:room:room" not in b.backplane._channels
+        assert "t:room:room" not in b.backplane._receiver.channels
         assert a.backplane.stats.dropped == 0 and b.backplane.stats.lost == 0
 
 

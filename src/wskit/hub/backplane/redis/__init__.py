@@ -1,0 +1,81 @@
+"""The Redis backplane: many hub processes on many machines share rooms through Redis.
+
+``Hub(backplane="redis://127.0.0.1:6379/0")`` or
+``Hub(backplane=RedisBackplane(url, prefix="chat"))``; it needs the
+``redis`` package (``pip install 'wskit[redis]'``), redis-py's asyncio client.
+
+Theory of operation
+===================
+
+Channels and keys (``P`` is the prefix, ``"wskit"`` by default):
+
+* ``P:room:NAME``: the emits to room ``NAME`` (and its presence events).
+  A node subscribes to it only while the room has local members.
+* ``P:client:ID``: emits to one client, and calls for its node; each node
+  subscribes to the channels of its own clients.
+* ``P:all``: emits to everyone, and calls to every node.
+* ``P:node:ID``: the answers to this node's calls.
+* ``P:hist:NAME`` / ``P:meta:NAME`` (``P:hist-all`` / ``P:meta-all``): the
+  stream of a room's messages and its epoch and last offset; ``P:session:ID``,
+  ``P:presence:ROOM``, ``P:alive:NODE``, ``P:nodes``, ``P:node-rooms:NODE``.
+
+One stream per room. An emit to a room (or to everyone) runs one Lua script
+that takes the next offset of the room, appends the message to the room's
+stream (``XADD``, ``MAXLEN`` bounded, the keys expiring when the room is idle)
+and publishes it with its offset, atomically: every node sees a room's
+messages in the same order, numbered without gaps. A node delivers a room
+message to its members when it comes back on the channel, its own included,
+in offset order: a message whose offset leaves a gap makes the node read the
+missing ones from the stream first; one it already has is dropped. So a node
+whose subscription was down (Redis restarted, the network failed) catches up
+from the stream when it comes back, and the hub encodes each message once per
+node. The script also remembers the last sequence number of each publishing
+node per room, so a publish retried after a lost answer is not applied twice.
+An emit to one client is a plain ``PUBLISH`` (written at once when the
+client is local).
+
+Outages: every command goes through one ordered outbox, at most ``buffer``
+messages long. While Redis cannot be reached (either connection) the node
+delivers its own room and global emits to its local clients at once, keeps
+them in the outbox, and publishes them when Redis is back (then, when they
+come back on the channel, it does not deliver them again: messages carry the
+node id and a sequence number). Past ``buffer`` the oldest waiting message is
+dropped, counted in ``stats.dropped`` and logged. Both connections come back
+with exponential backoff; the subscriber subscribes again to everything and
+catches up from the streams. ``stats`` counts what was sent, published,
+delivered, dropped and lost (a gap the stream could not fill, logged too).
+
+Presence: each node keeps ``P:alive:NODE`` alive (``heartbeat``, expiring
+after ``node_ttl``); entries of a node whose key expired are ignored at once
+and removed (with leave events) by the next sweep of any node.
+
+Calls (``hub.cluster``): a request is published on ``P:all`` (or on the
+client's channel, whose one subscriber is its node); ``PUBLISH`` says how many
+nodes got it, and the caller waits for that many answers on ``P:node:ID``,
+at most the timeout.
+
+Use one Redis server (or a primary with replicas), not Redis Cluster: a
+script touches keys of one room, but channels and streams are not placed by
+hash slot.
+
+The parts
+=========
+
+:class:`RedisBackplane` (:mod:`~.backplane`) answers the hub and owns the
+parts, which share a :class:`~.link.Link` (the names of the keys, the hub,
+the client for commands, the counters, the background tasks):
+
+* :mod:`~.outbox`: every command in one ordered outbox, the loop that sends
+  it in pipelines, the Lua script (``publish.lua``), and the echoes of this
+  node's own messages it waits for;
+* :mod:`~.receiver`: the subscriber's loop, applying numbered messages in
+  order, and the catch-up from the streams (:mod:`~.streams`: the cursors,
+  reading a stream back, the history for recovery);
+* :mod:`~.subscriber`: the subscriber connection, a bare RESP2 client;
+* :mod:`~.presence`: presence entries, the heartbeat, the sweep of dead nodes;
+* :mod:`~.calls`: node-to-node calls and their answers.
+"""
+
+from .backplane import RedisBackplane
+
+__all__ = ["RedisBackplane"]

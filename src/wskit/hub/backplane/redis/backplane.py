@@ -1,0 +1,316 @@
+"""The Redis backplane itself: its options, its lifecycle, and the backplane interface.
+
+:class:`RedisBackplane` answers the hub (:class:`~..interface.Backplane`)
+and owns the parts that do the work, each given the :class:`~.link.Link`
+they share: the :class:`~.outbox.Outbox` (and its :class:`~.outbox.Echoes`),
+the :class:`~.receiver.Receiver`, :class:`~.presence.Presence` and
+:class:`~.calls.Calls`. It runs three loops (the outbox's, the receiver's
+and the heartbeat) and says whether Redis is reachable: when either
+connection is lost, what this node published and has not heard back reaches
+its local clients at once. The theory of operation is in
+:mod:`wskit.hub.backplane.redis`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import urllib.parse
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from ..interface import Backplane, BackplaneStats, Entry, HistoryError, Node, Position, Target
+from .calls import Calls
+from .link import OUTAGE, Keys, Link, logger
+from .outbox import Echoes, Outbox, Outgoing
+from .presence import Presence
+from .receiver import Receiver
+from .streams import read_history
+
+__all__ = ["RedisBackplane"]
+
+# The keyword arguments a query parameter of the URL may set.
+_OPTIONS = ("prefix", "heartbeat", "node_ttl", "buffer", "call_timeout")
+
+
+class RedisBackplane(Backplane):
+    """A backplane on Redis pub/sub and streams; see :mod:`wskit.hub.backplane.redis`.
+
+    Args:
+        url: ``redis://[[user]:password@]host[:port][/db]``. Query parameters
+            named like the keyword arguments below set them
+            (``redis://h:6379/0?prefix=chat&heartbeat=0.5``).
+        prefix: of every key and channel, so that apps can share a server.
+        buffer: messages kept while Redis cannot be reached; past it the
+            oldest are dropped (counted and logged).
+        heartbeat: seconds between this node's liveness beats and presence sweeps.
+        node_ttl: seconds after its last beat when a node counts as dead.
+        call_timeout: default seconds to wait for the answers of a call.
+        backoff: the first and the longest wait between reconnection attempts.
+        batch: commands sent in one pipeline at most.
+        timeout: seconds a Redis command may take before it counts as failed.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "wskit",
+        buffer: int = 10_000,
+        heartbeat: float = 1.0,
+        node_ttl: float = 5.0,
+        call_timeout: float = 2.0,
+        backoff: tuple[float, float] = (0.05, 2.0),
+        batch: int = 256,
+        timeout: float = 5.0,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        query = urllib.parse.parse_qs(parts.query)
+        options: dict[str, Any] = {
+            "prefix": prefix,
+            "heartbeat": heartbeat,
+            "node_ttl": node_ttl,
+            "buffer": buffer,
+            "call_timeout": call_timeout,
+        }
+        for key in _OPTIONS:
+            if key in query:
+                value = query.pop(key)[-1]
+                options[key] = value if key == "prefix" else type(options[key])(float(value))
+        rest = urllib.parse.urlencode(query, doseq=True)
+        self.url = urllib.parse.urlunsplit(parts._replace(query=rest))
+        self.buffer: int = options["buffer"]
+        self.heartbeat: float = options["heartbeat"]
+        self.node_ttl: float = options["node_ttl"]
+        self.call_timeout: float = options["call_timeout"]
+        self.backoff = backoff
+        self.batch = batch
+        self.timeout = timeout
+        self.history_size = 1000
+        self.node_id = uuid.uuid4().hex[:16]
+        address = (
+            parts.hostname or "127.0.0.1",
+            parts.port or 6379,
+            urllib.parse.unquote(parts.username) if parts.username else None,
+            urllib.parse.unquote(parts.password) if parts.password else None,
+        )
+        self._link = link = Link(self, Keys(options["prefix"]))
+        self._echoes = Echoes(link)
+        self._outbox = Outbox(link, self._echoes, self._state_changed)
+        self._calls = Calls(link)
+        self._presence = Presence(link, self._outbox)
+        self._receiver = Receiver(
+            link,
+            address,
+            self._outbox,
+            self._echoes,
+            self._calls,
+            self._state_changed,
+            self._reconnected,
+        )
+        self._live = False
+        self._loops: list[asyncio.Task[None]] = []
+        self._up: asyncio.Event | None = None
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of every key and channel."""
+        return self._link.keys.prefix
+
+    @prefix.setter
+    def prefix(self, value: str) -> None:
+        self._link.keys.prefix = value
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def stats(self) -> BackplaneStats:
+        """Counters (see :class:`~wskit.hub.backplane.BackplaneStats`)."""
+        stats = self._link.stats
+        stats.buffered = len(self._outbox)
+        return stats
+
+    @property
+    def connected(self) -> bool:
+        """Whether both connections to Redis are up."""
+        return self._live
+
+    def attach(self, node: Node) -> None:
+        """Register the hub (one per backplane)."""
+        if self._link.node is not None:
+            raise RuntimeError("a RedisBackplane serves one hub; make one per hub")
+        self._link.node = node  # type: ignore[assignment]
+
+    async def start(self) -> None:
+        """Connect, subscribe to this node's channels, and wait (briefly) for Redis."""
+        if self._loops:
+            return
+        link = self._link
+        link.closing = False
+        self._up = asyncio.Event()
+        link.client = aioredis.Redis.from_url(
+            self.url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        self._receiver.add_channel(link.keys.key("node", self.node_id))
+        self._receiver.listen(Target.ALL, "")
+        self._loops = [
+            asyncio.ensure_future(self._outbox.run()),
+            asyncio.ensure_future(self._receiver.run()),
+            asyncio.ensure_future(self._heartbeat_loop()),
+        ]
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._up.wait(), min(2.0, self.timeout))
+
+    async def close(self) -> None:
+        """Publish what waits (a few seconds at most), leave the cluster, disconnect."""
+        if not self._loops:
+            return
+        link = self._link
+        deadline = time.monotonic() + 3.0
+        while len(self._outbox) and self._outbox.sending:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.01)
+        link.closing = True
+        for task in [*self._loops, *link.tasks]:
+            task.cancel()
+        # redis-py may swallow a cancellation; the loops also check link.closing.
+        pending: list[asyncio.Future[Any]] = [*self._loops, *link.tasks]
+        await asyncio.wait(pending, timeout=2.0)
+        self._loops = []
+        self._receiver.close()
+        if link.client is not None:
+            with contextlib.suppress(*OUTAGE):
+                await self._presence.retire(1.0)
+            with contextlib.suppress(*OUTAGE):
+                await link.client.aclose()
+            link.client = None
+        self._outbox.stopped()
+        self._live = False
+
+    def _state_changed(self) -> None:
+        """The outbox or the receiver found Redis reachable, or not: is the node live?"""
+        live = self._outbox.sending and self._receiver.receiving
+        if live == self._live:
+            return
+        self._live = live
+        if live:
+            logger.info("redis backplane %s: connected", self.node_id)
+            if self._up is not None:
+                self._up.set()
+            return
+        logger.warning("redis backplane %s: redis unreachable; serving local clients", self.node_id)
+        self._outbox.requeue(self._echoes.lost())
+
+    def _reconnected(self) -> None:
+        # Redis may have restarted empty: register this node's presence again.
+        self._link.spawn(self._presence.restore())
+
+    async def _heartbeat_loop(self) -> None:
+        link = self._link
+        ttl = max(1, int(self.node_ttl * 1000))
+        while not link.closing:
+            try:
+                await self._presence.beat(ttl)
+            except OUTAGE as exc:
+                logger.debug("heartbeat failed: %r", exc)
+            # An answer on the subscriber within its read timeout proves it alive.
+            self._receiver.ping()
+            await asyncio.sleep(self.heartbeat)
+
+    # -- publishing ------------------------------------------------------------------
+
+    def subscribe(self, room: str) -> None:
+        """Listen to ``room`` (it has a local member now)."""
+        self._receiver.listen(Target.ROOM, room)
+
+    def unsubscribe(self, room: str) -> None:
+        """Stop listening to ``room``."""
+        self._receiver.stop_listening(room)
+
+    def client_added(self, client_id: str) -> None:
+        """Listen to the channel of a new local client."""
+        self._receiver.add_channel(self._link.keys.channel(Target.CLIENT, client_id))
+
+    def client_removed(self, client_id: str) -> None:
+        """Stop listening to the channel of a client that left."""
+        self._receiver.remove_channel(self._link.keys.channel(Target.CLIENT, client_id))
+
+    def publish(self, target: Target, name: str, message: str, exclude: str | None = None) -> None:
+        """Publish through Redis (see the theory of operation); never blocks."""
+        link = self._link
+        node = link.node
+        assert node is not None, "attach the backplane to a hub first"
+        link.stats.sent += 1
+        seq = next(self._outbox.seq)
+        if target is Target.CLIENT:
+            if node.is_local(name):
+                node.deliver(target, name, message, exclude)
+                link.stats.published += 1
+                link.stats.delivered += 1
+                return
+            self._outbox.enqueue(Outgoing("pub", seq, target, name, message, exclude))
+            return
+        out = Outgoing("seq", seq, target, name if target is Target.ROOM else "", message, exclude)
+        if link.keys.channel(target, name) in self._receiver.streams:
+            # It comes back on the channel: wait for it (or deliver it now, during an outage).
+            self._echoes.track(out, self._live)
+        self._outbox.enqueue(out)
+
+    # -- recovery --------------------------------------------------------------------
+
+    def cursor(self, room: str) -> Position | None:
+        """This node's last position in ``room`` (``None`` while it is being established)."""
+        return self._receiver.cursor(room)
+
+    async def wait_cursor(self, room: str, timeout: float) -> Position:
+        """Wait until the node knows its position in ``room``."""
+        return await self._receiver.wait_cursor(room, timeout)
+
+    async def history(self, room: str, since: Position) -> tuple[str, list[Entry]]:
+        """The room's messages after ``since`` from its Redis stream."""
+        if self._link.client is None:
+            raise HistoryError("unavailable", "not started")
+        return await read_history(self._link.client, self._link.keys, room, since)
+
+    async def save_session(self, session: str, data: str, ttl: float) -> None:
+        """``SET P:session:ID data PX ttl``."""
+        client = self._link.client
+        assert client is not None
+        await client.set(self._link.keys.key("session", session), data, px=max(1, int(ttl * 1000)))
+
+    async def load_session(self, session: str) -> str | None:
+        """``GET P:session:ID``."""
+        client = self._link.client
+        assert client is not None
+        value = await client.get(self._link.keys.key("session", session))
+        return value.decode() if value is not None else None
+
+    # -- presence and calls ----------------------------------------------------------
+
+    def presence_add(self, room: str, client_id: str, info: dict[str, Any]) -> None:
+        """Record the entry, announce the join (here at once, elsewhere through Redis)."""
+        self._presence.add(room, client_id, info)
+
+    def presence_remove(self, room: str, client_id: str) -> None:
+        """Remove the entry, announce the leave."""
+        self._presence.remove(room, client_id)
+
+    async def presence(self, room: str) -> dict[str, dict[str, Any]]:
+        """Who is in ``room`` on the nodes that are alive."""
+        return await self._presence.members(room)
+
+    async def call(
+        self, op: str, args: dict[str, Any], client_id: str | None = None, timeout: float = 2.0
+    ) -> list[Any]:
+        """Publish a call; collect as many answers as nodes received it, within ``timeout``."""
+        return await self._calls.call(op, args, client_id, timeout)

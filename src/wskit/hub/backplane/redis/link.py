@@ -1,0 +1,148 @@
+"""What every part of one Redis backplane shares: the link between this node and Redis.
+
+A :class:`~.backplane.RedisBackplane` makes one :class:`Link` and hands it
+to each of its parts (the outbox, the receiver, presence and calls). The
+link holds what they all use: the names of the keys and channels
+(:class:`Keys`), the hub that receives deliveries, redis-py's client for
+commands, the counters, and the background tasks. It also says what counts
+as Redis being out of reach (:data:`OUTAGE`) and how long to wait before
+trying again (:class:`Backoff`). Each part keeps the rest of its state to
+itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from redis.exceptions import RedisError
+
+from ..interface import BackplaneStats, ClusterNode, Target
+
+__all__ = ["OUTAGE", "Backoff", "Keys", "Link", "Options", "logger"]
+
+#: The logger of every part of the Redis backplane (named for the module it began in).
+logger = logging.getLogger("wskit.hub.redis")
+
+#: The errors that mean Redis cannot be reached (or did not answer in time).
+OUTAGE = (RedisError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError)
+
+
+class Backoff:
+    """Exponential waits between attempts: the first, doubled after each, up to the longest."""
+
+    __slots__ = ("first", "longest", "delay")
+
+    def __init__(self, bounds: tuple[float, float]) -> None:
+        self.first, self.longest = bounds
+        #: What the next :meth:`wait` waits.
+        self.delay = self.first
+
+    def reset(self) -> None:
+        """An attempt succeeded: the next failure waits the first delay again."""
+        self.delay = self.first
+
+    async def wait(self) -> None:
+        """Wait before the next attempt, and double the wait after it."""
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.longest)
+
+
+class Keys:
+    """The names of the keys and channels under one prefix (``P``).
+
+    The theory of operation of :mod:`wskit.hub.backplane.redis` says what
+    each of them holds.
+    """
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def key(self, *parts: str) -> str:
+        """``P:part:part...``."""
+        return ":".join((self.prefix, *parts))
+
+    def channel(self, target: Target, name: str) -> str:
+        """The channel of a room (``P:room:NAME``), a client (``P:client:ID``), all (``P:all``)."""
+        if target is Target.ROOM:
+            return self.key("room", name)
+        if target is Target.CLIENT:
+            return self.key("client", name)
+        return self.key("all")
+
+    def numbered(self, target: Target, name: str) -> tuple[str, str, str]:
+        """The channel, meta key and stream key of a room, or of the global channel."""
+        if target is Target.ROOM:
+            meta, stream = self.key("meta", name), self.key("hist", name)
+        else:
+            meta, stream = self.key("meta-all"), self.key("hist-all")
+        return self.channel(target, name), meta, stream
+
+
+class Options(Protocol):
+    """The settings of a Redis backplane that its parts read (its public attributes).
+
+    The parts read them when they need them, so that a change made to the
+    backplane's attribute applies from then on.
+    """
+
+    #: This node's id in the cluster.
+    node_id: str
+    #: Outbox entries kept while Redis cannot be reached.
+    buffer: int
+    #: Outbox entries sent in one pipeline at most.
+    batch: int
+    #: Seconds between liveness beats (and subscriber pings).
+    heartbeat: float
+    #: Seconds after its last beat when a node counts as dead.
+    node_ttl: float
+    #: Seconds a command (or a connection attempt) may take.
+    timeout: float
+    #: The first and the longest wait between attempts.
+    backoff: tuple[float, float]
+    #: Messages kept per stream.
+    history_size: int
+    #: Seconds an idle stream is kept.
+    history_ttl: float
+
+
+class Link:
+    """The state the parts of one Redis backplane share; the backplane keeps it current.
+
+    ``node`` is set when the backplane is attached to its hub, ``client``
+    while the backplane runs (from ``start()`` until ``close()``), and
+    ``closing`` once ``close()`` began; the parts read them and count what
+    they do in ``stats``.
+    """
+
+    __slots__ = ("options", "keys", "stats", "node", "client", "closing", "tasks")
+
+    def __init__(self, options: Options, keys: Keys) -> None:
+        self.options = options
+        self.keys = keys
+        self.stats = BackplaneStats()
+        #: The hub that receives deliveries (``None`` until attached).
+        self.node: ClusterNode | None = None
+        #: redis-py's client for commands (``None`` unless running). Its typing
+        #: says "bytes | str" everywhere; this client answers bytes.
+        self.client: Any = None
+        #: ``close()`` began: the loops stop.
+        self.closing = False
+        #: The background tasks (``close()`` cancels them).
+        self.tasks: set[asyncio.Future[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+        """Run ``coro`` in the background until it ends or ``close()``; its error is logged."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("error in a redis backplane task", exc_info=task.exception())

@@ -1,0 +1,374 @@
+"""The sending side of the Redis backplane: one ordered outbox, and the echoes it waits for.
+
+Theory of operation
+===================
+
+Every command this node sends to Redis for the hub is an :class:`Outgoing`
+entry of one :class:`Outbox`, in the order it was made: a numbered publish
+(a room's or the global channel's, through the Lua script ``publish.lua``),
+a plain publish (to one client), or commands built by another part
+(presence updates, the read of where a stream stands when the node starts
+listening to it, which must come in order with the node's publishes). One
+task, :meth:`Outbox.run`, sends the entries in batches, one pipeline per
+batch. When a batch fails (Redis cannot be reached), its entries go back to
+the front of the outbox, in sequence order, and the loop tries again after
+a backoff; meanwhile the outbox grows up to ``buffer`` entries, then drops
+the oldest (counted in ``stats.dropped`` and logged).
+
+A numbered message this node publishes to a channel it listens to comes
+back to it on that channel (its echo), and is delivered to the local
+clients from there, in the stream's order. :class:`Echoes` keeps these
+messages until then, for the time Redis cannot be reached: they reach the
+local clients at once (and are not delivered again when they come back),
+and those Redis may have lost are published again (the script and the
+receivers drop the ones they already had).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from ..interface import Target
+from .link import OUTAGE, Backoff, Link, logger
+
+__all__ = ["PUBLISH_SCRIPT", "Echoes", "Outbox", "Outgoing"]
+
+#: The Lua script of a numbered publish (``publish.lua``, next to this module).
+PUBLISH_SCRIPT = (resources.files(__package__ or "") / "publish.lua").read_text(encoding="utf-8")
+
+# Own messages echoed this many seconds before an outage are published again
+# after it (see Echoes.lost).
+_RESEND_WINDOW = 2.0
+
+
+class Outgoing:
+    """One entry of the outbox: a numbered publish, a plain publish, or commands.
+
+    ``op`` is ``"seq"`` (numbered: a room's or the global channel's message),
+    ``"pub"`` (a plain publish to a client's channel) or ``"cmd"`` (``build``
+    adds commands to the pipeline; ``on_result`` gets the reply to the first).
+    ``seq`` orders the entries, and numbers this node's messages.
+    """
+
+    __slots__ = (
+        "op",
+        "seq",
+        "target",
+        "name",
+        "message",
+        "exclude",
+        "build",
+        "on_result",
+        "local",
+        "echoed",
+        "queued",
+        "resend",
+    )
+
+    def __init__(
+        self,
+        op: str,
+        seq: int = 0,
+        target: Target = Target.ALL,
+        name: str = "",
+        message: str = "",
+        exclude: str | None = None,
+        build: Callable[[Any], None] | None = None,
+        on_result: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.op = op
+        self.seq = seq
+        self.target = target
+        self.name = name
+        self.message = message
+        self.exclude = exclude
+        self.build = build
+        self.on_result = on_result
+        #: Waiting in the outbox (or in flight).
+        self.queued = False
+        #: Delivered to the local clients already (during an outage).
+        self.local = False
+        #: Came back on the channel (and was delivered from there).
+        self.echoed = False
+        #: Published already, and published again after an outage.
+        self.resend = False
+
+
+class Echoes:
+    """This node's numbered messages, from their publish until they come back on their channel.
+
+    Only the messages to a channel this node listens to come back; the
+    backplane tracks those (:meth:`track`) and the receiver reports them
+    back (:meth:`came_back`).
+    """
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+        #: The messages on their way, by sequence number, oldest first.
+        self.waiting: OrderedDict[int, Outgoing] = OrderedDict()
+        # Own messages that came back on the channel lately, with when. Redis
+        # may die before writing them to the other subscribers: after an outage
+        # they are published again, and the receivers drop the ones they had.
+        self._recent: deque[tuple[float, Outgoing]] = deque(maxlen=link.options.buffer)
+
+    def track(self, out: Outgoing, live: bool) -> None:
+        """Wait for ``out`` to come back; while Redis is not ``live``, deliver it here now."""
+        self.waiting[out.seq] = out
+        if len(self.waiting) > 4 * self._link.options.buffer:
+            self.waiting.popitem(last=False)
+        if not live:
+            self.deliver_early(out)
+
+    def forget(self, seq: int) -> None:
+        """The message ``seq`` will not come back (the outbox dropped it)."""
+        self.waiting.pop(seq, None)
+
+    def came_back(self, seq: int) -> Outgoing | None:
+        """This node's message ``seq`` came back: the entry it was, if it waited for it.
+
+        Unless it reached the local clients already (``local``), it is marked
+        ``echoed``: its delivery is the receiver's, from the channel.
+        """
+        out = self.waiting.pop(seq, None)
+        if out is not None:
+            self._recent.append((time.monotonic(), out))
+            if not out.local:
+                out.echoed = True
+        return out
+
+    def deliver_early(self, out: Outgoing) -> None:
+        """Deliver ``out`` to the local clients now, unless it was already, or came back."""
+        if out.local or out.echoed or out.seq not in self.waiting:
+            return
+        out.local = True
+        node = self._link.node
+        assert node is not None
+        node.deliver(out.target, out.name, out.message, out.exclude)
+        self._link.stats.delivered += 1
+
+    def lost(self) -> list[Outgoing]:
+        """Redis went away: deliver what waits here now; what to publish again when it is back.
+
+        What has not come back reaches the local clients now; what Redis
+        accepted but did not echo is sent again (it may have been lost with
+        Redis; the script and the receivers drop it if it was not), and so is
+        what came back just before the outage (perhaps not written to every
+        subscriber).
+        """
+        again = []
+        for out in list(self.waiting.values()):
+            self.deliver_early(out)
+            if not out.queued and not out.echoed:
+                again.append(out)
+        horizon = time.monotonic() - _RESEND_WINDOW
+        for when, out in self._recent:
+            if when >= horizon and not out.queued:
+                out.resend = True
+                again.append(out)
+        self._recent.clear()
+        return again
+
+
+class Outbox:
+    """The ordered queue of everything this node sends to Redis, and the loop that sends it.
+
+    Args:
+        link: what the parts of the backplane share.
+        echoes: told when a message it waits for is dropped.
+        on_state: called when :attr:`sending` may have changed.
+    """
+
+    def __init__(self, link: Link, echoes: Echoes, on_state: Callable[[], None]) -> None:
+        self._link = link
+        self._echoes = echoes
+        self._on_state = on_state
+        #: Numbers the entries, in the order they are made.
+        self.seq = itertools.count(1)
+        self._queue: deque[Outgoing] = deque()
+        self._inflight: list[Outgoing] = []
+        self._wake: asyncio.Event | None = None
+        self._sha = ""
+        self._sending = False
+        self._last_drop_log = 0.0
+
+    def __len__(self) -> int:
+        """How many entries wait (in the outbox, or sent and not answered yet)."""
+        return len(self._queue) + len(self._inflight)
+
+    def enqueue(self, out: Outgoing) -> None:
+        """Add ``out`` at the end; past ``buffer`` entries, the oldest is dropped."""
+        if len(self._queue) >= self._link.options.buffer:
+            old = self._queue.popleft()
+            old.queued = False
+            if old.op == "cmd":
+                logger.warning("redis backplane: outage buffer full; a presence update is lost")
+            else:
+                stats = self._link.stats
+                stats.dropped += 1
+                self._echoes.forget(old.seq)
+                now = time.monotonic()
+                if now - self._last_drop_log > 1.0:
+                    self._last_drop_log = now
+                    logger.warning(
+                        "redis backplane: outage buffer full (%d); dropped %d message(s) so far",
+                        self._link.options.buffer,
+                        stats.dropped,
+                    )
+        out.queued = True
+        self._queue.append(out)
+        if self._wake is not None:
+            self._wake.set()
+
+    def command(
+        self, build: Callable[[Any], None], on_result: Callable[[Any], None] | None = None
+    ) -> None:
+        """Send the commands ``build`` adds to a pipeline, in order with the rest.
+
+        ``on_result`` gets the reply to the first of them, unless it failed.
+        """
+        self.enqueue(Outgoing("cmd", next(self.seq), build=build, on_result=on_result))
+
+    def requeue(self, outs: list[Outgoing]) -> None:
+        """Put entries back in the outbox, keeping it in sequence order."""
+        if not outs:
+            return
+        for out in outs:
+            out.queued = True
+        merged = sorted([*outs, *self._queue], key=lambda out: out.seq)
+        self._queue.clear()
+        self._queue.extend(merged)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Send what the outbox holds, batch after batch, until the backplane closes."""
+        link = self._link
+        self._wake = wake = asyncio.Event()
+        backoff = Backoff(link.options.backoff)
+        while not link.closing:
+            if not self._queue:
+                wake.clear()
+                if not self._sending:
+                    await self._probe()
+                else:
+                    await wake.wait()
+                    continue
+            if not self._queue:
+                if self._sending:
+                    backoff.reset()
+                    continue
+                await backoff.wait()
+                continue
+            count = min(link.options.batch, len(self._queue))
+            batch = [self._queue.popleft() for _ in range(count)]
+            self._inflight = batch
+            try:
+                results = await self._execute(batch)
+            except OUTAGE as exc:
+                logger.debug("redis publish failed: %r", exc)
+                self._sha = ""
+                self._inflight = []
+                self.requeue(batch)
+                self._set_sending(False)
+                await backoff.wait()
+                continue
+            self._inflight = []
+            backoff.reset()
+            for out, result in zip(batch, results, strict=True):
+                out.queued = False
+                if out.op == "cmd":
+                    if out.on_result is not None and not isinstance(result, Exception):
+                        out.on_result(result)
+                    continue
+                if isinstance(result, Exception):
+                    link.stats.dropped += 1
+                    logger.error("redis backplane: a message was refused: %s", result)
+                    continue
+                if not out.resend:
+                    link.stats.published += 1
+            self._set_sending(True)
+
+    @property
+    def sending(self) -> bool:
+        """Whether Redis took the last batch (or answered the last ping)."""
+        return self._sending
+
+    def stopped(self) -> None:
+        """The backplane closed: the next :meth:`run` starts as if Redis were unreachable."""
+        self._sending = False
+
+    def _set_sending(self, ok: bool) -> None:
+        self._sending = ok
+        self._on_state()
+
+    async def _probe(self) -> None:
+        try:
+            await self._link.client.ping()
+        except OUTAGE:
+            return
+        self._sha = ""
+        self._set_sending(True)
+
+    async def _execute(self, batch: list[Outgoing]) -> list[Any]:
+        """Send a batch in one pipeline; one result per entry (the first of its commands)."""
+        client = self._link.client
+        if not self._sha:
+            self._sha = await client.script_load(PUBLISH_SCRIPT)
+        results = await self._pipeline(batch)
+        again = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if again:
+            # Redis restarted since the script was loaded: load it, send those again.
+            self._sha = await client.script_load(PUBLISH_SCRIPT)
+            retried = await self._pipeline([batch[i] for i in again])
+            for i, result in zip(again, retried, strict=True):
+                results[i] = result
+        return results
+
+    async def _pipeline(self, batch: list[Outgoing]) -> list[Any]:
+        link = self._link
+        options, keys = link.options, link.keys
+        node_id = options.node_id
+        maxlen = str(max(1, options.history_size))
+        ttl = str(int(max(options.history_ttl, 1.0) * 1000))
+        async with link.client.pipeline(transaction=False) as pipe:
+            spans = []
+            for out in batch:
+                before = len(pipe.command_stack)
+                if out.op == "seq":
+                    channel, meta, stream = keys.numbered(out.target, out.name)
+                    pipe.evalsha(
+                        self._sha,
+                        2,
+                        meta,
+                        stream,
+                        channel,
+                        node_id,
+                        str(out.seq),
+                        json.dumps(out.exclude),
+                        out.message,
+                        maxlen,
+                        ttl,
+                        uuid.uuid4().hex[:12],
+                    )
+                elif out.op == "pub":
+                    header = json.dumps(
+                        {"k": "m", "n": node_id, "s": out.seq, "x": out.exclude},
+                        separators=(",", ":"),
+                    )
+                    pipe.publish(keys.channel(out.target, out.name), f"{header}\n{out.message}")
+                else:
+                    assert out.build is not None
+                    out.build(pipe)
+                spans.append((before, len(pipe.command_stack)))
+            raw = await pipe.execute(raise_on_error=False)
+        return [raw[start] if end > start else None for start, end in spans]
