@@ -72,7 +72,8 @@ the client for commands, the counters, the background tasks):
   order, and the catch-up from the streams (:mod:`~.streams`: the cursors,
   reading a stream back, the history for recovery);
 * :mod:`~.subscriber`: the subscriber connection, a bare RESP2 client;
-* :mod:`~.presence`: presence entries, the heartbeat, the sweep of dead nodes;
+* :mod:`~.presence`: presence entries, the node's liveness beat (which the
+  backplane's heartbeat loop makes), the sweep of dead nodes;
 * :mod:`~.calls`: node-to-node calls and their answers.
 """
 
