@@ -11,11 +11,14 @@ parameter annotated with the hub's client class receives the calling client.
 A value that does not fit raises :class:`ConversionError`, whose message
 names the argument and what was wrong, e.g. ``argument 'age': expected
 int, got str``; the hub answers the request with it.
+
+The way back, :func:`to_builtins` (a handler's result as JSON-ready
+values), belongs to the encoders of :mod:`wskit.hub.wire` and is re-exported
+here.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import enum
 import inspect
@@ -24,7 +27,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .wire import IrisValue
+from .wire import IrisValue, is_struct, to_builtins
 
 __all__ = ["ConversionError", "HandlerSignature", "signature_of", "convert", "to_builtins"]
 
@@ -55,14 +58,6 @@ def _fail(path: str, expected: Any, value: Any) -> ConversionError:
 
 def _is_typeddict(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, dict) and hasattr(tp, "__required_keys__")
-
-
-def _is_struct(tp: Any) -> bool:
-    try:
-        import msgspec
-    except ImportError:  # pragma: no cover - msgspec is optional
-        return False
-    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
 
 
 def _from_iris(value: IrisValue, tp: Any, path: str) -> Any:
@@ -173,7 +168,7 @@ def convert(value: Any, tp: Any, path: str = "value") -> Any:
             return _convert_dataclass(value, tp, path)
         if _is_typeddict(tp):
             return _convert_typeddict(value, tp, path)
-        if _is_struct(tp):
+        if is_struct(tp):
             return _convert_struct(value, tp, path)
         if isinstance(value, tp):
             return value
@@ -247,28 +242,6 @@ def _convert_struct(value: Any, tp: type, path: str) -> Any:
         raise ConversionError(f"argument {path!r}: {exc}") from None
 
 
-def to_builtins(value: Any) -> Any:
-    """Turn a handler's result into JSON-ready values (dataclasses, Structs, enums, sets)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: to_builtins(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if value is None or isinstance(value, str | int | float):
-        return value  # JSON-native already (the items of the containers above and below)
-    if isinstance(value, dict):
-        return {k: to_builtins(v) for k, v in value.items()}
-    if isinstance(value, list | set | frozenset | tuple):
-        return [to_builtins(v) for v in value]
-    if isinstance(value, bytes):
-        # Base64, the usual way to put bytes in JSON (msgspec does the same).
-        return base64.b64encode(value).decode("ascii")
-    if _is_struct(type(value)):
-        import msgspec
-
-        return msgspec.to_builtins(value)
-    raise TypeError(f"cannot send a {type(value).__name__} over the wire")
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Param:
     name: str
@@ -286,7 +259,7 @@ class HandlerSignature:
     the others take the event's arguments in order.
     """
 
-    __slots__ = ("func", "is_async", "_params", "_varargs", "_plain", "_injects", "_leading")
+    __slots__ = ("func", "is_async", "_params", "_varargs", "_plain", "_leading")
 
     def __init__(self, func: Callable[..., Any], client_type: type) -> None:
         self.func = func
@@ -310,7 +283,6 @@ class HandlerSignature:
             required = param.default is _MISSING
             params.append(_Param(param.name, hint, inject, required, param.default))
         self._params = tuple(params)
-        self._injects = any(p.inject for p in params)
         # The common cases skip conversion entirely: no hints (or ``Any``) on
         # the wire arguments, and the client, if asked for, first.
         leading = 0

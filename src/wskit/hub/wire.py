@@ -5,10 +5,18 @@ back. The hub only sees packets, so its handlers do not change with the wire
 format. Two are built in: :class:`WsWrapperProtocol` (the default; the JSON
 format of the npm ``ws-wrapper`` client and of ``wskit.js``) and
 :class:`IrisProtocol` (the text format of the iris JavaScript client).
+
+Values: an iris value arrives as an :class:`IrisValue` (its tag and raw
+text), which :mod:`wskit.hub.convert` reads by the handler's type hints; what
+a handler returns goes out through :func:`to_builtins`, which makes
+dataclasses, enums, sets, bytes and msgspec structs JSON-ready.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import enum
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +32,13 @@ __all__ = [
     "IrisProtocol",
     "IrisValue",
 ]
+
+HUB_CHANNEL = "_wskit"
+"""The hub's own channel: the requests ``join``, ``leave`` (``client_rooms``)
+and ``hello``, and recovery's notices (see :mod:`wskit.hub.recovery`)."""
+
+SESSION_QUERY_KEY = "wskit"
+"""The query parameter of the WebSocket URL that asks for a recovery session."""
 
 
 # Packets are named tuples rather than frozen dataclasses: one is built per
@@ -103,17 +118,41 @@ JsonDumps = Callable[[Any], str]
 JsonLoads = Callable[[str | bytes], Any]
 
 
-def _to_builtins(value: Any) -> Any:
-    """Serialize dataclasses and msgspec Structs that a handler returns."""
-    from .convert import to_builtins
+def is_struct(tp: Any) -> bool:
+    """Whether ``tp`` is a msgspec ``Struct`` class (``False`` without msgspec)."""
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - msgspec is optional
+        return False
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
 
-    return to_builtins(value)
+
+def to_builtins(value: Any) -> Any:
+    """Turn a handler's result into JSON-ready values (dataclasses, Structs, enums, sets)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: to_builtins(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if value is None or isinstance(value, str | int | float):
+        return value  # JSON-native already (the items of the containers above and below)
+    if isinstance(value, dict):
+        return {k: to_builtins(v) for k, v in value.items()}
+    if isinstance(value, list | set | frozenset | tuple):
+        return [to_builtins(v) for v in value]
+    if isinstance(value, bytes):
+        # Base64, the usual way to put bytes in JSON (msgspec does the same).
+        return base64.b64encode(value).decode("ascii")
+    if is_struct(type(value)):
+        import msgspec
+
+        return msgspec.to_builtins(value)
+    raise TypeError(f"cannot send a {type(value).__name__} over the wire")
 
 
 # One encoder for every message: json.dumps with non-default arguments would
 # build a new JSONEncoder on each call.
 _compact_dumps: Callable[[Any], str] = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, default=_to_builtins
+    separators=(",", ":"), ensure_ascii=False, default=to_builtins
 ).encode
 
 
@@ -127,7 +166,7 @@ def _fastest_dumps() -> JsonDumps:
         import msgspec
     except ImportError:
         return _compact_dumps
-    encode = msgspec.json.Encoder(enc_hook=_to_builtins).encode
+    encode = msgspec.json.Encoder(enc_hook=to_builtins).encode
 
     def dumps(value: Any) -> str:
         return encode(value).decode()
