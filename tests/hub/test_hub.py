@@ -20,7 +20,7 @@ import msgspec
 import pytest
 
 import wskit
-import wskit.hub.hub as hub_module
+import wskit.hub.rooms as rooms_module
 from wskit.exceptions import ConnectionClosed
 from wskit.hub import Client, Hub, IrisProtocol, RequestError
 
@@ -810,7 +810,7 @@ async def test_cancel_cancels_the_handler_task() -> None:
         assert await peer.call("ping") == "pong"
         assert peer.backlog == []
         (client,) = hub.clients.values()
-        assert client._tasks == {}
+        assert client.request_tasks == {}
         await peer.close()
 
 
@@ -902,7 +902,7 @@ async def test_a_room_emit_is_encoded_once_for_every_member(
             await peer.call("join", "room")
         await peers[3].call("ping")
         monkeypatch.setattr(hub.protocol, "encode_event", counting_encode)
-        monkeypatch.setattr(hub_module, "PreparedMessage", CountingPrepared)
+        monkeypatch.setattr(rooms_module, "PreparedMessage", CountingPrepared)
         CountingPrepared.built.clear()
         hub.to("room").emit("news", "x" * 1000)
         assert encodes == ["news"]
@@ -998,7 +998,7 @@ async def test_overflow_close_closes_the_slow_client(code: int) -> None:
         slow, slow_client, fast = await _slow_and_fast(hub, url)
         received: list[int] = []
         reader = asyncio.create_task(_read_numbers(fast, received))
-        sent = await _fill_until(hub, lambda: slow_client._closed)
+        sent = await _fill_until(hub, lambda: slow_client.closed)
         await wait_until(lambda: len(received) == sent)
         reader.cancel()
         assert received == list(range(1, sent + 1))

@@ -1,9 +1,10 @@
 """The event hub: events, rooms, channels, requests and typed handlers.
 
-See :mod:`wskit.hub.hub` for the theory of operation, :mod:`wskit.hub.redis`
-for many processes on Redis (``Hub(backplane="redis://...")``, imported only
-then) and :mod:`wskit.hub.recovery` for the recovery of missed messages. Serve a hub with
-:func:`wskit.serve` (``await wskit.serve(hub, host, port)``) or
+See :mod:`wskit.hub.hub` for the theory of operation (a newcomer starts
+there) and the map of the package, :mod:`wskit.hub.redis` for many
+processes on Redis (``Hub(backplane="redis://...")``, imported only then)
+and :mod:`wskit.hub.recovery` for the recovery of missed messages. Serve a
+hub with :func:`wskit.serve` (``await wskit.serve(hub, host, port)``) or
 :meth:`Hub.serve`, which also serves the JavaScript client at ``/wskit.js``.
 """
 
@@ -17,11 +18,14 @@ from .backplane import (
     PresenceEvent,
     Target,
 )
-from .client import HubClient
+from .client import Client, ClientChannel
 from .cluster import ClientInfo, Cluster
 from .convert import ConversionError
-from .hub import Client, ClientChannel, Hub, HubChannel, Reject, RequestError, RoomEmitter
+from .errors import Reject, RequestError
+from .hub import Hub, HubChannel
+from .hub_client import HubClient
 from .recovery import Recovery
+from .rooms import RoomEmitter
 from .wire import Cancel, Event, IrisProtocol, IrisValue, Result, WireProtocol, WsWrapperProtocol
 
 __all__ = [

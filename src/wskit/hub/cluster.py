@@ -4,17 +4,38 @@ With the memory backplane the cluster is this process (every hub attached
 to the same backplane); with Redis, the calls go over request/response
 channels and wait at most ``timeout`` seconds for the answers. A node that
 does not answer in time is left out of a listing.
+
+The other side, answering the calls of other nodes, is the hub's
+``handle_call`` (:class:`~wskit.hub.backplane.ClusterNode`). :class:`Cluster`
+needs of its hub only :class:`ClusterHub`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .hub import Hub
+from .backplane import Backplane
 
-__all__ = ["Cluster", "ClientInfo"]
+__all__ = ["Cluster", "ClusterHub", "ClientInfo"]
+
+
+class ClusterHub(Protocol):
+    """What :class:`Cluster` needs of its hub: the backplane, and this node's answers."""
+
+    @property
+    def backplane(self) -> Backplane:
+        """Carries the calls to the other nodes."""
+        ...
+
+    def is_local(self, client_id: str) -> bool:
+        """Whether the client is connected to this node."""
+        ...
+
+    def handle_call(self, op: str, args: dict[str, Any]) -> Awaitable[Any]:
+        """Answer a call on this node (``clients``, ``rooms``, ``join``...)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +50,7 @@ class ClientInfo:
 class Cluster:
     """The cluster as one hub sees it: ``await hub.cluster.clients("lobby")``."""
 
-    def __init__(self, hub: Hub, timeout: float = 2.0) -> None:
+    def __init__(self, hub: ClusterHub, timeout: float = 2.0) -> None:
         self.hub = hub
         #: Seconds to wait for the nodes' answers.
         self.timeout = timeout
@@ -54,8 +75,7 @@ class Cluster:
         return names
 
     async def _on_client(self, op: str, client_id: str, **args: Any) -> bool:
-        client = self.hub.clients.get(client_id)
-        if client is not None:  # local: no round trip
+        if self.hub.is_local(client_id):  # no round trip
             return bool(await self.hub.handle_call(op, {"client": client_id, **args}))
         answers = await self._call(op, {"client": client_id, **args}, client_id)
         return any(answer is True for answer in answers)

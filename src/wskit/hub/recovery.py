@@ -45,6 +45,12 @@ offset the replay already covered are dropped and the rest are written, in
 order. The history is read only once the node knows its own position in the
 room's stream, so the replay reaches at least as far as the first message
 kept aside.
+
+The :class:`SessionManager` keeps what recovery knows of each client (the
+welcome it was sent, the positions it presented) and of each join being
+recovered (its task, and the room messages held back meanwhile). It works on
+the hub's room table (:class:`~wskit.hub.rooms.LocalRooms`), never on the
+hub itself, and reads the clients through :class:`~wskit.hub.rooms.Member`.
 """
 
 from __future__ import annotations
@@ -53,21 +59,18 @@ import asyncio
 import json
 import logging
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any, Generic
 
 from ..protocol.connection import PreparedMessage
 from .backplane import HistoryError, Position
-
-if TYPE_CHECKING:
-    from .hub import Client, Hub
+from .registry import Spawn
+from .rooms import LocalRooms, M
+from .wire import HUB_CHANNEL, SESSION_QUERY_KEY, WireProtocol
 
 __all__ = ["Recovery", "splice", "format_position", "parse_position", "SessionManager"]
 
 logger = logging.getLogger("wskit.hub")
-
-CHANNEL = "_wskit"
-QUERY_KEY = "wskit"
 
 
 @dataclass(frozen=True)
@@ -117,18 +120,51 @@ def splice(message: str, room: str, position: Position) -> str:
     return f"{head},{rest}"
 
 
-class SessionManager:
-    """The hub's side of recovery (one per hub with ``recovery`` on)."""
+@dataclass(slots=True)
+class _Session:
+    """What recovery knows of one client that has a session."""
 
-    def __init__(self, hub: Hub, settings: Recovery) -> None:
-        self.hub = hub
+    #: The ``welcome`` notice it was sent (and the answer to ``hello``).
+    welcome: dict[str, Any]
+    #: The positions it presented, by room, until it joins that room.
+    asked: dict[str, Position]
+
+
+@dataclass(slots=True)
+class _Join:
+    """A join being recovered: its task, and the room messages held back meanwhile."""
+
+    task: asyncio.Future[Any]
+    held: list[tuple[Position, PreparedMessage]] = field(default_factory=list)
+
+
+class SessionManager(Generic[M]):
+    """The hub's side of recovery (one per hub with ``recovery`` on).
+
+    Args:
+        rooms: the hub's room table, whose members it writes to.
+        protocol: encodes the notices of the ``_wskit`` channel.
+        settings: the recovery settings.
+        spawn: runs the saving of sessions and the replays.
+    """
+
+    def __init__(
+        self, rooms: LocalRooms[M], protocol: WireProtocol, settings: Recovery, spawn: Spawn
+    ) -> None:
+        self.rooms = rooms
+        self.protocol = protocol
         self.settings = settings
+        self._spawn = spawn
+        self._sessions: dict[M, _Session] = {}
+        # The joins being recovered, by room, then by client (what delivery
+        # looks up for every room message; empty rooms are removed).
+        self._joining: dict[str, dict[M, _Join]] = {}
 
     # -- sessions ------------------------------------------------------------------
 
-    async def open(self, client: Client) -> None:
+    async def open(self, client: M) -> None:
         """Read the client's ``wskit`` query parameter; resume or start its session."""
-        values = client.request_info.query_params.get(QUERY_KEY)
+        values = client.request_info.query_params.get(SESSION_QUERY_KEY)
         if not values:
             return
         asked: Any = None
@@ -138,71 +174,90 @@ class SessionManager:
             pass
         session: str | None = None
         recovered, reason = False, None
+        positions: dict[str, Position] = {}
         if isinstance(asked, dict) and isinstance(asked.get("s"), str):
             try:
                 kept = await asyncio.wait_for(
-                    self.hub.backplane.load_session(asked["s"]), self.settings.timeout
+                    self.rooms.backplane.load_session(asked["s"]), self.settings.timeout
                 )
             except Exception as exc:
                 logger.warning("cannot load session %s: %s", asked["s"], exc)
                 kept, reason = None, "unavailable"
             if kept is not None:
                 session, recovered = asked["s"], True
-                positions = asked.get("p")
-                if isinstance(positions, dict):
-                    for room, text in positions.items():
+                presented = asked.get("p")
+                if isinstance(presented, dict):
+                    for room, text in presented.items():
                         position = parse_position(text)
                         if isinstance(room, str) and position is not None:
-                            client._positions[room] = position
+                            positions[room] = position
             elif reason is None:
                 reason = "expired"
         client.session = session or uuid.uuid4().hex
-        client._welcome = {"session": client.session, "recovered": recovered, "reason": reason}
-        self._send(client, "welcome", client._welcome)
-        self.hub._spawn(self._save(client))
+        welcome = {"session": client.session, "recovered": recovered, "reason": reason}
+        self._sessions[client] = _Session(welcome, positions)
+        self._send(client, "welcome", welcome)
+        self._spawn(self._save(client))
 
-    def close(self, client: Client) -> None:
+    def close(self, client: M) -> None:
         """The client is gone: its session may be resumed within the window from now."""
+        self._sessions.pop(client, None)
         if client.session is not None:
-            self.hub._spawn(self._save(client))
+            self._spawn(self._save(client))
 
-    async def _save(self, client: Client) -> None:
+    async def _save(self, client: M) -> None:
         assert client.session is not None
         try:
             await asyncio.wait_for(
-                self.hub.backplane.save_session(client.session, "1", self.settings.window),
+                self.rooms.backplane.save_session(client.session, "1", self.settings.window),
                 self.settings.timeout,
             )
         except Exception as exc:
             logger.warning("cannot save session %s: %s", client.session, exc)
 
-    def _send(self, client: Client, event: str, *args: Any) -> None:
-        client.send(self.hub.protocol.encode_event(event, args, CHANNEL))
+    def _send(self, client: M, event: str, *args: Any) -> None:
+        client.send(self.protocol.encode_event(event, args, HUB_CHANNEL))
 
     # -- joining -------------------------------------------------------------------
 
-    def joined(self, client: Client, room: str) -> None:
+    def joined(self, client: M, room: str) -> None:
         """``client`` just became a member of ``room``: tell it its position, replay if asked."""
-        if client.session is None:
+        session = self._sessions.get(client)
+        if session is None:
             return
-        asked = client._positions.pop(room, None)
-        cursor = self.hub.backplane.cursor(room)
+        asked = session.asked.pop(room, None)
+        cursor = self.rooms.backplane.cursor(room)
         if asked is None and cursor is not None:
             self._send(client, "joined", room, format_position(cursor), None, None)
             return
-        # Keep its room messages aside until the replay is written.
-        client._recovering[room] = []
-        task = self.hub._spawn(self._recover(client, room, asked))
-        client._joins[room] = task
+        # Its room messages are held back (see deliver) until the replay is written.
+        task = self._spawn(self._recover(client, session, room, asked))
+        self._joining.setdefault(room, {})[client] = _Join(task)
 
-    async def settled(self, client: Client, room: str) -> None:
+    def joining(self, client: M, room: str) -> bool:
+        """Whether the join of ``room`` by ``client`` is being recovered."""
+        return client in self._joining.get(room, ())
+
+    async def settled(self, client: M, room: str) -> None:
         """Wait until the join of ``room`` has written its replay (if any)."""
-        task = client._joins.get(room)
-        if task is not None:
-            await asyncio.shield(task)
+        join = self._joining.get(room, {}).get(client)
+        if join is not None:
+            await asyncio.shield(join.task)
 
-    async def _recover(self, client: Client, room: str, asked: Position | None) -> None:
-        backplane = self.hub.backplane
+    def _end_join(self, client: M, room: str) -> _Join | None:
+        """Forget the join of ``room`` by ``client``: its room messages go straight to it again."""
+        joins = self._joining.get(room)
+        if joins is None:
+            return None
+        join = joins.pop(client, None)
+        if not joins:
+            del self._joining[room]
+        return join
+
+    async def _recover(
+        self, client: M, session: _Session, room: str, asked: Position | None
+    ) -> None:
+        backplane = self.rooms.backplane
         result: bool | None = None
         reason: str | None = None
         replayed: Position | None = None
@@ -214,7 +269,7 @@ class SessionManager:
             if asked is not None:
                 result = False
                 try:
-                    if client._welcome is None or not client._welcome["recovered"]:
+                    if not session.welcome["recovered"]:
                         raise HistoryError("expired")
                     epoch, entries = await asyncio.wait_for(
                         backplane.history(room, asked), self.settings.timeout
@@ -227,27 +282,27 @@ class SessionManager:
                 else:
                     result = True
                     replayed = asked if not entries else (epoch, entries[-1].offset)
-                    if not client._closed and room in client.rooms:
+                    if not client.closed and room in client.rooms:
                         for entry in entries:
                             if entry.exclude != client.id:
                                 message = splice(entry.message, room, (epoch, entry.offset))
-                                self.hub._write(client, PreparedMessage(message))
+                                self.rooms.write(client, PreparedMessage(message))
             self._go_live(client, room, cursor, replayed, result, reason)
         finally:
-            client._recovering.pop(room, None)
-            client._joins.pop(room, None)
+            self._end_join(client, room)
 
     def _go_live(
         self,
-        client: Client,
+        client: M,
         room: str,
         cursor: Position | None,
         replayed: Position | None,
         result: bool | None,
         reason: str | None,
     ) -> None:
-        kept = client._recovering.pop(room, None) or []
-        if client._closed or room not in client.rooms:
+        join = self._end_join(client, room)
+        kept = join.held if join is not None else []
+        if client.closed or room not in client.rooms:
             return
         if replayed is not None:
             position = replayed
@@ -264,15 +319,42 @@ class SessionManager:
                 and kept_position[1] <= replayed[1]
             ):
                 continue
-            self.hub._write(client, prepared)
+            self.rooms.write(client, prepared)
+
+    # -- delivery ------------------------------------------------------------------
+
+    def deliver(self, room: str, message: str, exclude: str | None, position: Position) -> int:
+        """A room message with its position: written to the members, or held back.
+
+        The hub's delivery hands every room message that has a position
+        here. A member whose join of the room is being recovered gets it
+        later, after its replay (see the theory of operation).
+        """
+        prepared = PreparedMessage(splice(message, room, position))
+        joins = self._joining.get(room) if self._joining else None
+        write = self.rooms.write
+        sent = 0
+        for client in list(self.rooms.members.get(room, ())):
+            if client.id == exclude:
+                continue
+            join = joins.get(client) if joins else None
+            if join is not None:
+                join.held.append((position, prepared))
+            elif write(client, prepared):
+                sent += 1
+        return sent
 
     def advanced(self, room: str, position: Position) -> None:
         """Tell the room's session clients a message they already have got this position."""
         text = format_position(position)
-        for client in self.hub.rooms.get(room, ()):
-            if client.session is not None and room not in client._recovering:
+        joins = self._joining.get(room, {})
+        for client in self.rooms.members.get(room, ()):
+            if client.session is not None and client not in joins:
                 self._send(client, "position", room, text)
 
-    def hello(self, client: Client) -> dict[str, Any]:
+    def hello(self, client: M) -> dict[str, Any]:
         """The answer to ``hello``: the welcome again (or nothing for a client without one)."""
-        return dict(client._welcome or {"session": None, "recovered": False, "reason": None})
+        session = self._sessions.get(client)
+        if session is None:
+            return {"session": None, "recovered": False, "reason": None}
+        return dict(session.welcome)

@@ -1,0 +1,145 @@
+"""Registering handlers and hooks: what hub channels and client channels share.
+
+Every channel, of the hub (:class:`~wskit.hub.hub.HubChannel`, and the
+:class:`~wskit.hub.hub.Hub` itself for the default channel) or of one client
+(:class:`~wskit.hub.client.ClientChannel`, and the
+:class:`~wskit.hub.client.Client` itself), is a :class:`Registry`: a table
+of ``on`` and ``once`` handlers (a :class:`HandlerTable`) that
+:mod:`wskit.hub.dispatch` reads, and on the default channel the hooks.
+
+A handler is read once, when it is registered (:func:`~wskit.hub.convert.signature_of`),
+so that dispatch only binds arguments. The reserved names of the default
+channel (:data:`RESERVED_EVENTS`) register hooks instead, of which there may
+be several per name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from .convert import HandlerSignature, signature_of
+
+__all__ = ["RESERVED_EVENTS", "Handler", "Spawn", "HandlerTable", "Registry", "call_hooks"]
+
+logger = logging.getLogger("wskit.hub")
+
+RESERVED_EVENTS = frozenset(("open", "connect", "message", "error", "close", "disconnect"))
+"""Event names of the default channel that are hooks, never wire events."""
+
+Handler = Callable[..., Any]
+"""A handler or hook: a plain function or an ``async def``."""
+
+Spawn = Callable[[Awaitable[Any]], "asyncio.Future[Any]"]
+"""Runs an awaitable as one of the hub's background tasks (which ``Hub.close()`` waits for)."""
+
+# The hook each reserved name registers (two names for connect and disconnect,
+# as ws-server-wrapper and iris spell them).
+_HOOK_NAMES: dict[str, str] = {
+    "open": "connect",
+    "connect": "connect",
+    "close": "disconnect",
+    "disconnect": "disconnect",
+    "error": "error",
+    "message": "message",
+}
+
+
+class HandlerTable:
+    """The ``on`` and ``once`` handlers of one channel of a hub or a client.
+
+    ``client_class`` is the hub's client class: a handler's parameter
+    annotated with it receives the calling client.
+    """
+
+    __slots__ = ("on", "once", "client_class")
+
+    def __init__(self, client_class: type) -> None:
+        self.on: dict[str, HandlerSignature] = {}
+        self.once: dict[str, HandlerSignature] = {}
+        self.client_class = client_class
+
+
+class Registry:
+    """Registering handlers and hooks: shared by hub channels and client channels.
+
+    On the default channel (``name is None``) the reserved names are hooks,
+    of which there may be several: ``connect``/``open`` (hub only),
+    ``disconnect``/``close`` (called with client, code, reason), ``error``
+    (client, exception) and ``message`` (client, raw message). On a named
+    channel every name is an ordinary event.
+    """
+
+    def __init__(self, name: str | None, client_class: type) -> None:
+        #: The channel's name; ``None`` for the default channel.
+        self.name = name
+        #: The ``on`` and ``once`` handlers (read by dispatch).
+        self.handlers = HandlerTable(client_class)
+        #: The hook functions by hook name, ``None`` until the first is added
+        #: (read by the hub for every message, and by dispatch).
+        self.hooks: dict[str, list[Handler]] | None = None
+
+    def _register(
+        self, table: dict[str, HandlerSignature], event: str, handler: Handler | None, once: bool
+    ) -> Any:
+        hook = _HOOK_NAMES.get(event) if self.name is None else None
+
+        def add(func: Handler) -> Handler:
+            if hook is not None:
+                self._add_hook(hook, func, once)
+            else:
+                table[event] = signature_of(func, self.handlers.client_class)
+            return func
+
+        if handler is None:
+            return add
+        add(handler)
+        return self
+
+    def _add_hook(self, hook: str, func: Handler, once: bool) -> None:
+        hooks = self.hooks
+        if hooks is None:
+            hooks = self.hooks = {}
+        if once:
+            original = func
+
+            def func(*args: Any) -> Any:
+                hooks[hook].remove(func)
+                return original(*args)
+
+        hooks.setdefault(hook, []).append(func)
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Handle ``event`` with ``handler`` (usable as ``@channel.on("event")``).
+
+        One handler per event: registering again replaces it. Reserved
+        names on the default channel register hooks instead (see above).
+        """
+        return self._register(self.handlers.on, event, handler, once=False)
+
+    def once(self, event: str, handler: Handler | None = None) -> Any:
+        """Handle the next ``event`` only, then forget the handler."""
+        return self._register(self.handlers.once, event, handler, once=True)
+
+    def off(self, event: str) -> None:
+        """Remove the ``on`` and ``once`` handlers of ``event``."""
+        self.handlers.on.pop(event, None)
+        self.handlers.once.pop(event, None)
+
+
+def call_hooks(hook: str, funcs: Iterable[Handler], args: tuple[Any, ...], spawn: Spawn) -> None:
+    """Call each of ``funcs`` with ``args``; never raise.
+
+    A hook that returns an awaitable (an ``async def``) runs in the
+    background; an exception is logged, and the next hook is called.
+    """
+    for func in funcs:
+        try:
+            result = func(*args)
+            if inspect.isawaitable(result):
+                spawn(result)
+        except Exception:
+            logger.exception("error in the %s hook", hook)
