@@ -1,7 +1,9 @@
-"""Hub processes on a real Redis: ``wskit serve tests/apps/cluster_app.py:hub``.
+"""Cluster calls (``wskit.hub.cluster``): with the memory backplane, and hub processes on Redis.
 
-Each test starts an empty ``redis-server`` on a free loopback port and
-several hub processes (separate ports, or ``--workers`` on one port), with
+The first test runs two hubs on one memory backplane in this process. The
+others run hub processes on a real Redis (``wskit serve
+tests/apps/cluster_app.py:hub``): each starts an empty ``redis-server`` on a
+free loopback port and several hub processes (separate ports, or ``--workers`` on one port), with
 clients on each: raw ws-wrapper peers, the Python :class:`HubClient`, and
 ``wskit.js`` in Chromium.
 """
@@ -14,6 +16,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
+import wskit
+from hub.hub_support import cluster
 from hub.redis_support import HubNode, Peer, RedisServer, nodes, peers, redis_server, until
 from wskit.hub.client import HubClient
 
@@ -21,6 +27,42 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser
 
 __all__ = ["redis_server"]  # the fixture
+
+
+# --------------------------------------------------------------------------- the memory backplane
+
+
+async def test_cluster_calls_with_the_memory_backplane() -> None:
+    async with (
+        cluster(2, presence=True) as c,
+        wskit.connect(c.url(0)) as a,
+        wskit.connect(c.url(1)) as b,
+    ):
+        await until(lambda: all(hub.clients for hub in c.hubs))
+        (a_id,) = c.hubs[0].clients
+        (b_id,) = c.hubs[1].clients
+        infos = await c.hubs[0].cluster.clients()
+        assert {(i.id, i.node) for i in infos} == {
+            (a_id, c.backplane.node_id),
+            (b_id, c.backplane.node_id),
+        }
+        assert await c.hubs[0].cluster.join(b_id, "blue")
+        assert c.hubs[1].clients[b_id].rooms == {"blue"}
+        assert await c.hubs[0].cluster.rooms() == {"blue"}
+        assert [i.id for i in await c.hubs[1].cluster.clients("blue")] == [b_id]
+        assert set(await c.hubs[0].presence("blue")) == {b_id}
+        assert await c.hubs[0].cluster.leave(b_id, "blue")
+        assert not await c.hubs[0].cluster.leave(b_id, "blue")
+        assert await c.hubs[0].presence("blue") == {}
+        assert not await c.hubs[0].cluster.join("nobody", "blue")
+        assert await c.hubs[0].cluster.disconnect(b_id, 4000, "bye")
+        with pytest.raises(wskit.ConnectionClosed):
+            await asyncio.wait_for(b.recv(), 5)
+        assert b.close_code == 4000
+        del a
+
+
+# --------------------------------------------------------------------------- hub processes on Redis
 
 
 async def join_all(group: list[Peer], room: str) -> None:

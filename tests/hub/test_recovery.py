@@ -7,16 +7,15 @@ client that reconnects to the other one must still get what it missed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 import wskit
+from hub.hub_support import cluster
 from hub.redis_support import until
-from wskit.hub import Client, Hub, MemoryBackplane, Recovery
+from wskit.hub import Hub, Recovery
 from wskit.hub.backplane import HistoryError, check_since
 from wskit.hub.client import HubClient
 from wskit.hub.recovery import format_position, parse_position, splice
@@ -52,38 +51,6 @@ def test_check_since() -> None:
 def test_recovery_needs_ws_wrapper() -> None:
     with pytest.raises(ValueError, match="ws-wrapper"):
         Hub(protocol="iris", recovery=True)
-
-
-class Cluster:
-    """Hubs on one memory backplane, each served on its own port."""
-
-    def __init__(self, count: int, **options: Any) -> None:
-        self.backplane = MemoryBackplane()
-        self.hubs = [Hub(backplane=self.backplane, **options) for _ in range(count)]
-        for hub in self.hubs:
-            hub.on("say", lambda room, text, hub=hub: hub.to(room).emit("said", text))
-        self.servers: list[wskit.Server] = []
-
-    def url(self, index: int) -> str:
-        return f"ws://127.0.0.1:{self.servers[index].port}/"
-
-    def emit(self, room: str, *args: Any) -> None:
-        self.hubs[0].to(room).emit("said", *args)
-
-
-@contextlib.asynccontextmanager
-async def cluster(count: int = 2, **options: Any) -> AsyncIterator[Cluster]:
-    options.setdefault("client_rooms", True)
-    options.setdefault("recovery", True)
-    made = Cluster(count, **options)
-    for hub in made.hubs:
-        made.servers.append(await hub.serve("127.0.0.1", 0))
-    try:
-        yield made
-    finally:
-        for server in made.servers:
-            server.close()
-            await server.wait_closed()
 
 
 async def listening(url: str, events: list[Any], infos: list[dict[str, Any]]) -> HubClient:
@@ -224,56 +191,3 @@ async def test_the_hub_answers_hello_with_the_welcome() -> None:
         answer = json.loads(await conn.recv())
         assert answer["d"] == welcome["a"][1]
         assert answer["d"]["recovered"] is False and answer["d"]["reason"] is None
-
-
-# --------------------------------------------------------------------------- cluster, presence
-
-
-async def test_cluster_calls_with_the_memory_backplane() -> None:
-    async with (
-        cluster(2, presence=True) as c,
-        wskit.connect(c.url(0)) as a,
-        wskit.connect(c.url(1)) as b,
-    ):
-        await until(lambda: all(hub.clients for hub in c.hubs))
-        (a_id,) = c.hubs[0].clients
-        (b_id,) = c.hubs[1].clients
-        infos = await c.hubs[0].cluster.clients()
-        assert {(i.id, i.node) for i in infos} == {
-            (a_id, c.backplane.node_id),
-            (b_id, c.backplane.node_id),
-        }
-        assert await c.hubs[0].cluster.join(b_id, "blue")
-        assert c.hubs[1].clients[b_id].rooms == {"blue"}
-        assert await c.hubs[0].cluster.rooms() == {"blue"}
-        assert [i.id for i in await c.hubs[1].cluster.clients("blue")] == [b_id]
-        assert set(await c.hubs[0].presence("blue")) == {b_id}
-        assert await c.hubs[0].cluster.leave(b_id, "blue")
-        assert not await c.hubs[0].cluster.leave(b_id, "blue")
-        assert await c.hubs[0].presence("blue") == {}
-        assert not await c.hubs[0].cluster.join("nobody", "blue")
-        assert await c.hubs[0].cluster.disconnect(b_id, 4000, "bye")
-        with pytest.raises(wskit.ConnectionClosed):
-            await asyncio.wait_for(b.recv(), 5)
-        assert b.close_code == 4000
-        del a
-
-
-async def test_presence_events() -> None:
-    events: list[tuple[str, str, str]] = []
-    async with cluster(1, presence=True, presence_info=lambda c: {"name": "x"}) as c:
-        hub = c.hubs[0]
-        hub.on_presence(lambda e: events.append((e.kind, e.room, e.client_id)))
-
-        @hub.on("connect")
-        def joined(client: Client) -> None:
-            client.join("room")
-
-        async with wskit.connect(c.url(0)):
-            await until(lambda: len(events) == 1)
-            (client_id,) = hub.clients
-            assert await hub.presence("room") == {
-                client_id: {"name": "x", "node": c.backplane.node_id}
-            }
-        await until(lambda: len(events) == 2)
-        assert events == [("join", "room", client_id), ("leave", "room", client_id)]

@@ -1,0 +1,394 @@
+"""Dispatch (``wskit.hub.dispatch``), live: which handler runs, typed arguments, answers, cancels.
+
+Every test serves a :class:`~wskit.hub.Hub` and talks to it with
+:class:`~hub.hub_support.Peer`, a ws-wrapper client written by hand.
+"""
+
+import asyncio
+import dataclasses
+import logging
+from typing import Any, TypedDict
+
+import msgspec
+import pytest
+
+from hub.hub_support import Peer, pinging_hub, serving
+from wskit.hub import Client, Hub
+
+# --------------------------------------------------------------------------- handlers
+
+
+async def test_handler_exceptions_are_logged_answered_and_the_hub_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = pinging_hub()
+    errors: list[tuple[str, Exception]] = []
+    hub.on("error", lambda client, exc: errors.append((client.id, exc)))
+
+    @hub.on("sync_boom")
+    def sync_boom() -> None:
+        raise RuntimeError("sync went wrong")
+
+    @hub.on("async_boom")
+    async def async_boom() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("missing")
+
+    @hub.on("event_boom")
+    def event_boom() -> None:
+        raise ValueError("nobody asked")
+
+    async with serving(hub) as url:
+        bad, other = await Peer.open(url), await Peer.open(url)
+        with caplog.at_level(logging.ERROR, logger="wskit.hub"):
+            assert await bad.request("sync_boom") == {
+                "i": 1,
+                "e": {"message": "sync went wrong"},
+                "_": 1,
+            }
+            answer = await bad.request("async_boom")
+            assert answer == {"i": 2, "e": {"message": "'missing'"}, "_": 1}
+            await bad.emit("event_boom")  # an event: logged, nothing answered
+            assert await bad.call("ping") == "pong"
+            assert bad.backlog == []
+        assert await other.call("ping") == "pong"
+        logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
+        assert [type(e) for e in logged] == [RuntimeError, KeyError, ValueError]
+        assert [type(e) for _, e in errors] == [RuntimeError, KeyError, ValueError]
+        assert len(hub.clients) == 2
+        await bad.close()
+        await other.close()
+
+
+async def test_handler_priority_client_once_on_then_hub_once_on() -> None:
+    hub = Hub(id_generator=lambda request: request.query)
+    hub.on("who", lambda: "hub on")
+    hub.once("who", lambda: "hub once")
+
+    @hub.on("connect")
+    def personalize(client: Client) -> None:
+        if client.id == "vip":
+            client.on("who", lambda: "client on")
+            client.once("who", lambda: "client once")
+
+    async with serving(hub) as url:
+        vip = await Peer.open(url + "?vip")
+        plain = await Peer.open(url + "?plain")
+        assert [await vip.call("who") for _ in range(3)] == [
+            "client once",
+            "client on",
+            "client on",
+        ]
+        # The client's handlers shadowed the hub's: its once is still there.
+        assert [await plain.call("who") for _ in range(3)] == ["hub once", "hub on", "hub on"]
+
+        # The same order among four handlers that all exist at once.
+        hub.once("who", lambda: "hub once again")
+        vip_client = hub.get("vip")
+        assert vip_client is not None
+        vip_client.once("who", lambda: "client once again")
+        assert await vip.call("who") == "client once again"
+        assert await vip.call("who") == "client on"
+        vip_client.off("who")
+        assert await vip.call("who") == "hub once again"
+        assert await vip.call("who") == "hub on"
+        hub.off("who")
+        assert await vip.request("who") == {
+            "i": 8,
+            "e": {"message": "No event listener for 'who'"},
+            "_": 1,
+        }
+        await vip.close()
+        await plain.close()
+
+
+async def test_requests_answered_by_return_value_sync_and_async() -> None:
+    hub = Hub()
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: int
+
+    class Pair(msgspec.Struct):
+        left: str
+        right: str
+
+    hub.on("add", lambda a, b: a + b)
+
+    @hub.on("slow_add")
+    async def slow_add(a: int, b: int) -> int:
+        await asyncio.sleep(0.01)
+        return a + b
+
+    hub.on("point", lambda: Point(1, 2))
+    hub.on("pair", lambda: Pair("l", "r"))
+    hub.on("nothing", lambda: None)
+    hub.on("unsendable", lambda: object())
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        assert await peer.request("add", 2, 3) == {"i": 1, "d": 5}
+        assert await peer.request("slow_add", 4, 5) == {"i": 2, "d": 9}
+        assert await peer.call("point") == {"x": 1, "y": 2}
+        assert await peer.call("pair") == {"left": "l", "right": "r"}
+        assert await peer.request("nothing") == {"i": 5, "d": None}
+        answer = await peer.request("unsendable")
+        assert answer["_"] == 1
+        assert "cannot send the result" in answer["e"]["message"]
+        # Requests run concurrently: a slow async handler does not hold up a fast one.
+        slow = await peer.send_request("slow_add", 1, 1)
+        fast = await peer.send_request("add", 1, 2)
+        first = await peer._read(5)
+        assert first == {"i": fast, "d": 3}
+        assert await peer.response(slow) == {"i": slow, "d": 2}
+        await peer.close()
+
+
+# --------------------------------------------------------------------------- typed handlers
+
+
+@dataclasses.dataclass
+class Address:
+    city: str
+    zip: int
+
+
+@dataclasses.dataclass
+class Person:
+    name: str
+    age: int
+    address: Address
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+
+class Movie(TypedDict):
+    title: str
+    year: int
+
+
+class Point(msgspec.Struct):
+    x: float
+    y: float
+
+
+@dataclasses.dataclass
+class Positive:
+    value: int
+
+    def __post_init__(self) -> None:
+        if self.value < 0:
+            raise ValueError("must be positive")
+
+
+async def test_typed_handlers_convert_every_supported_hint() -> None:
+    hub = pinging_hub()
+    received: dict[str, Any] = {}
+
+    @hub.on("scalars")
+    def scalars(s: str, i: int, f: float, b: bool, n: None) -> str:
+        received["scalars"] = (s, i, f, b, n)
+        return "ok"
+
+    @hub.on("containers")
+    def containers(items: list[int], table: dict[str, float], nested: list[dict[str, bool]]) -> str:
+        received["containers"] = (items, table, nested)
+        return "ok"
+
+    @hub.on("records")
+    def records(person: Person, movie: Movie, point: Point) -> str:
+        received["records"] = (person, movie, point)
+        return "ok"
+
+    @hub.on("who")
+    async def who(text: str, client: Client) -> str:
+        received["who"] = client
+        assert client.conn.request is not None
+        return f"{text} from {client.conn.request.path}"
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url + "typed")
+        assert await peer.call("scalars", "s", 3.0, 2, True, None) == "ok"
+        assert received["scalars"] == ("s", 3, 2.0, True, None)
+        assert type(received["scalars"][1]) is int and type(received["scalars"][2]) is float
+
+        assert await peer.call("containers", [1, 2], {"a": 1}, [{"x": True}]) == "ok"
+        assert received["containers"] == ([1, 2], {"a": 1.0}, [{"x": True}])
+
+        person = {"name": "Ann", "age": 30, "address": {"city": "Oslo", "zip": 150}}
+        movie = {"title": "Heat", "year": 1995}
+        assert await peer.call("records", person, movie, {"x": 1, "y": 2.5}) == "ok"
+        assert received["records"] == (
+            Person("Ann", 30, Address("Oslo", 150)),
+            {"title": "Heat", "year": 1995},
+            Point(1.0, 2.5),
+        )
+        assert await peer.call("who", "hi") == "hi from /typed"
+        assert received["who"] is hub.get(received["who"].id)
+        await peer.close()
+
+
+@pytest.mark.parametrize(
+    ("event", "args", "message"),
+    [
+        ("scalars", ["s", "3", 1.0, True, None], "argument 'i': expected int, got str"),
+        ("scalars", ["s", 1, 1.0, 1, None], "argument 'b': expected bool, got int"),
+        ("scalars", ["s", 1.5, 1.0, True, None], "argument 'i': expected int, got float"),
+        ("scalars", ["s", 1, 1.0, True, 0], "argument 'n': expected None, got int"),
+        ("scalars", ["s", 1], "missing argument 'f'"),
+        ("scalars", ["s", 1, 1.0, True, None, "extra"], "expected at most 5 arguments"),
+        ("records", [{"name": "A", "age": 1}, {}, {}], "missing field 'address'"),
+        (
+            "records",
+            [{"name": "A", "age": 1, "address": {"city": 5, "zip": 1}}, {}, {}],
+            "argument 'person.address.city': expected str, got int",
+        ),
+        (
+            "records",
+            [{"name": "A", "age": 1, "address": {"city": "x", "zip": 1}}, {"title": "T"}, {}],
+            "argument 'movie': missing key 'year'",
+        ),
+        (
+            "records",
+            [
+                {"name": "A", "age": 1, "address": {"city": "x", "zip": 1}},
+                {"title": "T", "year": 1},
+                {"x": "far"},
+            ],
+            "argument 'point'",
+        ),
+        ("containers", [[1, "2"], {}, []], "argument 'items[1]': expected int, got str"),
+        ("containers", [[], {"a": "b"}, []], "argument 'table.a': expected float, got str"),
+        ("validated", [{"value": -1}], "argument 'amount': must be positive"),
+    ],
+)
+async def test_conversion_failures_answer_with_the_argument_and_never_stop_the_hub(
+    event: str, args: list[Any], message: str
+) -> None:
+    hub = pinging_hub()
+    called: list[str] = []
+    errors: list[Exception] = []
+    hub.on("error", lambda client, exc: errors.append(exc))
+
+    @hub.on("scalars")
+    def scalars(s: str, i: int, f: float, b: bool, n: None) -> None:
+        called.append("scalars")
+
+    @hub.on("containers")
+    def containers(items: list[int], table: dict[str, float], nested: list[Any]) -> None:
+        called.append("containers")
+
+    @hub.on("records")
+    def records(person: Person, movie: Movie, point: Point) -> None:
+        called.append("records")
+
+    @hub.on("validated")
+    def validated(amount: Positive) -> None:
+        called.append("validated")
+
+    async with serving(hub) as url:
+        peer, other = await Peer.open(url), await Peer.open(url)
+        answer = await peer.request(event, *args)
+        assert answer["_"] == 1
+        assert message in answer["e"]["message"]
+        assert called == []
+        assert len(errors) == 1 and isinstance(errors[0], ValueError)
+        # The same client, and the others, go on.
+        assert await peer.call("ping") == "pong"
+        assert await other.call("ping") == "pong"
+        await peer.emit(event, *args)  # an event with bad arguments is dropped
+        assert await peer.call("ping") == "pong"
+        assert peer.backlog == [] and called == []
+        await peer.close()
+        await other.close()
+
+
+# --------------------------------------------------------------------------- the wire rules, live
+
+
+async def test_cancel_cancels_the_handler_task() -> None:
+    hub = pinging_hub()
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    @hub.on("long")
+    async def long() -> str:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "finished"
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        request_id = await peer.send_request("long")
+        await asyncio.wait_for(started.wait(), 5)
+        await peer.send({"i": request_id, "x": 1})
+        await asyncio.wait_for(cancelled.wait(), 5)
+        # No answer was sent for the cancelled request.
+        assert await peer.call("ping") == "pong"
+        assert peer.backlog == []
+        (client,) = hub.clients.values()
+        assert client.request_tasks == {}
+        await peer.close()
+
+
+async def test_wire_rules_missing_handlers_channels_and_reserved_names() -> None:
+    hub = pinging_hub()
+    hub.of("chat")
+    calls: list[str] = []
+    connects: list[str] = []
+    native: list[Any] = []
+    hub.on("connect", lambda client: connects.append(client.id))
+    hub.on_native(lambda client, message: native.append(message))
+
+    @hub.on("connect")
+    def reserved_handlers(client: Client) -> None:
+        # Registered as events on the client; the wire must never reach them.
+        for name in ("open", "connect", "message", "error", "close", "disconnect"):
+            client.on(name, lambda name=name: calls.append(name))
+        client.of("chat").on("open", lambda: "channel open is an ordinary event")
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        assert await peer.request("nope") == {
+            "i": 1,
+            "e": {"message": "No event listener for 'nope'"},
+            "_": 1,
+        }
+        assert await peer.request("nope", channel="chat") == {
+            "i": 2,
+            "e": {"message": "No event listener for 'nope' on channel 'chat'"},
+            "_": 1,
+        }
+        assert await peer.request("nope", channel="nowhere") == {
+            "i": 3,
+            "e": {"message": "Channel 'nowhere' does not exist"},
+            "_": 1,
+        }
+        for name in ("open", "connect", "message", "error", "close", "disconnect"):
+            await peer.emit(name)
+            answer = await peer.request(name)
+            assert answer["_"] == 1 and "reserved" in answer["e"]["message"]
+        assert await peer.call("open", channel="chat") == "channel open is an ordinary event"
+
+        # Dropped or ignored: events without handlers, unknown channels, junk.
+        await peer.emit("nope")
+        await peer.emit("nope", channel="nowhere")
+        await peer.send({"ws-wrapper": False, "a": ["ping"], "i": 99})
+        await peer.send("not json")
+        await peer.send({"i": 12345, "d": "an answer nobody asked for"})
+        await peer.send({"i": 12346, "e": "a rejection nobody asked for"})
+        await peer.send({"a": []})
+        await peer.send({"a": [42]})
+        await peer.send([1, 2])
+        await peer.send({"x": 1, "i": 777})  # cancelling nothing
+        assert await peer.call("ping") == "pong"
+        assert peer.backlog == []
+        assert calls == []
+        assert len(connects) == 1
+        assert '{"ws-wrapper": false, "a": ["ping"], "i": 99}' in native
+        assert "not json" in native
+        await peer.close()

@@ -1,0 +1,275 @@
+"""Rooms (``wskit.hub.rooms``): membership, emits, delivery under the overflow policy, presence.
+
+Every test serves a :class:`~wskit.hub.Hub` and talks to it with
+:class:`~hub.hub_support.Peer`, a ws-wrapper client written by hand.
+"""
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+
+import wskit
+import wskit.hub.rooms as rooms_module
+from hub.hub_support import Peer, closed_code, cluster, join_room, pinging_hub, serving, wait_until
+from hub.redis_support import until
+from wskit.hub import Client, Hub
+
+# --------------------------------------------------------------------------- emits and rooms
+
+
+async def test_rooms_queries_and_leave_hook() -> None:
+    left: list[tuple[str, str]] = []
+    gone = asyncio.Event()
+    ids = iter(["alice", "bob", "carol"])
+    hub = Hub(id_generator=lambda request: next(ids))
+    hub.on("ping", lambda: "pong")
+    hub.on_leave(lambda client, room: left.append((client.id, room)))
+    hub.on("disconnect", lambda client, code, reason: gone.set())
+
+    @hub.on("join")
+    def join(client: Client, room: str) -> list[str]:
+        client.join(room)
+        return sorted(client.rooms)
+
+    @hub.on("leave")
+    def leave(client: Client, room: str) -> bool:
+        return client.leave(room)
+
+    async with serving(hub) as url:
+        alice, bob, carol = [await Peer.open(url) for _ in range(3)]
+        for peer in (alice, bob, carol):
+            await peer.call("ping")
+        assert sorted(hub.clients) == ["alice", "bob", "carol"]
+        assert hub.count() == 3
+        assert await alice.call("join", "red") == ["red"]
+        assert await alice.call("join", "blue") == ["blue", "red"]
+        assert await bob.call("join", "red") == ["red"]
+        a, b, c = hub.get("alice"), hub.get("bob"), hub.get("carol")
+        assert a is not None and b is not None and c is not None
+        assert hub.get("nobody") is None
+        assert sorted(x.id for x in hub.clients_in("red")) == ["alice", "bob"]
+        assert hub.clients_in("green") == []
+        assert (hub.count("red"), hub.count("blue"), hub.count("green")) == (2, 1, 0)
+        assert a.rooms == {"red", "blue"}
+        assert a.is_joined("blue") and not b.is_joined("blue") and not c.is_joined("red")
+        assert sorted(hub.room_names()) == ["blue", "red"]
+
+        assert await bob.call("leave", "red") is True
+        assert await bob.call("leave", "red") is False  # not in it any more
+        assert left == [("bob", "red")]
+        assert hub.count("red") == 1
+
+        await alice.close()
+        await asyncio.wait_for(gone.wait(), 5)
+        # Leaving every room on disconnect calls the leave hook for each.
+        assert sorted(left[1:]) == [("alice", "blue"), ("alice", "red")]
+        assert hub.room_names() == []
+        assert hub.count() == 2
+        await bob.close()
+        await carol.close()
+
+
+async def test_room_emits_broadcast_except_sender_and_emit_to_all() -> None:
+    ids = iter(["a", "b", "c"])
+    hub = Hub(id_generator=lambda request: next(ids))
+    hub.on("ping", lambda: "pong")
+    hub.on("join", join_room)
+
+    @hub.on("shout")
+    def shout(client: Client, room: str, text: str) -> None:
+        client.to(room).emit("heard", client.id, text)
+
+    async with serving(hub) as url:
+        a, b, c = [await Peer.open(url) for _ in range(3)]
+        for peer in (a, b):
+            await peer.call("join", "room")
+        await c.call("ping")
+
+        hub.to("room").emit("news", 1)
+        await a.next_only({"a": ["news", 1]})
+        await b.next_only({"a": ["news", 1]})
+
+        # Broadcast from a: b hears it; a does not (its ping answer comes first).
+        assert await a.call("shout", "room", "hi") is None
+        assert a.backlog == []
+        await b.next_only({"a": ["heard", "a", "hi"]})
+
+        hub.emit("all", True)
+        for peer in (a, b, c):
+            await peer.next_only({"a": ["all", True]})
+        # c was never in the room: its first message is the one to everyone.
+        assert c.backlog == []
+
+        hub.of("chat").to("room").emit("chan", "x")
+        await a.next_only({"c": "chat", "a": ["chan", "x"]})
+        await b.next_only({"c": "chat", "a": ["chan", "x"]})
+        assert await c.call("ping") == "pong"
+        assert c.backlog == []
+        for peer in (a, b, c):
+            await peer.close()
+
+
+# --------------------------------------------------------------------------- backpressure
+
+
+class CountingPrepared(wskit.PreparedMessage):
+    built: ClassVar[list[bytes]] = []
+
+    def __init__(self, data: str | bytes) -> None:
+        super().__init__(data)
+        CountingPrepared.built.append(self.data)
+
+
+async def test_a_room_emit_is_encoded_once_for_every_member(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = pinging_hub()
+    hub.on("join", join_room)
+    encodes: list[str] = []
+    encode_event = hub.protocol.encode_event
+
+    def counting_encode(name: str, args: tuple[Any, ...], channel: str | None = None) -> str:
+        encodes.append(name)
+        return encode_event(name, args, channel)
+
+    async with serving(hub) as url:
+        peers = [await Peer.open(url, compression=None) for _ in range(4)]
+        for peer in peers[:3]:
+            await peer.call("join", "room")
+        await peers[3].call("ping")
+        monkeypatch.setattr(hub.protocol, "encode_event", counting_encode)
+        monkeypatch.setattr(rooms_module, "PreparedMessage", CountingPrepared)
+        CountingPrepared.built.clear()
+        hub.to("room").emit("news", "x" * 1000)
+        assert encodes == ["news"]
+        assert CountingPrepared.built == [b'{"a":["news","' + b"x" * 1000 + b'"]}']
+        for peer in peers[:3]:
+            assert await peer.recv() == {"a": ["news", "x" * 1000]}
+        hub.emit("all", 1)
+        assert len(CountingPrepared.built) == 2 and encodes == ["news", "all"]
+        for peer in peers:
+            assert await peer.recv() == {"a": ["all", 1]}
+        for peer in peers:
+            await peer.close()
+
+
+async def _fill_until(hub: Hub, stop: Callable[[], bool], size: int = 32 * 1024) -> int:
+    """Emit numbered ``size``-byte messages to "room" until ``stop()``; return how many."""
+    payload = "y" * size
+    for sent in range(1, 4000):
+        hub.to("room").emit("bulk", sent, payload)
+        await asyncio.sleep(0)
+        if stop():
+            return sent
+    raise AssertionError("the slow client's buffer never filled")
+
+
+async def _read_numbers(peer: Peer, into: list[int]) -> None:
+    while True:
+        message = json.loads(await peer.conn.recv())
+        into.append(message["a"][1])
+
+
+async def _slow_and_fast(hub: Hub, url: str) -> tuple[Peer, Client, Peer]:
+    """Two members of "room"; the first stops reading (its transport is paused)."""
+    slow = await Peer.open(url, compression=None)
+    fast = await Peer.open(url, compression=None)
+    await slow.call("join", "room")
+    await fast.call("join", "room")
+    slow_client = hub.get("slow")
+    assert slow_client is not None and slow.conn.transport is not None
+    slow.conn.transport.pause_reading()
+    return slow, slow_client, fast
+
+
+async def test_a_slow_client_drops_its_messages_and_never_stalls_the_others() -> None:
+    ids = iter(["slow", "fast"])
+    hub = Hub(id_generator=lambda request: next(ids), max_buffer=64 * 1024)
+    hub.on("join", join_room)
+    async with serving(hub, compression=None) as url:
+        slow, slow_client, fast = await _slow_and_fast(hub, url)
+        received: list[int] = []
+        reader = asyncio.create_task(_read_numbers(fast, received))
+        sent = await _fill_until(hub, lambda: slow_client.dropped > 0)
+        # Keep emitting: the slow client drops them all, the fast one gets them all.
+        for number in range(sent + 1, sent + 51):
+            hub.to("room").emit("bulk", number, "z")
+        total = sent + 50
+        await wait_until(lambda: len(received) == total)
+        reader.cancel()
+        assert received == list(range(1, total + 1))
+        assert slow_client.dropped == 51
+        assert hub.dropped == 51
+        # The buffer stays bounded: at most one message past max_buffer.
+        assert slow_client.conn.write_buffer_size <= 64 * 1024 + 33 * 1024
+        assert hub.get("slow") is slow_client  # dropped, not closed
+        fast_client = hub.get("fast")
+        assert fast_client is not None and fast_client.dropped == 0
+        # Once it reads again, it gets what was written before the drops.
+        assert slow.conn.transport is not None
+        slow.conn.transport.resume_reading()
+        backlog: list[int] = []
+        reader = asyncio.create_task(_read_numbers(slow, backlog))
+        await wait_until(lambda: len(backlog) >= sent - 1)
+        reader.cancel()
+        assert backlog == list(range(1, sent))
+        await slow.close()
+        await fast.close()
+
+
+@pytest.mark.parametrize("code", [1008, 1013])
+async def test_overflow_close_closes_the_slow_client(code: int) -> None:
+    ids = iter(["slow", "fast"])
+    gone = asyncio.Event()
+    hub = Hub(
+        id_generator=lambda request: next(ids),
+        max_buffer=64 * 1024,
+        overflow="close",
+        overflow_code=code,
+    )
+    hub.on("join", join_room)
+    hub.on("ping", lambda: "pong")
+    hub.on("disconnect", lambda client, c, r: gone.set() if client.id == "slow" else None)
+    async with serving(hub, compression=None) as url:
+        slow, slow_client, fast = await _slow_and_fast(hub, url)
+        received: list[int] = []
+        reader = asyncio.create_task(_read_numbers(fast, received))
+        sent = await _fill_until(hub, lambda: slow_client.closed)
+        await wait_until(lambda: len(received) == sent)
+        reader.cancel()
+        assert received == list(range(1, sent + 1))
+        assert slow_client.dropped == 0 and hub.dropped == 0
+        # Once it reads again it finds the close frame after what was queued.
+        assert slow.conn.transport is not None
+        slow.conn.transport.resume_reading()
+        assert await closed_code(slow, 10) == (code, "client too slow")
+        await asyncio.wait_for(gone.wait(), 5)
+        assert hub.get("slow") is None
+        assert await fast.call("ping") == "pong"
+        await fast.close()
+
+
+# --------------------------------------------------------------------------- presence
+
+
+async def test_presence_events() -> None:
+    events: list[tuple[str, str, str]] = []
+    async with cluster(1, presence=True, presence_info=lambda c: {"name": "x"}) as c:
+        hub = c.hubs[0]
+        hub.on_presence(lambda e: events.append((e.kind, e.room, e.client_id)))
+
+        @hub.on("connect")
+        def joined(client: Client) -> None:
+            client.join("room")
+
+        async with wskit.connect(c.url(0)):
+            await until(lambda: len(events) == 1)
+            (client_id,) = hub.clients
+            assert await hub.presence("room") == {
+                client_id: {"name": "x", "node": c.backplane.node_id}
+            }
+        await until(lambda: len(events) == 2)
+        assert events == [("join", "room", client_id), ("leave", "room", client_id)]
