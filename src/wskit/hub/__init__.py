@@ -1,7 +1,7 @@
 """The event hub: events, rooms, channels, requests and typed handlers.
 
 See :mod:`wskit.hub.hub` for the theory of operation (a newcomer starts
-there) and the map of the package, :mod:`wskit.hub.redis` for many
+there) and the map of the package, :mod:`wskit.hub.backplane.redis` for many
 processes on Redis (``Hub(backplane="redis://...")``, imported only then)
 and :mod:`wskit.hub.recovery` for the recovery of missed messages. Serve a
 hub with :func:`wskit.serve` (``await wskit.serve(hub, host, port)``) or

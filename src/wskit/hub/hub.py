@@ -23,7 +23,7 @@ the connections it leaves. Each client's unsent bytes are bounded by
 ``max_buffer``: past it, the hub drops that client's messages (counting
 them) or closes it, as ``overflow`` says, and the other clients never wait.
 
-Scale-out (see :mod:`wskit.hub.redis`): with ``Hub(backplane="redis://...")``
+Scale-out (see :mod:`wskit.hub.backplane.redis`): with ``Hub(backplane="redis://...")``
 room emits, emits to one client and to everyone reach every node through
 Redis; :attr:`Hub.cluster` asks and acts across nodes
 (:mod:`wskit.hub.cluster`), ``presence=True`` keeps who is in which room
@@ -154,7 +154,7 @@ class Hub(HubChannel):
             what the entries say about each client.
 
     ``backplane`` may also be a URL, ``"redis://host:port/db"``, for a
-    :class:`~wskit.hub.redis.RedisBackplane` (which needs the ``redis`` package).
+    :class:`~wskit.hub.backplane.redis.RedisBackplane` (which needs the ``redis`` package).
 
     Hooks are registered with ``@hub.on("connect")`` (``open``),
     ``"disconnect"`` (``close``; called with client, code, reason),
@@ -168,11 +168,11 @@ class Hub(HubChannel):
     #: The table of the hub's hooks, by name (there from the start).
     hooks: dict[str, list[Handler]]
 
-    #: Write an emit to the local clients it is for; see
-    #: :meth:`Backplane.deliver <wskit.hub.backplane.Node.deliver>`. The backplane
-    #: calls it for every emit: it is the room table's own method
-    #: (:meth:`LocalRooms.deliver <wskit.hub.rooms.LocalRooms.deliver>`), so
-    #: that the call costs nothing on top of it.
+    #: Write an emit to the local clients it is for (:meth:`Node.deliver
+    #: <wskit.hub.backplane.Node.deliver>`). The backplane calls it for every
+    #: emit, so it is the room table's own method, bound here once
+    #: (:meth:`LocalRooms.deliver <wskit.hub.rooms.LocalRooms.deliver>`): the
+    #: call costs nothing on top of the delivery.
     deliver: _Deliver
 
     def __init__(
@@ -194,7 +194,7 @@ class Hub(HubChannel):
         self.hooks = {}
         self.protocol = _protocol_of(protocol)
         if isinstance(backplane, str):
-            from .redis import RedisBackplane
+            from .backplane.redis import RedisBackplane
 
             backplane = RedisBackplane(backplane)
         self.backplane = backplane if backplane is not None else MemoryBackplane()
