@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+import pytest_asyncio
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -167,6 +168,36 @@ def redis_server_bin() -> str:
     return path
 
 
+# --------------------------------------------------------------------------- redis
+
+
+@pytest.fixture(scope="session")
+def _shared_redis(redis_server_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One redis-server for the whole session (see :func:`redis_server`)."""
+    from hub.redis_support import RedisServer
+
+    server = RedisServer(redis_server_bin, unused_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(_shared_redis: Any) -> Any:
+    """A real, empty redis-server on a loopback port (``hub.redis_support.RedisServer``).
+
+    One process serves the session: each test gets it running (started again
+    if the test before stopped it) and empty (``FLUSHALL``, ``SCRIPT FLUSH``).
+    A test may stop and start it, as a Redis outage; it comes back empty.
+    """
+    if not _shared_redis.running():
+        _shared_redis.start()
+    _shared_redis.reset()
+    return _shared_redis
+
+
 # --------------------------------------------------------------------------- node
 
 
@@ -228,29 +259,9 @@ def node() -> NodeRuntime:
 # --------------------------------------------------------------------------- chromium
 
 
-@pytest.fixture
-async def chromium_browser() -> AsyncIterator[Browser]:
-    """A headless Debian chromium driven by ``playwright.async_api``.
-
-    Function-scoped on purpose: Playwright's async objects are bound to the event
-    loop that created them, and pytest-asyncio 1.x gives every test its own loop by
-    default.  Launching takes well under a second, so a fresh browser per test is
-    affordable and keeps tests isolated.  Use it from any ``async def`` test
-    (``asyncio_mode = "auto"``, no marker needed)::
-
-        async def test_page(chromium_browser):
-            page = await chromium_browser.new_page()
-            await page.goto(f"http://127.0.0.1:{port}/")
-            assert await page.evaluate("1 + 1") == 2
-
-    Pages and contexts created from it are closed with the browser.  (A module- or
-    session-wide browser would need both this fixture and the tests using it to run
-    on a shared loop, e.g. ``loop_scope="module"`` on the fixture plus
-    ``pytestmark = pytest.mark.asyncio(loop_scope="module")`` in that module.)
-
-    Playwright never downloads a browser here: ``executable_path`` points at
-    ``/usr/bin/chromium``; do not run ``playwright install``.
-    """
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def _shared_chromium() -> AsyncIterator[Browser]:
+    """One headless Debian chromium for the whole session (see :func:`chromium_browser`)."""
     executable = find_chromium()
     require(executable, "chromium")
     try:
@@ -267,6 +278,38 @@ async def chromium_browser() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def chromium_browser(_shared_chromium: Browser) -> AsyncIterator[Browser]:
+    """A headless Debian chromium driven by ``playwright.async_api``.
+
+    One browser serves the whole session: starting Playwright's driver and
+    the browser, then closing them, costs about a second, once instead of
+    once per test. Each ``browser.new_page()`` opens a page in a context of
+    its own (cookies, storage), and every context a test opened is closed
+    when it ends, so tests stay apart. Use it from any ``async def`` test::
+
+        async def test_page(chromium_browser):
+            page = await chromium_browser.new_page()
+            await page.goto(f"http://127.0.0.1:{port}/")
+            assert await page.evaluate("1 + 1") == 2
+
+    Playwright's objects belong to the event loop that made them, so a test
+    that takes this fixture runs in the session's event loop (conftest marks
+    it so); an ``async`` fixture of its own must then say
+    ``@pytest_asyncio.fixture(loop_scope="session")``.
+
+    Playwright never downloads a browser here: ``executable_path`` points at
+    ``/usr/bin/chromium``; do not run ``playwright install``.
+    """
+    before = set(_shared_chromium.contexts)
+    try:
+        yield _shared_chromium
+    finally:
+        for context in _shared_chromium.contexts:
+            if context not in before:
+                await context.close()
 
 
 # --------------------------------------------------------------------------- markers
@@ -293,8 +336,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     pass (``WSKIT_NO_EXTENSIONS=1``) runs the unit suites with ``-m "not peer"``.
     """
     for item in items:
-        if PEER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        fixtures = getattr(item, "fixturenames", ())
+        if PEER_FIXTURES.intersection(fixtures):
             item.add_marker(pytest.mark.peer)
+        if "chromium_browser" in fixtures:
+            # The shared browser lives in the session's loop (see chromium_browser).
+            item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
 
 
 # --------------------------------------------------------------------------- hypothesis

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import pytest_asyncio
 
 import wskit
 from conftest import unused_port, wait_for_port
@@ -22,7 +23,13 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
 
-@pytest.fixture
+# The page tests share the session's browser, so they run in the session's
+# event loop (see chromium_browser in conftest.py); so do the chat server and
+# the other tests that use it (marked IN_SESSION_LOOP).
+IN_SESSION_LOOP = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
 async def chat() -> AsyncIterator[tuple[ChatApp, str]]:
     """The chat app, served on a free port: ``(app, "http://127.0.0.1:port")``."""
     app = ChatApp()
@@ -83,6 +90,7 @@ def test_demo_command_serves_the_page_and_stops_on_sigterm() -> None:
     assert f"http://127.0.0.1:{port}/" in out
 
 
+@IN_SESSION_LOOP
 async def test_join_answers_history_and_users(chat: tuple[ChatApp, str]) -> None:
     app, base = chat
     ada, bob = await talker(base), await talker(base)
@@ -102,6 +110,7 @@ async def test_join_answers_history_and_users(chat: tuple[ChatApp, str]) -> None
     assert app.users("elsewhere") == ["bob"]
 
 
+@IN_SESSION_LOOP
 @pytest.mark.parametrize(
     ("event", "args", "error"),
     [
@@ -122,6 +131,7 @@ async def test_bad_input_is_rejected(
     assert error in answer["e"]["message"]
 
 
+@IN_SESSION_LOOP
 async def test_long_and_empty_messages_are_rejected(chat: tuple[ChatApp, str]) -> None:
     client = await talker(chat[1])
     await client.request("join", "ada", "lobby")

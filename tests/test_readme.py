@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -53,13 +52,3 @@ def test_readme_example_runs(index: int, request: pytest.FixtureRequest) -> None
         found = output.find(want, position)
         assert found >= 0, f"{want!r} not in output after position {position}:\n{output}"
         position = found + len(want)
-
-
-@pytest.fixture
-def redis_server(redis_server_bin: str, tmp_path: Path) -> Any:
-    from hub.redis_support import RedisServer, unused_port
-
-    server = RedisServer(redis_server_bin, unused_port(), tmp_path)
-    server.start()
-    yield server
-    server.stop()

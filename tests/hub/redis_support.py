@@ -24,8 +24,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import wskit
 from conftest import REPO_ROOT, unused_port
 
@@ -38,14 +36,20 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
-def ping(port: int, timeout: float = 0.5) -> bool:
-    """Whether a Redis server answers PING on ``port``."""
+def command(port: int, *args: str, timeout: float = 0.5) -> bytes:
+    """Send one command to the Redis server on ``port``; its reply's first line, or ``b""``."""
+    request = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            sock.sendall(request.encode())
+            return sock.recv(256).partition(b"\r\n")[0]
     except OSError:
-        return False
+        return b""
+
+
+def ping(port: int, timeout: float = 0.5) -> bool:
+    """Whether a Redis server answers PING on ``port``."""
+    return command(port, "PING", timeout=timeout) == b"+PONG"
 
 
 class RedisServer:
@@ -90,6 +94,22 @@ class RedisServer:
                 raise TimeoutError("redis-server did not answer PING")
             time.sleep(0.02)
 
+    def running(self) -> bool:
+        """Whether the server is up and answers PING."""
+        return self.process is not None and self.process.poll() is None and ping(self.port)
+
+    def reset(self) -> None:
+        """Empty it: every key, every loaded script, every client of an earlier test."""
+        for args in (
+            ("CLIENT", "KILL", "TYPE", "normal"),
+            ("CLIENT", "KILL", "TYPE", "pubsub"),
+            ("FLUSHALL",),
+            ("SCRIPT", "FLUSH"),
+        ):
+            reply = command(self.port, *args, timeout=5)
+            if not reply.startswith((b"+", b":")):
+                raise RuntimeError(f"redis {' '.join(args)} failed: {reply!r}")
+
     def stop(self, sig: int = signal.SIGKILL) -> None:
         if self.process is None:
             return
@@ -101,17 +121,6 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None
-
-
-@pytest.fixture
-def redis_server(redis_server_bin: str, tmp_path: Path) -> Iterator[RedisServer]:
-    """A fresh, empty redis-server on a free loopback port (killed at the end)."""
-    server = RedisServer(redis_server_bin, unused_port(), tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def node_env() -> dict[str, str]:

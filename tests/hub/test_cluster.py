@@ -20,13 +20,11 @@ import pytest
 
 import wskit
 from hub.hub_support import cluster
-from hub.redis_support import HubNode, Peer, RedisServer, nodes, peers, redis_server, until
+from hub.redis_support import HubNode, Peer, RedisServer, nodes, peers, until
 from wskit.hub.client import HubClient
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
-
-__all__ = ["redis_server"]  # the fixture
 
 
 # --------------------------------------------------------------------------- the memory backplane

@@ -14,12 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import wskit
-from hub.redis_support import Peer, RedisServer, peers, redis_server, until
+from hub.redis_support import Peer, RedisServer, peers, until
 from wskit.hub import Hub, Recovery
 from wskit.hub.backplane.redis import RedisBackplane
 from wskit.hub.client import HubClient
-
-__all__ = ["redis_server"]  # the fixture
 
 
 class Node:
