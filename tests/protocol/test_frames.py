@@ -20,6 +20,7 @@ from wskit.protocol.frames import (
     apply_mask,
     encode_close_payload,
     encode_frame,
+    fit_close_reason,
     is_valid_close_code,
     parse_close_payload,
 )
@@ -279,6 +280,22 @@ def test_close_reason_length_limit() -> None:
     with pytest.raises(LocalProtocolError):
         encode_close_payload(1000, "é" * 62)
     assert len(encode_close_payload(1000, "é" * 61)) == 124
+
+
+def test_fit_close_reason_cuts_at_123_bytes_between_characters() -> None:
+    assert fit_close_reason("short") == "short"
+    assert fit_close_reason("x" * 200) == "x" * 123
+    # 62 two-byte characters are 124 bytes: the last one does not fit, whole.
+    assert fit_close_reason("é" * 62) == "é" * 61
+
+
+@given(reason=st.text(max_size=200))
+def test_a_fitted_reason_always_makes_a_close_frame(reason: str) -> None:
+    fitted = fit_close_reason(reason)
+    assert reason.startswith(fitted)
+    assert parse_close_payload(encode_close_payload(1000, fitted)) == (1000, fitted)
+    if len(reason.encode()) <= 123:
+        assert fitted == reason
 
 
 @given(

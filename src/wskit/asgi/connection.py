@@ -51,14 +51,9 @@ from types import TracebackType
 from typing import Any, cast
 
 from ..asyncio.connection import ConnectionAPI, Data
-from ..exceptions import (
-    ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
-    LocalProtocolError,
-)
+from ..exceptions import ConnectionClosed, LocalProtocolError, closed_exception
 from ..protocol.connection import PreparedMessage, State
-from ..protocol.frames import Opcode, is_valid_close_code
+from ..protocol.frames import Opcode, fit_close_reason, is_valid_close_code
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, Response, reason_phrase
 from .spec import (
@@ -78,14 +73,6 @@ logger = logging.getLogger("wskit.asgi")
 
 CloseHandler = Callable[[int, str], object]
 """``on_close(code, reason)``: called when the peer's close arrives; may return a coroutine."""
-
-# The close codes of a normal closure (see AsgiConn._closed_exception).
-_NORMAL_CODES = (1000, 1001, 1005)
-
-
-def _truncate_reason(reason: str) -> str:
-    # A close reason is at most 123 bytes of UTF-8 (RFC 6455 section 5.5).
-    return reason.encode()[:123].decode(errors="ignore")
 
 
 def _too_big(data: Data, max_size: int) -> bool:
@@ -517,10 +504,7 @@ class AsgiConn(ConnectionAPI):
 
     def _closed_exception(self) -> ConnectionClosed:
         code = self._close_code if self._close_code is not None else 1006
-        sent = self._sent_code
-        ok = code in _NORMAL_CODES and (sent is None or sent in _NORMAL_CODES)
-        cls = ConnectionClosedOK if ok else ConnectionClosedError
-        return cls(code, self._close_reason, sent, self._sent_reason)
+        return closed_exception(code, self._close_reason, self._sent_code, self._sent_reason)
 
     async def _wait_for_data(self) -> None:
         if self._read_waiter is not None:
@@ -650,7 +634,7 @@ class AsgiConn(ConnectionAPI):
         """
         if not is_valid_close_code(code):
             raise LocalProtocolError(f"close code {code} may not be sent")
-        reason = _truncate_reason(reason)
+        reason = fit_close_reason(reason)
         if self.application_state is ConnState.CONNECTING:
             # Not accepted yet: ASGI turns this into a 403 refusal.
             if self.client_state is ConnState.CONNECTING:

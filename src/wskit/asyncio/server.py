@@ -24,6 +24,7 @@ from typing import Any, cast
 from ..exceptions import ConnectionClosed, InvalidRequest
 from ..protocol.connection import Connection, Side, State
 from ..protocol.deflate import DeflateOptions
+from ..protocol.frames import fit_close_reason
 from ..protocol.handshake import reject, server_handshake
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, RequestParser, Response, serialize_response
@@ -260,8 +261,7 @@ class ServerConn(Conn):
                 return
             options.logger.exception("error in connection handler")
             reason = f"Internal server error: {exc}" if options.debug else "Internal server error"
-            reason = reason.encode()[:123].decode(errors="ignore")
-            await self.close(1011, reason)
+            await self.close(1011, fit_close_reason(reason))
         else:
             await self.close(1000)
         finally:

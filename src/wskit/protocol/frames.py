@@ -24,6 +24,7 @@ __all__ = [
     "encode_frame_parts",
     "encode_close_payload",
     "parse_close_payload",
+    "fit_close_reason",
     "is_valid_close_code",
 ]
 
@@ -125,6 +126,15 @@ def encode_close_payload(code: int | None, reason: str = "") -> bytes:
     if len(payload) > MAX_CONTROL_PAYLOAD:
         raise LocalProtocolError("close reason is longer than 123 bytes")
     return payload
+
+
+def fit_close_reason(reason: str) -> str:
+    """The longest start of ``reason`` that fits a close frame (RFC 6455 section 5.5).
+
+    A close frame carries at most 123 bytes of reason after its code; the
+    cut never splits a UTF-8 sequence, so the result is still valid text.
+    """
+    return reason.encode()[: MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore")
 
 
 def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
