@@ -3,7 +3,9 @@
 Most tests wire a client and a server :class:`Connection` back to back in
 memory (what one sends, the other receives) and are parametrized over the
 direction, so that each rule is checked on both sides: with masking from
-the client, without from the server (RFC 6455 section 5.1).
+the client, without from the server (RFC 6455 section 5.1). The closing
+handshake is also checked against a model of the RFC, in ``test_state.py``;
+``PreparedMessage`` in ``test_prepared.py``.
 """
 
 from __future__ import annotations
@@ -12,19 +14,18 @@ import itertools
 import random
 import struct
 import zlib
-from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from protocol.support import Frame, deflate_pair, make_pair, parse_frames, reassemble
 from wskit.exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
     LocalProtocolError,
 )
 from wskit.protocol.connection import Connection, PreparedMessage, Side, State
-from wskit.protocol.deflate import PerMessageDeflate
 from wskit.protocol.events import (
     CloseReceived,
     DataReceived,
@@ -32,7 +33,7 @@ from wskit.protocol.events import (
     PingReceived,
     PongReceived,
 )
-from wskit.protocol.frames import apply_mask, encode_frame
+from wskit.protocol.frames import apply_mask
 
 # --------------------------------------------------------------------------- helpers
 
@@ -42,42 +43,6 @@ DEFLATE_CONFIGS: dict[str, dict[str, object] | None] = {
     "deflate-nct": {"server_no_context_takeover": True, "client_no_context_takeover": True},
     "deflate-w8": {"server_max_window_bits": 8, "client_max_window_bits": 9},
 }
-
-
-def deflate_pair(
-    *,
-    server_no_context_takeover: bool = False,
-    client_no_context_takeover: bool = False,
-    server_max_window_bits: int = 15,
-    client_max_window_bits: int = 15,
-    threshold: int = 0,
-) -> tuple[PerMessageDeflate, PerMessageDeflate]:
-    """The client's and the server's codec for one agreement."""
-    codecs = [
-        PerMessageDeflate(
-            is_client=is_client,
-            server_no_context_takeover=server_no_context_takeover,
-            client_no_context_takeover=client_no_context_takeover,
-            server_max_window_bits=server_max_window_bits,
-            client_max_window_bits=client_max_window_bits,
-            threshold=threshold,
-        )
-        for is_client in (True, False)
-    ]
-    return codecs[0], codecs[1]
-
-
-def make_pair(
-    deflate: dict[str, object] | None = None, **kwargs: object
-) -> tuple[Connection, Connection]:
-    """A connected ``(client, server)`` pair."""
-    if deflate is None:
-        return Connection(Side.CLIENT, **kwargs), Connection(Side.SERVER, **kwargs)  # type: ignore[arg-type]
-    c, s = deflate_pair(**deflate)  # type: ignore[arg-type]
-    return (
-        Connection(Side.CLIENT, deflate=c, **kwargs),  # type: ignore[arg-type]
-        Connection(Side.SERVER, deflate=s, **kwargs),  # type: ignore[arg-type]
-    )
 
 
 def oriented(
@@ -94,45 +59,6 @@ def transfer(src: Connection, dst: Connection) -> list[Event]:
     if data:
         dst.receive_data(data)
     return dst.events_received()
-
-
-@dataclass
-class Frame:
-    fin: bool
-    rsv1: bool
-    rsv23: int
-    opcode: int
-    masked: bool
-    payload: bytes
-
-
-def parse_frames(data: bytes) -> list[Frame]:
-    """A minimal independent frame parser for checking what was sent."""
-    frames = []
-    pos = 0
-    while pos < len(data):
-        b0, b1 = data[pos], data[pos + 1]
-        length = b1 & 0x7F
-        pos += 2
-        if length == 126:
-            (length,) = struct.unpack_from("!H", data, pos)
-            pos += 2
-        elif length == 127:
-            (length,) = struct.unpack_from("!Q", data, pos)
-            pos += 8
-        masked = bool(b1 & 0x80)
-        if masked:
-            key = data[pos : pos + 4]
-            pos += 4
-            payload = apply_mask(data[pos : pos + length], key)
-        else:
-            payload = data[pos : pos + length]
-        pos += length
-        assert len(payload) == length, "truncated frame"
-        frames.append(
-            Frame(bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x30, b0 & 0x0F, masked, payload)
-        )
-    return frames
 
 
 def sent_frames(conn: Connection) -> list[Frame]:
@@ -195,22 +121,6 @@ def assert_failed(conn: Connection, code: int) -> None:
     exc = conn.closed_exception()
     assert isinstance(exc, ConnectionClosedError)
     assert exc.sent_code == code
-
-
-def reassemble(events: list[Event]) -> list[str | bytes]:
-    """Messages from DataReceived events (fragments joined)."""
-    messages: list[str | bytes] = []
-    parts: list[str | bytes] = []
-    for event in events:
-        if isinstance(event, DataReceived):
-            parts.append(event.data)
-            if event.fin:
-                first = parts[0]
-                joined = "".join(parts) if isinstance(first, str) else b"".join(parts)  # type: ignore[arg-type]
-                messages.append(joined)
-                parts = []
-    assert not parts, "unfinished message"
-    return messages
 
 
 SIDES = pytest.mark.parametrize("side", [Side.SERVER, Side.CLIENT], ids=["server", "client"])
@@ -1015,106 +925,6 @@ def test_compress_without_deflate() -> None:
     conn.send_binary(b"x", compress=False)
     (frame,) = sent_frames(conn)
     assert not frame.rsv1
-
-
-# --------------------------------------------------------------------------- PreparedMessage
-
-
-def test_prepared_identical_bytes_for_plain_server_conns() -> None:
-    message = PreparedMessage("hello everyone")
-    servers = [Connection(Side.SERVER) for _ in range(3)]
-    for conn in servers:
-        conn.send_prepared(message)
-    outputs = [b"".join(conn.data_to_send()) for conn in servers]
-    assert outputs[0] == outputs[1] == outputs[2] == encode_frame(0x1, b"hello everyone")
-    assert message.frame_for(servers[0]) is message.frame_for(servers[1])
-    client = Connection(Side.CLIENT)
-    client.receive_data(outputs[0])
-    assert client.events_received() == [DataReceived("hello everyone", True)]
-
-
-def test_prepared_binary() -> None:
-    message = PreparedMessage(b"\x00\x01")
-    assert message.opcode == 0x2
-    assert message.plain_frame() == b"\x82\x02\x00\x01"
-
-
-def test_prepared_shared_compressed_frame_no_context_takeover() -> None:
-    payload = "compress me please " * 50
-    message = PreparedMessage(payload)
-    pairs = [make_pair({"server_no_context_takeover": True}) for _ in range(3)]
-    frames = [message.frame_for(server) for _, server in pairs]
-    assert frames[0] is frames[1] is frames[2]
-    (frame,) = parse_frames(frames[0])
-    assert frame.rsv1 and not frame.masked
-    assert len(frame.payload) < len(payload)
-    for client, _ in pairs:
-        # Decodes on each peer, and again for a second message.
-        client.receive_data(frames[0])
-        client.receive_data(message.frame_for(pairs[0][1]))
-        assert reassemble(client.events_received()) == [payload, payload]
-        assert client.error is None
-
-
-def test_prepared_different_params_get_different_frames() -> None:
-    payload = b"abcdefgh" * 200
-    message = PreparedMessage(payload)
-    _, s15 = make_pair({"server_no_context_takeover": True})
-    c9, s9 = make_pair({"server_no_context_takeover": True, "server_max_window_bits": 9})
-    f15 = message.frame_for(s15)
-    f9 = message.frame_for(s9)
-    assert f15 is not f9
-    c9.receive_data(f9)
-    assert c9.events_received() == [DataReceived(payload, True)]
-
-
-def test_prepared_context_takeover_per_connection() -> None:
-    payload = "context takeover " * 40
-    message = PreparedMessage(payload)
-    (c1, s1), (c2, s2) = make_pair({}), make_pair({})
-    # s1 has sent something before: its compressor has history.
-    s1.send_text("context takeover " * 10)
-    c1.receive_data(b"".join(s1.data_to_send()))
-    c1.events_received()
-    s1.send_prepared(message)
-    s2.send_prepared(message)
-    f1 = b"".join(s1.data_to_send())
-    f2 = b"".join(s2.data_to_send())
-    assert f1 != f2
-    s1.send_prepared(message)
-    f1b = b"".join(s1.data_to_send())
-    c1.receive_data(f1 + f1b)
-    c2.receive_data(f2)
-    assert reassemble(c1.events_received()) == [payload, payload]
-    assert reassemble(c2.events_received()) == [payload]
-
-
-@pytest.mark.parametrize("deflate", [None, {}, {"client_no_context_takeover": True}])
-def test_prepared_client_conns_mask_each_frame(deflate: dict[str, object] | None) -> None:
-    payload = b"from a client " * 20
-    message = PreparedMessage(payload)
-    pairs = [make_pair(deflate) for _ in range(2)]
-    frames = []
-    for client, server in pairs:
-        client.send_prepared(message)
-        data = b"".join(client.data_to_send())
-        frames.append(data)
-        (frame,) = parse_frames(data)
-        assert frame.masked
-        assert frame.rsv1 == (deflate is not None)
-        server.receive_data(data)
-        assert server.events_received() == [DataReceived(payload, True)]
-        assert server.error is None
-    assert frames[0] != frames[1]
-
-
-def test_prepared_respects_threshold_and_compression_enabled() -> None:
-    message = PreparedMessage(b"tiny")
-    _, server = make_pair({"server_no_context_takeover": True, "threshold": 128})
-    assert message.frame_for(server) == message.plain_frame()
-    big = PreparedMessage(b"b" * 1000)
-    server.compression_enabled = False
-    assert big.frame_for(server) == big.plain_frame()
 
 
 # --------------------------------------------------------------------------- misc
