@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..protocol.connection import PreparedMessage
+from ..protocol.prepared import PreparedMessage
 from .connection import Conn
 from .direct_write import NO_LIMIT, fanout
 

@@ -18,9 +18,12 @@ The application's calls (``send_text``, ``send_binary``,
 ``send_continuation``, ``send_ping``, ``send_pong``, ``send_close``) queue
 bytes for ``data_to_send()`` too.
 
-The asyncio layer, on its hot path, reads the lists behind those calls in
-place (:attr:`Connection.events`, :attr:`Connection.output`) and the phase
-(:attr:`Connection.phase`): they are named for that purpose.
+The asyncio layer, on its hot path, reads what is behind those calls in
+place: the lists :attr:`Connection.events` and :attr:`Connection.output`,
+the receive buffer :attr:`Connection.unparsed`, the phase
+:attr:`Connection.phase` and :attr:`Connection.masking`. They are named and
+documented for that purpose; nothing else of the connection is read from
+outside.
 
 States
 ------
@@ -35,6 +38,9 @@ connection should be closed. Applications see it as three states::
     OPEN ──close frame received (echoed at once)──▶ CLOSED
     OPEN or CLOSING ──protocol violation (close frame with the error code)──▶ CLOSED
     any ──receive_eof()──▶ CLOSED
+
+(With ``defer_failure`` a violation leaves the state ``OPEN``, the close
+frame held back, until :meth:`Connection.commit_failure`.)
 
 After the close frame has gone out nothing more is sent. Once both close
 frames have crossed, the server closes the TCP connection first (section

@@ -10,7 +10,7 @@ variable, its :class:`Phase`, and changes it in exactly one way: by looking
 up ``(phase, trigger)`` in :data:`TRANSITIONS`. Nothing else decides what may
 be sent, what is still parsed, whether a close frame goes out, or when the
 TCP connection should be closed: every such question is a question about
-the phase, answered by the table or by a set of phases derived from it.
+the phase, answered by the table or by a named set of phases.
 
 The eight triggers are what can happen to a connection: the application
 sends a frame or a close frame; the peer's frames, its close frame, or a
@@ -19,21 +19,24 @@ held back; the TCP stream ends (EOF).
 
 The main paths::
 
-                 send_close()            close frame received
-        OPEN ─────────────────▶ CLOSING ──────────────────────▶ CLOSE_EXCHANGED
-         │ │                       │                                 ▲   │
-         │ └───────────── close frame received (echoed at once) ─────┘   │ EOF
-         │                         │ protocol error                      ▼
-         │  protocol error         ▼                                   ENDED
-         ├──────────────────────▶ FAILED
-         │                         ▲ commit_failure() or send_close()
-         │  protocol error,        │ (the peer's error code wins)
-         └─ defer_failure ──▶ FAILING
+                 send_close()             close frame received
+        OPEN ──────────────────▶ CLOSING ────────────────────▶ CLOSE_EXCHANGED
+         │ │                        │                             ▲       │
+         │ └──── close frame received, echoed at once ────────────┘       │ EOF
+         │                          │ protocol error                      ▼
+         │ protocol error           ▼                                   ENDED
+         ├─────────────────────▶ FAILED
+         │                          ▲ commit_failure() or send_close()
+         │ protocol error,          │ (the peer's error code wins)
+         │ defer_failure on         │
+         └─────────────────────▶ FAILING
 
 and the TCP stream can end in any phase::
 
-        OPEN ─EOF─▶ LOST         FAILING ─EOF─▶ LOST_FAILING ─commit─▶ LOST_CLOSING
-        CLOSING, FAILED ─EOF─▶ LOST_CLOSING     CLOSE_EXCHANGED ─EOF─▶ ENDED
+        OPEN ─EOF─▶ LOST
+        FAILING ─EOF─▶ LOST_FAILING ─commit_failure() or send_close()─▶ LOST_CLOSING
+        CLOSING or FAILED ─EOF─▶ LOST_CLOSING
+        CLOSE_EXCHANGED ─EOF─▶ ENDED (the normal end)
 
 Three rules ride on the phases rather than on the arrows:
 
