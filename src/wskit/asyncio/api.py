@@ -115,4 +115,3 @@ class ConnectionAPI:
         """The headers of the handshake response."""
         assert self.response is not None
         return self.response.headers
-
