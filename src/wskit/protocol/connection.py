@@ -85,6 +85,7 @@ from .frames import (
     encode_close_payload,
     encode_frame,
     encode_frame_parts,
+    fit_close_reason,
     parse_close_payload,
 )
 from .prepared import PreparedMessage
@@ -571,7 +572,7 @@ class Connection:
         """The code and reason of the close frame that fails the connection."""
         exc = self.error
         assert exc is not None
-        return exc.code, exc.reason.encode()[: MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore")
+        return exc.code, fit_close_reason(exc.reason)
 
     def commit_failure(self) -> None:
         """Send the close frame of a failure held back; see ``defer_failure``.
