@@ -8,6 +8,7 @@ connection of the test's own, in memory.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 from typing import Any
@@ -16,16 +17,31 @@ import pytest
 
 from wskit.asyncio.api import ConnectionAPI, Data
 from wskit.exceptions import ConnectionClosed, ConnectionClosedError, closed_exception
+from wskit.protocol.events import DataReceived
 from wskit.protocol.headers import Headers
 from wskit.protocol.http11 import Request, Response
 
+OK = closed_exception(1000)
+
 
 class Scripted(ConnectionAPI):
-    """Receives ``messages`` in order, then raises ``end``; records what is sent."""
+    """Receives ``messages`` in order, then raises ``end``; records what is sent.
 
-    def __init__(self, messages: list[Data], end: ConnectionClosed) -> None:
-        self.messages = list(messages)
+    ``messages`` are whole messages, or ``(data, fin)`` fragments; ``feed``
+    adds more later, as a connection's source does.
+    """
+
+    def __init__(
+        self, messages: list[Data | tuple[Data, bool]], end: ConnectionClosed, max_queue: int = 32
+    ) -> None:
+        self._queue = collections.deque()
+        self._partial = None
+        self._read_waiter = None
+        self._reading_paused = False
+        self.max_queue = max_queue
         self.end = end
+        self.ended = False
+        self.resumed = 0
         self.sent: list[Any] = []
         self.closed: tuple[int, str] | None = None
         self.request: Request | None = None
@@ -33,11 +49,25 @@ class Scripted(ConnectionAPI):
         self.json_loads = json.loads
         self.json_dumps = json.dumps
         self._loop = asyncio.get_running_loop()
+        self.feed(*messages)
+        self.ended = True
 
-    async def recv(self) -> Data:
-        if self.messages:
-            return self.messages.pop(0)
-        raise self.end
+    def feed(self, *messages: Data | tuple[Data, bool]) -> None:
+        for message in messages:
+            data, fin = message if isinstance(message, tuple) else (message, True)
+            self._queue.append(DataReceived(data, fin))
+        self._reading_paused = len(self._queue) > self.max_queue
+        self._wake_reader()
+
+    def _wait_for_data(self) -> asyncio.Future[None]:
+        if self.ended:
+            raise self.end
+        return self._new_read_waiter()
+
+    def _maybe_resume_reading(self) -> None:
+        if len(self._queue) <= self.max_queue // 4:
+            self._reading_paused = False
+            self.resumed += 1
 
     async def send(self, message: Any) -> None:
         self.sent.append(message)
@@ -59,6 +89,45 @@ async def test_iteration_raises_on_an_abnormal_close() -> None:
             received.append(message)
     assert received == ["one"]
     assert caught.value.code == 1011
+
+
+async def test_fragments_are_joined_and_streamed() -> None:
+    conn = Scripted([("he", False), ("llo", True), (b"\x01", False), (b"\x02", True)], OK)
+    assert await conn.recv() == "hello"
+    assert [fragment async for fragment in conn.recv_streaming()] == [b"\x01", b"\x02"]
+
+
+async def test_a_waiting_reader_is_woken_by_what_arrives() -> None:
+    conn = Scripted([], OK)
+    conn.ended = False
+    reader = asyncio.ensure_future(conn.recv())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="another task is already reading"):
+        await conn.recv()
+    conn.feed("late")
+    assert await asyncio.wait_for(reader, 5) == "late"
+
+
+async def test_a_cancelled_reader_leaves_room_for_the_next() -> None:
+    conn = Scripted([], OK)
+    conn.ended = False
+    reader = asyncio.ensure_future(conn.recv())
+    await asyncio.sleep(0)
+    reader.cancel()
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(conn.recv())
+    await asyncio.sleep(0)
+    conn.feed("for the second")
+    assert await asyncio.wait_for(second, 5) == "for the second"
+
+
+async def test_a_full_queue_resumes_its_source_once_drained() -> None:
+    conn = Scripted([str(n) for n in range(10)], OK, max_queue=4)
+    assert conn._reading_paused
+    received = [await conn.recv() for _ in range(9)]
+    assert received == [str(n) for n in range(9)]
+    assert conn.resumed == 1  # at 1 left (max_queue // 4), once
+    assert not conn._reading_paused
 
 
 async def test_json_goes_through_the_connections_functions() -> None:

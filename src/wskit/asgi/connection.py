@@ -14,8 +14,9 @@ hub runs unchanged on either.
 
 Once the connection is accepted two tasks talk to the server:
 
-* a *reader* pulls ``websocket.receive`` messages into a queue of at most
-  ``max_queue`` messages, and stops pulling when the queue is full, so the
+* a *reader* pulls ``websocket.receive`` messages into the receive queue
+  that ``Conn`` reads too (:class:`~wskit.asyncio.api.ConnectionAPI`'s), at
+  most ``max_queue`` messages, and stops pulling when the queue is full, so the
   server stops reading the socket (backpressure); it enforces ``max_size``
   (closing with 1009) and notices ``websocket.disconnect`` even while the
   handler is only writing;
@@ -41,7 +42,6 @@ import json
 import logging
 from collections.abc import (
     AsyncIterable,
-    AsyncIterator,
     Callable,
     Iterable,
     MutableMapping,
@@ -53,6 +53,7 @@ from typing import Any, cast
 from ..asyncio.connection import ConnectionAPI, Data
 from ..exceptions import ConnectionClosed, LocalProtocolError, closed_exception
 from ..protocol.connection import PreparedMessage, State
+from ..protocol.events import DataReceived
 from ..protocol.frames import Opcode, fit_close_reason, is_valid_close_code
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, Response, reason_phrase
@@ -201,11 +202,16 @@ class AsgiConn(ConnectionAPI):
         self.client_state = ConnState.CONNECTING
         #: State of the messages sent to the server.
         self.application_state = ConnState.CONNECTING
-        self._receive = receive
-        self._send = send
+        self._asgi_receive = receive
+        self._asgi_send = send
         self._loop = asyncio.get_running_loop()
-        self._incoming: collections.deque[Data] = collections.deque()
+        # The receive queue (see wskit.asyncio.api): whole messages, each
+        # as DataReceived(message, True); _space is clear while the reader
+        # loop waits for the queue to go below max_queue.
+        self._queue: collections.deque[DataReceived] = collections.deque()
+        self._partial: list[Data] | None = None
         self._read_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
         self._space = asyncio.Event()
         self._space.set()
         self._outgoing: collections.deque[tuple[Message, int]] = collections.deque()
@@ -235,7 +241,7 @@ class AsgiConn(ConnectionAPI):
         state = self.client_state
         if state is ConnState.CLOSED:
             raise ASGIProtocolError("cannot receive: 'websocket.disconnect' was already received")
-        message = await self._receive()
+        message = await self._asgi_receive()
         kind = message.get("type")
         if state is ConnState.CONNECTING:
             if kind == "websocket.connect":
@@ -285,7 +291,7 @@ class AsgiConn(ConnectionAPI):
             raise ASGIProtocolError(
                 f"cannot send ASGI message {kind!r}: the application already closed the connection"
             )
-        await self._send(message)
+        await self._asgi_send(message)
 
     # -- opening ----------------------------------------------------------------------
 
@@ -359,12 +365,14 @@ class AsgiConn(ConnectionAPI):
     # -- the reader -------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        incoming = self._incoming
+        queue = self._queue
         try:
             while True:
-                while len(incoming) >= self.max_queue and not self._close_queued:
+                while len(queue) >= self.max_queue and not self._close_queued:
+                    self._reading_paused = True
                     self._space.clear()
                     await self._space.wait()
+                self._reading_paused = False
                 message = await self._receive_message()
                 if message["type"] == "websocket.disconnect":
                     code = message.get("code", 1005)
@@ -385,12 +393,8 @@ class AsgiConn(ConnectionAPI):
                 if self.max_size is not None and _too_big(data, self.max_size):
                     self._queue_close(1009, f"message over {self.max_size} bytes")
                     continue
-                incoming.append(data)
-                waiter = self._read_waiter
-                if waiter is not None:
-                    self._read_waiter = None
-                    if not waiter.done():
-                        waiter.set_result(None)
+                queue.append(DataReceived(data, True))
+                self._wake_reader()
         except asyncio.CancelledError:
             raise
         except ASGIProtocolError:
@@ -474,9 +478,7 @@ class AsgiConn(ConnectionAPI):
         if self._give_up_timer is not None:
             self._give_up_timer.cancel()
             self._give_up_timer = None
-        waiter, self._read_waiter = self._read_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake_reader()
         self._space.set()
         self._wakeup.set()
         self._wake_drainers()
@@ -498,46 +500,23 @@ class AsgiConn(ConnectionAPI):
                 self._write_task.cancel()
             self._ended(1006, "")
 
-    # -- the receive queue, and the exception a closed connection raises -------------------
-    # Both repeat what wskit.Conn does (its queue, and the normal-closure rule of
-    # wskit.exceptions): kept together here until the two are unified.
+    # -- reading: the receive queue is ConnectionAPI's ----------------------------------
 
     def _closed_exception(self) -> ConnectionClosed:
         code = self._close_code if self._close_code is not None else 1006
         return closed_exception(code, self._close_reason, self._sent_code, self._sent_reason)
 
-    async def _wait_for_data(self) -> None:
-        if self._read_waiter is not None:
-            raise RuntimeError("another task is already reading from this connection")
-        waiter = self._read_waiter = self._loop.create_future()
-        try:
-            await waiter
-        finally:
-            if self._read_waiter is waiter:
-                self._read_waiter = None
+    def _wait_for_data(self) -> asyncio.Future[None]:
+        if self._closed.done():
+            raise self._closed_exception()
+        if self.application_state is ConnState.CONNECTING:
+            raise ASGIProtocolError("accept the connection before receiving")
+        return self._new_read_waiter()
 
-    async def recv(self) -> Data:
-        """Receive the next message: ``str`` for text, ``bytes`` for binary.
-
-        Raises:
-            ConnectionClosed: the connection closed; carries the code and reason.
-        """
-        incoming = self._incoming
-        while True:
-            if incoming:
-                data = incoming.popleft()
-                if not self._space.is_set() and len(incoming) < self.max_queue:
-                    self._space.set()
-                return data
-            if self._closed.done():
-                raise self._closed_exception()
-            if self.application_state is ConnState.CONNECTING:
-                raise ASGIProtocolError("accept the connection before receiving")
-            await self._wait_for_data()
-
-    async def recv_streaming(self) -> AsyncIterator[Data]:
-        """Yield the next message; ASGI delivers messages whole, so as one fragment."""
-        yield await self.recv()
+    def _maybe_resume_reading(self) -> None:
+        if len(self._queue) < self.max_queue:
+            self._reading_paused = False
+            self._space.set()
 
     # -- writing ---------------------------------------------------------------------------
 

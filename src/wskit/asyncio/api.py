@@ -3,20 +3,36 @@
 wskit has two connection classes that speak WebSocket on asyncio: the
 protocol's own :class:`~wskit.asyncio.connection.Conn`, and the ASGI
 adapter's ``AsgiConn``, which rides on a server's ASGI events. Each defines
-its primitives (``recv``, ``send``, ``close``); this base class writes
-iteration, JSON, ``async with``, the handshake headers and the calling of
-event handlers once, on top of them, for both.
+its primitives (``send``, ``close``, where messages come from); this base
+class writes the rest once, for both: the receive queue that ``recv()``,
+``async for`` and ``recv_streaming()`` read, JSON, ``async with``, the
+handshake headers and the calling of event handlers.
+
+The receive queue
+=================
+
+Whatever arrives goes into ``_queue`` as
+:class:`~wskit.protocol.events.DataReceived` ``(data, fin)`` pairs (a
+fragment each for ``Conn``, whole messages for ``AsgiConn``), and the one
+waiting reader is woken with :meth:`ConnectionAPI._wake_reader`. The reader
+takes them out in :meth:`ConnectionAPI._receive`, joining fragments. Each
+class bounds the queue its own way: past ``max_queue`` entries ``Conn``
+pauses its transport's reading and ``AsgiConn`` stops asking the server for
+messages; both start again in ``_maybe_resume_reading`` once the reader has
+taken enough out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self
 
 from ..exceptions import ConnectionClosed
+from ..protocol.events import DataReceived
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, Response
 
@@ -31,18 +47,27 @@ Data = str | bytes
 class ConnectionAPI:
     """What every wskit connection offers, written on top of its own primitives.
 
-    :class:`Conn` and the ASGI adapter's ``AsgiConn`` define ``recv``,
-    ``send``, ``close``, ``request`` and ``json_loads``/``json_dumps``; this
-    base class adds iteration, JSON and ``async with`` to both, once.
+    :class:`Conn` and the ASGI adapter's ``AsgiConn`` define ``send``,
+    ``close``, ``request``, ``json_loads``/``json_dumps``, and feed the
+    receive queue (see the module's docstring); this base class adds
+    receiving, iteration, JSON and ``async with`` to both, once.
     """
 
-    __slots__ = ()
+    # The receive queue (see the module's docstring): frames or messages not
+    # read yet, the fragments of a message being joined, the reader waiting
+    # for more, and whether the source is paused because the queue is full.
+    __slots__ = ("_partial", "_queue", "_read_waiter", "_reading_paused")
 
     request: Request | None
     response: Response | None
     json_loads: Callable[[str | bytes], Any]
     json_dumps: Callable[[Any], str]
+    max_queue: int
     _loop: asyncio.AbstractEventLoop
+    _queue: collections.deque[DataReceived]
+    _partial: list[Data] | None
+    _read_waiter: asyncio.Future[None] | None
+    _reading_paused: bool
 
     def _call_handler(self, handler: Callable[..., object], *args: object) -> None:
         """Call an event handler (on_ping, on_close...): a coroutine it returns runs as a task.
@@ -56,9 +81,114 @@ class ConnectionAPI:
         except Exception:
             logger.exception("error in a %s handler", getattr(handler, "__name__", "control"))
 
-    async def recv(self) -> Data:
-        """Receive the next message (defined by each connection class)."""
+    # -- receiving: what each class defines --------------------------------------------
+
+    def _wait_for_data(self) -> asyncio.Future[None]:
+        """A future that completes when data arrives or the connection ends.
+
+        Each class checks its own conditions first (raising the closed
+        exception once closed), then returns :meth:`_new_read_waiter`.
+        """
         raise NotImplementedError
+
+    def _maybe_resume_reading(self) -> None:
+        """The reader took a message out of a full queue: resume the source if it is low."""
+        raise NotImplementedError
+
+    # -- receiving: the queue, written once ----------------------------------------------
+
+    def _new_read_waiter(self) -> asyncio.Future[None]:
+        """The future the one reader waits on, until :meth:`_wake_reader`.
+
+        A plain method returning the future, not a coroutine: a reader waiting
+        on it costs one frame less (in memory and per message). A cancelled
+        reader leaves a cancelled future behind, which the next one replaces.
+
+        Raises:
+            RuntimeError: another task is already waiting to read.
+        """
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            raise RuntimeError("another task is already reading from this connection")
+        waiter = self._read_waiter = self._loop.create_future()
+        return waiter
+
+    def _wake_reader(self) -> None:
+        """Wake the reader, if one waits: data arrived, or the connection ended."""
+        waiter = self._read_waiter
+        if waiter is not None:
+            self._read_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _pop(self) -> DataReceived:
+        """Take the next frame or message out of the queue (which must hold one)."""
+        event = self._queue.popleft()
+        if self._reading_paused:
+            self._maybe_resume_reading()
+        return event
+
+    def _assemble(self, data: Data, fin: bool) -> Data | None:
+        """Add a frame's data to the fragmented message; the whole message at its end."""
+        parts = self._partial
+        if parts is None:
+            parts = self._partial = []
+        parts.append(data)
+        if not fin:
+            return None
+        self._partial = None
+        return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+
+    async def _receive(self, iterating: bool) -> Data:
+        """The receive loop of :meth:`recv` and ``async for``."""
+        while True:
+            queue = self._queue
+            if queue:
+                data, fin = queue.popleft()
+                if self._reading_paused:
+                    self._maybe_resume_reading()
+                if fin and self._partial is None:
+                    return data  # the common case: a message in one frame
+                message = self._assemble(data, fin)
+                if message is not None:
+                    return message
+                continue
+            try:
+                await self._wait_for_data()
+            except ConnectionClosed as exc:
+                if iterating and exc.ok:
+                    raise StopAsyncIteration from None
+                raise
+
+    def recv(self) -> Coroutine[Any, Any, Data]:
+        """Receive the next message: ``str`` for text, ``bytes`` for binary.
+
+        ``await conn.recv()``; a coroutine function in all but name (it hands
+        out the coroutine of the one receive loop, which ``async for`` shares).
+
+        Raises:
+            ConnectionClosed: the connection closed (normally or not); the
+                exception carries the close code and reason.
+        """
+        return self._receive(False)
+
+    async def recv_streaming(self) -> AsyncIterator[Data]:
+        """Yield the fragments of the next message as they arrive.
+
+        Fragments of a text message are ``str`` (a fragment may split a
+        character; the decoder carries it over), of a binary one ``bytes``.
+        Where messages arrive whole (ASGI), the one fragment is the message.
+        """
+        while True:
+            if self._queue:
+                data, fin = self._pop()
+                yield data
+                if fin:
+                    return
+                continue
+            await self._wait_for_data()
+
+    # -- sending and closing: what each class defines --------------------------------------
 
     async def send(self, message: Any) -> None:
         """Send a message (defined by each connection class)."""
@@ -71,19 +201,14 @@ class ConnectionAPI:
     def __aiter__(self) -> ConnectionAPI:
         return self
 
-    async def __anext__(self) -> Data:
+    def __anext__(self) -> Coroutine[Any, Any, Data]:
         """The next message; iteration ends when the connection closes normally.
 
         An abnormal closure raises :class:`~wskit.ConnectionClosedError`.
-        (Written as ``__anext__`` rather than an async generator: one
-        coroutine per message instead of two.)
+        (The receive loop's own coroutine: one coroutine per message, and one
+        frame less than awaiting ``recv()`` in an ``async def``.)
         """
-        try:
-            return await self.recv()
-        except ConnectionClosed as exc:
-            if exc.ok:
-                raise StopAsyncIteration from None
-            raise
+        return self._receive(True)
 
     async def recv_json(self) -> Any:
         """Receive a message and decode it as JSON."""

@@ -36,7 +36,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from types import TracebackType
 from typing import Any, cast
 
@@ -118,12 +118,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "_keepalive",
         "_loop",
         "_on_message",
-        "_partial",
         "_pings",
-        "_queue",
         "_rbuf",
-        "_read_waiter",
-        "_reading_paused",
         "_send_lock",
         "frame_writer",
         "_write_paused",
@@ -277,11 +273,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
                         queue.append(event)
                 else:
                     self._handle_control(event)
-            waiter = self._read_waiter
-            if waiter is not None:
-                self._read_waiter = None
-                if not waiter.done():
-                    waiter.set_result(None)
+            if self._read_waiter is not None:
+                self._wake_reader()
             if len(queue) > self.max_queue and not self._reading_paused:
                 self._reading_paused = True
                 self.transport.pause_reading()  # type: ignore[union-attr]
@@ -422,9 +415,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             if not future.done():
                 future.set_exception(closed)
         self._pings.clear()
-        if self._read_waiter is not None and not self._read_waiter.done():
-            self._read_waiter.set_result(None)
-        self._read_waiter = None
+        self._wake_reader()
         self.resume_writing()
 
     # -- reading -------------------------------------------------------------
@@ -436,100 +427,20 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def _wait_for_data(self) -> asyncio.Future[None]:
         """A future that completes when data arrives or the connection ends.
 
-        A plain method returning the future, not a coroutine: a reader
-        waiting on it costs one frame less (in memory and per message). A
-        cancelled reader leaves a cancelled future behind, which the next
-        reader replaces.
+        A failure held back (``defer_failure``) is committed once the reader
+        has taken every message that came before it.
         """
         protocol = self.protocol
         if protocol is not None and protocol.phase is not _OPEN and protocol.failure_pending:
             self._commit_failure()
         if self._closed.done():
             raise self._closed_exception()
-        waiter = self._read_waiter
-        if waiter is not None and not waiter.done():
-            raise RuntimeError("another task is already reading from this connection")
-        waiter = self._read_waiter = self._loop.create_future()
-        return waiter
+        return self._new_read_waiter()
 
     def _maybe_resume_reading(self) -> None:
         if len(self._queue) <= self.max_queue // 4 and self.transport:
             self._reading_paused = False
             self.transport.resume_reading()
-
-    def _pop(self) -> DataReceived:
-        event = self._queue.popleft()
-        if self._reading_paused:
-            self._maybe_resume_reading()
-        return event
-
-    def recv(self) -> Coroutine[Any, Any, Data]:
-        """Receive the next message: ``str`` for text, ``bytes`` for binary.
-
-        ``await conn.recv()``; a coroutine function in all but name (it hands
-        out the coroutine of the one receive loop, which ``async for`` shares).
-
-        Raises:
-            ConnectionClosed: the connection closed (normally or not); the
-                exception carries the close code and reason.
-        """
-        return self._receive(False)
-
-    def __anext__(self) -> Coroutine[Any, Any, Data]:
-        """The next message; iteration ends when the connection closes normally.
-
-        An abnormal closure raises :class:`~wskit.ConnectionClosedError`.
-        (The receive loop's own coroutine: one coroutine per message, and one
-        frame less than awaiting ``recv()`` in an ``async def``.)
-        """
-        return self._receive(True)
-
-    def _assemble(self, data: Data, fin: bool) -> Data | None:
-        """Add a frame's data to the fragmented message; the whole message at its end."""
-        parts = self._partial
-        if parts is None:
-            parts = self._partial = []
-        parts.append(data)
-        if not fin:
-            return None
-        self._partial = None
-        return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
-
-    async def _receive(self, iterating: bool) -> Data:
-        """The receive loop of :meth:`recv` and ``async for``."""
-        while True:
-            queue = self._queue
-            if queue:
-                data, fin = queue.popleft()
-                if self._reading_paused:
-                    self._maybe_resume_reading()
-                if fin and self._partial is None:
-                    return data  # the common case: a message in one frame
-                message = self._assemble(data, fin)
-                if message is not None:
-                    return message
-                continue
-            try:
-                await self._wait_for_data()
-            except ConnectionClosed as exc:
-                if iterating and exc.ok:
-                    raise StopAsyncIteration from None
-                raise
-
-    async def recv_streaming(self) -> AsyncIterator[Data]:
-        """Yield the fragments of the next message as they arrive.
-
-        Fragments of a text message are ``str`` (a fragment may split a
-        character; the decoder carries it over), of a binary one ``bytes``.
-        """
-        while True:
-            if self._queue:
-                data, fin = self._pop()
-                yield data
-                if fin:
-                    return
-                continue
-            await self._wait_for_data()
 
     # -- writing -------------------------------------------------------------
 
