@@ -16,7 +16,6 @@ import wskit
 from hub.hub_support import cluster
 from hub.redis_support import until
 from wskit.hub import Hub, Recovery
-from wskit.hub.backplane import HistoryError, check_since
 from wskit.hub.client import HubClient
 from wskit.hub.recovery import format_position, parse_position, splice
 
@@ -34,18 +33,6 @@ def test_positions_round_trip() -> None:
     assert parse_position("nope") is None
     assert parse_position("e:-1") is None
     assert parse_position(5) is None
-
-
-def test_check_since() -> None:
-    assert check_since(("e", 3), "e", 5, 1) == 4
-    assert check_since(("e", 5), "e", 5, 1) == 0  # nothing missed
-    assert check_since(("", 0), "e", 5, 1) == 1  # joined before any history
-    with pytest.raises(HistoryError) as info:
-        check_since(("old", 3), "e", 5, 1)
-    assert info.value.reason == "epoch"
-    with pytest.raises(HistoryError) as info:
-        check_since(("e", 1), "e", 9, 5)
-    assert info.value.reason == "history"
 
 
 def test_recovery_needs_ws_wrapper() -> None:
