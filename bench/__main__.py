@@ -405,36 +405,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"bench: {len(plan)} runs ({len(cases)} cases on {len(servers)} servers,"
         f" loops: {', '.join(loops)}); server on core 0, loader on core 1"
     )
-    for i, (case, server, loop) in enumerate(plan, 1):
-        label = server.label(loop)
-        rec: Record
-        why = server.available()
-        if why is None and case.compression and not server.compression:
-            why = server.note or "no permessage-deflate"
-        if why is None and case.conns + 64 > fd_limit:
-            why = f"needs {case.conns} file descriptors, limit is {fd_limit}"
-        if why is not None:
-            rec = {
-                "case": case.id,
-                "workload": case.workload,
-                "server": server.name,
-                "loop": loop,
-                "label": label,
-                "skipped": why,
-            }
-        else:
+    # --repeat runs the whole plan again, round after round, rather than each
+    # figure N times in a row: the machine's slow spells (seen here: every
+    # server 20% down for minutes) then fall on every server alike, instead
+    # of on all the attempts of whichever one ran during them.
+    slots: list[Record | None] = [None] * len(plan)
+    for round_number in range(1, ns.repeat + 1):
+        for i, (case, server, loop) in enumerate(plan):
+            label = server.label(loop)
+            why = server.available()
+            if why is None and case.compression and not server.compression:
+                why = server.note or "no permessage-deflate"
+            if why is None and case.conns + 64 > fd_limit:
+                why = f"needs {case.conns} file descriptors, limit is {fd_limit}"
+            if why is not None:
+                if slots[i] is None:
+                    slots[i] = {
+                        "case": case.id,
+                        "workload": case.workload,
+                        "server": server.name,
+                        "loop": loop,
+                        "label": label,
+                        "skipped": why,
+                    }
+                continue
             if settle_budget > 0:
                 load, waited = wait_quiet(min(settle, settle_budget))
                 settle_budget -= waited
                 if waited >= 1:
                     log(f"  waited {waited:.0f} s for the machine to calm down ({load:.0f}% busy)")
             rec = run_one(case, server, loop, python)
-            for _ in range(ns.repeat - 1):
-                rec = better(case, rec, run_one(case, server, loop, python))
-        records.append(rec)
-        log(f"[{i}/{len(plan)}] {case.id} {label}: {summary_line(case, rec)}")
-        meta["elapsed_s"] = round(time.monotonic() - started, 1)
-        output.write_text(json.dumps({"meta": meta, "results": records}, indent=1) + "\n")
+            earlier = slots[i]
+            slots[i] = rec if earlier is None else better(case, earlier, rec)
+            where = f"round {round_number}/{ns.repeat} " if ns.repeat > 1 else ""
+            log(f"[{where}{i + 1}/{len(plan)}] {case.id} {label}: {summary_line(case, rec)}")
+            records = [r for r in slots if r is not None]
+            meta["elapsed_s"] = round(time.monotonic() - started, 1)
+            output.write_text(json.dumps({"meta": meta, "results": records}, indent=1) + "\n")
+    records = [r for r in slots if r is not None]
 
     print_report(meta, records, cases, loops)
     print(f"raw results: {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")

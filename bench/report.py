@@ -284,16 +284,17 @@ def baseline_tables(cases: Sequence[Case], records: Sequence[Record], loops: Seq
     is held against the plain case of its goal). The two ratios to a peer
     should agree within the run's noise when nothing was meant to change.
     """
-    copies = sorted({r["server"] for r in records if "@" in r["server"]})
+    # In the order they ran: wskit, wskit-cb, then the hub.
+    copies = list(dict.fromkeys(r["server"] for r in records if "@" in r["server"]))
     if not copies:
         return ""
     rows: list[list[str]] = []
-    for case in cases:
-        if not case.metrics[0].higher_better:
-            continue
-        metric = case.metrics[0]
-        peer_case = case.goal.case if case.goal is not None else case.id
-        for copy in copies:
+    for copy in copies:
+        for case in cases:
+            metric = case.metrics[0]
+            if not metric.higher_better:
+                continue
+            peer_case = case.goal.case if case.goal is not None else case.id
             ours = copy.partition("@")[0]
             for loop in loops:
                 now = _find(records, case.id, ours, loop)
