@@ -304,8 +304,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--baseline",
         default=None,
         metavar="REF",
-        help="also run the wskit servers of this commit (a branch, tag, HEAD~1...), in the"
-        " same run, and print their figures and ratios beside today's",
+        help="also run the wskit servers of this commit (a branch, tag, HEAD~1...; several,"
+        " comma-separated), in the same run, and print their figures and ratios beside today's",
     )
     parser.add_argument("--output", type=Path, default=None, help="where to write the raw JSON")
     parser.add_argument(
@@ -362,12 +362,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"--only {ns.only!r} matches no workload")
     chosen = [s for s in ns.servers.split(",") if s]
     servers = [s for s in SERVERS if not chosen or s.name in chosen]
-    base_commit = None
-    if ns.baseline is not None:
-        base_commit, base_src = baseline.prepare(ns.baseline)
-        copies = {copy.base_of: copy for copy in baseline.variants(servers, base_commit, base_src)}
-        # Each copy runs right after its original: both meet the same machine.
-        servers = [run for server in servers for run in (server, copies.get(server.name)) if run]
+    base_commits: list[str] = []
+    copies: dict[str, list[Server]] = {}
+    for ref in filter(None, (ns.baseline or "").split(",")):
+        commit, src = baseline.prepare(ref)
+        base_commits.append(commit)
+        for copy in baseline.variants(servers, commit, src):
+            copies.setdefault(copy.base_of or "", []).append(copy)
+    # Each copy runs right after its original: both meet the same machine.
+    servers = [run for server in servers for run in (server, *copies.get(server.name, ()))]
     loops = choose_loops(ns.loop, ns.quick)
     fd_limit = raise_fd_limit()
     write_documents(DOCS)
@@ -393,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fd_limit": fd_limit,
         "platform": platform.platform(),
         "versions": versions(),
-        "baseline": base_commit,
+        "baseline": ",".join(base_commits) or None,
     }
     settle = ns.settle if ns.settle is not None else (2.0 if ns.quick else 10.0)
     settle_budget = 20.0 if ns.quick else 180.0

@@ -303,7 +303,7 @@ def baseline_tables(cases: Sequence[Case], records: Sequence[Record], loops: Seq
                     continue
                 cells = [
                     case.id,
-                    f"{ours}/{loop}",
+                    f"{copy}/{loop}",
                     _fmt(_primary_value(now, metric), metric.fmt) + _noisy(now),
                     _fmt(_primary_value(base, metric), metric.fmt) + _noisy(base),
                     _ratio(_primary_value(now, metric), _primary_value(base, metric)),
@@ -318,12 +318,12 @@ def baseline_tables(cases: Sequence[Case], records: Sequence[Record], loops: Seq
                 rows.append(cells)
     if not rows:
         return ""
-    commit = copies[0].partition("@")[2]
-    headers = ["case", "server", "now", f"@{commit}", "now ÷ base", "per CPU"]
+    commits = ", ".join(dict.fromkeys(copy.partition("@")[2] for copy in copies))
+    headers = ["case", "baseline", "now", "base", "now ÷ base", "per CPU"]
     for peer in BASELINE_PEERS:
-        headers += [f"÷ {peer}", f"@{commit} ÷ {peer}"]
+        headers += [f"now ÷ {peer}", f"base ÷ {peer}"]
     out = [
-        f"The working tree against the baseline {commit}, same run"
+        f"The working tree against the baseline {commits}, same run"
         " (first figure of each case; higher is better)",
         table(headers, rows),
         "    '÷ peer' columns: figure per server CPU-second ÷ the peer's (hub cases: ÷ the"
