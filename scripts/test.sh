@@ -2,6 +2,7 @@
 # `make test`: every stage of the suite, each timed, within a time budget.
 #
 # Stages (each stops the run when it fails):
+#   bootstrap scripts/bootstrap.sh (timed, not counted: see below)
 #   lint      ruff check, and ruff format --check
 #   types     mypy --strict on src/
 #   compiled  the whole pytest suite with the compiled kernels
@@ -10,10 +11,11 @@
 #             drive real peers (-m "not peer"): the interop, browser, Node and
 #             Redis suites have run once, compiled
 #
-# The bootstrap (scripts/bootstrap.sh: downloads, installs) runs before, from
-# the Makefile, and is not counted: the budget is what the tests themselves
-# cost, and the next issues spend it. Past WSKIT_TEST_BUDGET seconds (default
-# 780, 13 minutes) the run fails even when every test passed.
+# The bootstrap (scripts/bootstrap.sh: downloads, installs) runs first and is
+# timed but not counted: the budget is what the tests themselves cost, and the
+# next issues spend it; a slow mirror must not fail the run. Past
+# WSKIT_TEST_BUDGET seconds (default 780, 13 minutes) for the other stages the
+# run fails even when every test passed.
 #
 # Environment: PYTEST_ARGS is added to both pytest stages.
 set -euo pipefail
@@ -29,18 +31,21 @@ PURE_SUITES=(tests/protocol tests/asyncio tests/hub tests/conformance tests/test
 
 # Microseconds since the epoch, from bash itself.
 now_us() { echo "${EPOCHREALTIME/./}"; }
-seconds() { printf '%d.%d' $(($1 / 1000000)) $(($1 % 1000000 / 100000)); }
+seconds() { printf '%d.%02d' $(($1 / 1000000)) $(($1 % 1000000 / 10000)); }
 
 names=()
 times=()
-started=$(now_us)
 
 summary() {
-    local status=$? total i
-    total=$(($(now_us) - started))
+    local status=$? total=0 i
     printf '\nmake test: time per stage\n'
     for i in "${!names[@]}"; do
-        printf '  %-10s %7s s\n' "${names[$i]}" "$(seconds "${times[$i]}")"
+        if [[ "${names[$i]}" == bootstrap ]]; then
+            printf '  %-10s %7s s (not counted)\n' "${names[$i]}" "$(seconds "${times[$i]}")"
+        else
+            printf '  %-10s %7s s\n' "${names[$i]}" "$(seconds "${times[$i]}")"
+            total=$((total + times[i]))
+        fi
     done
     printf '  %-10s %7s s (budget %d s)\n' "total" "$(seconds "$total")" "$BUDGET"
     if [[ $status -eq 0 ]] && ((total > BUDGET * 1000000)); then
@@ -72,6 +77,7 @@ lint() {
     "$VENV/ruff" format --check src tests bench
 }
 
+stage bootstrap bash scripts/bootstrap.sh
 stage lint lint
 stage types "$VENV/mypy" --strict src
 stage compiled "$VENV/pytest" -q "${pytest_args[@]}"
