@@ -9,9 +9,8 @@ the hub's overflow policy; it asks its peer with requests and resolves them
 with the answers the hub hands it.
 
 The Python client *program*, which connects to a hub, is
-:class:`~wskit.hub.hub_client.HubClient`; ``from wskit.hub.client import
-HubClient`` still works (imported on first use, so that the server does not
-load the client).
+:class:`~wskit.hub.hub_client.HubClient`; it lived here before, and is
+re-exported so that ``from wskit.hub.client import HubClient`` still works.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol.connection import PreparedMessage
 from .errors import RequestError
+from .hub_client import HubClient
 from .registry import Registry
 from .rooms import LocalRooms, Publisher, RoomEmitter
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from ..asyncio.connection import Conn
     from ..asyncio.direct_write import Writer
     from ..protocol.http11 import Request
-    from .hub_client import HubClient as HubClient
     from .wire import Result
 
 __all__ = ["Client", "ClientChannel", "HubClient"]
@@ -201,13 +200,3 @@ class Client(ClientChannel):
         for task in self.request_tasks.values():
             task.cancel()
         self.request_tasks.clear()
-
-
-def __getattr__(name: str) -> Any:
-    # HubClient lived here; importing it on first use keeps the server from
-    # loading the client program.
-    if name == "HubClient":
-        from .hub_client import HubClient
-
-        return HubClient
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
