@@ -113,7 +113,7 @@ def splice(message: str, room: str, position: Position) -> str:
     """
     if not message.startswith("{"):
         return message
-    head = f'{{"r":{json.dumps(room, ensure_ascii=False)},"o":"{position[0]}:{position[1]}"'
+    head = f'{{"r":{json.dumps(room, ensure_ascii=False)},"o":"{format_position(position)}"'
     rest = message[1:].lstrip()
     if rest.startswith("}"):
         return head + rest
