@@ -53,6 +53,7 @@ from ..asyncio.direct_write import Writer
 from ..asyncio.server import Server, ServerConn, serve
 from ..exceptions import ConnectionClosed
 from ..protocol.http11 import Request, Response
+from .background import BackgroundTasks
 from .backplane import Backplane, HistoryError, MemoryBackplane, Position, PresenceEvent, Target
 from .client import Client, ClientChannel
 from .cluster import Cluster
@@ -211,7 +212,7 @@ class Hub(HubChannel):
         self.id_generator = id_generator or _default_id
         if overflow not in ("drop", "close"):
             raise ValueError("overflow must be 'drop' or 'close'")
-        self._background: set[asyncio.Future[Any]] = set()
+        self._background = BackgroundTasks("a background task", logger)
         self._channels: dict[str, HubChannel] = {}
         self._started: asyncio.Event | None = None
         self._dispatcher = Dispatcher(self, self._channels, self.protocol, self._spawn, debug)
@@ -385,15 +386,7 @@ class Hub(HubChannel):
 
     def _spawn(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
         """Run ``awaitable`` in the background, keeping a reference until it ends."""
-        task = asyncio.ensure_future(awaitable)
-        self._background.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Future[Any]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("error in a background task", exc_info=task.exception())
+        return self._background.spawn(awaitable)
 
     # -- queries ---------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
+from ...background import BackgroundTasks
 from ..interface import BackplaneStats, ClusterNode, Target
 
 __all__ = ["OUTAGE", "Backoff", "Keys", "Link", "Options", "logger"]
@@ -133,16 +134,8 @@ class Link:
         #: ``close()`` began: the loops stop.
         self.closing = False
         #: The background tasks (``close()`` cancels them).
-        self.tasks: set[asyncio.Future[Any]] = set()
+        self.tasks = BackgroundTasks("a redis backplane task", logger)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         """Run ``coro`` in the background until it ends or ``close()``; its error is logged."""
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Future[Any]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("error in a redis backplane task", exc_info=task.exception())
+        return self.tasks.spawn(coro)
