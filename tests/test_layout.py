@@ -21,7 +21,7 @@ PACKAGE = SRC / "wskit"
 #: The layers, lowest first: a module may import its own layer and those below.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("wskit.speedups",),
-    ("wskit.exceptions",),
+    ("wskit.exceptions", "wskit.limits"),
     ("wskit.protocol",),
     ("wskit.asyncio", "wskit.sync"),
     ("wskit.asgi", "wskit.uvicorn", "wskit.metrics"),
