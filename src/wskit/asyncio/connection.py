@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import json
 import logging
 import os
@@ -66,6 +67,8 @@ _OPEN = Phase.OPEN
 # one brings a deque (about 600 bytes with its first block), so connections
 # that only listen, such as broadcast receivers, never pay for one.
 _NO_QUEUE = cast("collections.deque[DataReceived]", ())
+# The ids of connections (Conn.id): short, and unique within the process.
+_conn_ids = itertools.count(1)
 _RECEIVE_BUFFER_SIZE = 256 * 1024
 _receive_buffers = threading.local()
 
@@ -122,6 +125,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "_rbuf",
         "_send_lock",
         "frame_writer",
+        "id",
         "_write_paused",
         "bytes_received",
         "close_timeout",
@@ -159,6 +163,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         json_loads: Callable[[str | bytes], Any] = json.loads,
         json_dumps: Callable[[Any], str] = json.dumps,
     ) -> None:
+        #: A short id, unique within this process, that names the connection in the log.
+        self.id = next(_conn_ids)
         self.side = side
         self.max_size = max_size
         self.max_queue = max_queue
