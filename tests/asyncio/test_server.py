@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -73,7 +74,9 @@ async def test_handler_return_closes_with_1000() -> None:
 
 
 @pytest.mark.parametrize("debug", [False, True])
-async def test_handler_exception_closes_with_1011(debug: bool) -> None:
+async def test_handler_exception_closes_with_1011(
+    debug: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     async def handler(conn: wskit.Conn) -> None:
         raise ValueError("something broke")
 
@@ -81,10 +84,18 @@ async def test_handler_exception_closes_with_1011(debug: bool) -> None:
         with pytest.raises(ConnectionClosedError) as info:
             await client.recv()
         assert info.value.code == 1011
+        # The client reads an error id; the log has the traceback under the same id.
+        error_id = re.fullmatch(r".*\(error ([0-9a-f]{8})\)", info.value.reason)
+        assert error_id is not None
         if debug:
-            assert info.value.reason == "Internal server error: something broke"
+            assert info.value.reason.startswith("ValueError: something broke (error ")
         else:
-            assert info.value.reason == "Internal server error"
+            assert info.value.reason.startswith("Internal server error (error ")
+            assert "broke" not in info.value.reason
+        [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert error_id.group(1) in record.getMessage()
+        assert record.exc_info is not None and record.exc_info[0] is ValueError
+        assert server.counters.handler_errors == 1
 
 
 async def test_handler_ended_by_client_close_is_not_an_error(
@@ -129,7 +140,7 @@ async def test_handler_exception_long_message_is_truncated() -> None:
         with pytest.raises(ConnectionClosedError) as info:
             await client.recv()
         assert info.value.code == 1011
-        assert info.value.reason.startswith("Internal server error: éé")
+        assert info.value.reason.startswith("ValueError: éé")
         assert len(info.value.reason.encode()) <= 123
 
 
@@ -277,6 +288,8 @@ async def test_process_request_exception_is_500() -> None:
         with pytest.raises(HandshakeRejected) as info:
             await wskit.connect(uri(server))
         assert info.value.status == 500
+        assert re.fullmatch(rb"Internal server error \(error [0-9a-f]{8}\)\n", info.value.body)
+        assert server.counters.handler_errors == 1
 
 
 # --------------------------------------------------------------------------- origin

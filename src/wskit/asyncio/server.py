@@ -22,12 +22,15 @@ from types import TracebackType
 from typing import Any, cast
 
 from ..exceptions import ConnectionClosed, InvalidRequest
+from ..limits import client_caused, public_error_message, report_failure
 from ..protocol.connection import Connection, Side, State
 from ..protocol.deflate import DeflateOptions
 from ..protocol.frames import fit_close_reason
 from ..protocol.handshake import reject, server_handshake
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, RequestParser, Response, serialize_response
+from ..protocol.state import Phase
+from .admission import Admission, Refusal, ServerCounters, default_max_connections
 from .connection import Conn, logger
 from .opening import Opening
 
@@ -92,7 +95,21 @@ class ServerOptions:
     write_limit: int = 2**16
     #: Largest HTTP request head, in bytes (431 over it).
     max_header_size: int = 2**16
-    #: Put exception text in the 1011 close reason and handshake error bodies.
+    #: Connections held at once, those still in their handshake included; over it,
+    #: 503. ``None``: no limit. Default: what the file descriptor limit leaves
+    #: (:func:`~wskit.asyncio.admission.default_max_connections`). Per process.
+    max_connections: int | None = field(default_factory=default_max_connections)
+    #: Connections held at once from one client IP address; over it, 503. ``None``: no limit.
+    max_connections_per_ip: int | None = None
+    #: New connections per second from one client IP address, on average (a token
+    #: bucket per address); over it, 503 with ``Retry-After``. ``None``: no limit.
+    handshake_rate: float | None = None
+    #: New connections from one client IP address allowed at once before
+    #: ``handshake_rate`` applies.
+    handshake_burst: int = 10
+    #: Put exception text in the 1011 close reason and handshake error bodies;
+    #: otherwise the client reads a generic message and an error id, and the
+    #: traceback is logged with that id.
     debug: bool = False
     #: Logger for connection errors.
     logger: logging.Logger = field(default=logger)
@@ -107,6 +124,15 @@ class ServerOptions:
             "close_timeout": self.close_timeout,
             "write_limit": self.write_limit,
         }
+
+    def admission(self) -> Admission:
+        """The server-wide limits of these options, for one server (see :class:`Admission`)."""
+        return Admission(
+            self.max_connections,
+            self.max_connections_per_ip,
+            self.handshake_rate,
+            self.handshake_burst,
+        )
 
     def deflate_options(self) -> DeflateOptions | None:
         """The permessage-deflate offer the server accepts, or ``None``."""
@@ -145,15 +171,35 @@ class ServerOptions:
         return result.response, protocol, result.subprotocol
 
 
+# Kinds of the log records a client can cause here (see wskit.limits.client_caused);
+# the set stays bounded: a limit's name or an HTTP status, never client text.
+_HANDSHAKE_TIMEOUT = ("handshake-timeout",)
+
+REFUSAL_LINGER = 1.0
+"""Seconds a connection refused with 503 has to read it and close, before it is dropped."""
+
+
+def _close_text(close: tuple[int, str] | None) -> str:
+    if close is None:
+        return "no close frame"
+    code, reason = close
+    return f"{code} {reason!r}" if reason else str(code)
+
+
 class ServerConn(Conn):
     """The server side of a connection, from the first byte of the handshake.
 
     Until the handshake is done, received bytes go to the HTTP request
-    parser; afterwards, to the protocol core.
+    parser; afterwards, to the protocol core. A connection over one of the
+    server-wide limits (see :mod:`~wskit.asyncio.admission`) is answered 503
+    at once and never reaches the parser.
     """
 
     # Slots: thousands of idle connections each save a __dict__.
     __slots__ = (
+        "_address",
+        "_admitted",
+        "_closed_by_server",
         "_handshake_timer",
         "_parser",
         "_pending",
@@ -168,22 +214,83 @@ class ServerConn(Conn):
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._pending: bytearray | bytes = bytearray()
         self.handler_task: asyncio.Task[None] | None = None
+        # The client's IP address, when a limit or the DEBUG trace needs it.
+        self._address: str | None = None
+        # Whether the server's admission counts this connection (until it is lost).
+        self._admitted = False
+        # Whether the server started the closing handshake (for the DEBUG trace).
+        self._closed_by_server = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Start the handshake timer and register with the server."""
+        """Admit the connection under the server-wide limits, or answer 503 at once."""
         # Not asyncio.Transport itself with every event loop (uvloop's is not).
         self.transport = cast(asyncio.Transport, transport)
-        self.server._connections.add(self)
+        server = self.server
+        admission = server.admission
+        log = server.options.logger
+        tracing = log.isEnabledFor(logging.DEBUG)
+        if admission.needs_address or tracing:
+            peer = transport.get_extra_info("peername")
+            # (host, port...) for TCP; a Unix socket has no address to count.
+            self._address = peer[0] if isinstance(peer, tuple) and peer else None
+            if tracing:
+                log.debug("conn %d: connection from %s", self.id, peer)
+        refusal = admission.admit(self._address)
+        if refusal is not None:
+            self._refuse_at_once(refusal)
+            return
+        self._admitted = True
+        server._connections.add(self)
         self._handshake_timer = self._loop.call_later(
-            self.server.options.handshake_timeout, self._handshake_timed_out
+            server.options.handshake_timeout, self._handshake_timed_out
         )
+
+    def _refuse_at_once(self, refusal: Refusal) -> None:
+        """Answer a connection over a limit with its 503, before its request is read."""
+        self._parser = None
+        self.response = refusal.response
+        # Over the server's own capacity is worth a warning; one client's excess is not.
+        level = logging.WARNING if refusal.limit == "max_connections" else logging.INFO
+        client_caused.log(
+            self.server.options.logger,
+            level,
+            ("refused", refusal.limit),
+            "conn %d: refused a connection from %s with 503: over %s",
+            self.id,
+            self._address,
+            refusal.limit,
+        )
+        transport = self.transport
+        assert transport is not None
+        transport.write(refusal.wire)
+        if transport.can_write_eof():
+            # Half-close, and read (discarding) until the client closes: closing
+            # with its request unread would send a RST, which can destroy the 503
+            # before the client reads it. A client that never closes is dropped
+            # after REFUSAL_LINGER.
+            transport.write_eof()
+            self._handshake_timer = self._loop.call_later(REFUSAL_LINGER, transport.abort)
+        else:
+            transport.close()
 
     def _handshake_timed_out(self) -> None:
         self._handshake_timer = None
         if self.protocol is None and self.transport is not None:
+            self.server.counters.handshake_timeouts += 1
+            client_caused.log(
+                self.server.options.logger,
+                logging.INFO,
+                _HANDSHAKE_TIMEOUT,
+                "conn %d: opening handshake from %s not done after %s s; dropped",
+                self.id,
+                self._address,
+                self.server.options.handshake_timeout,
+            )
             self.transport.abort()
 
     def _receive_handshake(self, data: bytes) -> None:
+        if not self._admitted:
+            return  # refused: what the client still sends is read only to be dropped
         parser = self._parser
         if parser is None:
             # The hook is still deciding: keep what arrives for the WebSocket phase.
@@ -192,7 +299,7 @@ class ServerConn(Conn):
         try:
             request = parser.feed(data)
         except InvalidRequest as exc:
-            self._refuse(self._error_response(exc))
+            self._refuse(self._error_response(exc), exc.reason)
             return
         if request is None:
             return
@@ -205,27 +312,51 @@ class ServerConn(Conn):
             self._loop.create_task(self._run_hook(request))
 
     async def _run_hook(self, request: Request) -> None:
-        hook = self.server.options.process_request
+        options = self.server.options
+        hook = options.process_request
         assert hook is not None
         try:
             answer = hook(self, request)
             if inspect.isawaitable(answer):
                 answer = await answer
         except Exception as exc:
-            self.server.options.logger.exception("error in process_request")
-            body = f"Internal server error: {exc}" if self.server.options.debug else ""
-            self._refuse(reject(500, body or "Internal server error"))
+            self.server.counters.handler_errors += 1
+            error_id = report_failure(options.logger, exc, "process_request")
+            body = public_error_message(exc, error_id, options.debug) + "\n"
+            self._refuse(reject(500, body), None)
             return
         if answer is not None:
-            self._refuse(answer)
+            self._refuse(answer, "by process_request")
         elif self.transport is not None and not self.transport.is_closing():
             self._accept(request)
 
     def _error_response(self, exc: InvalidRequest) -> Response:
         return reject(exc.status, exc.body, exc.headers)
 
-    def _refuse(self, response: Response) -> None:
+    def _refuse(self, response: Response, why: str | None) -> None:
+        """Answer the handshake with ``response`` (not 101) and close.
+
+        ``why`` goes into an INFO record, rate-limited since a client causes
+        it; ``None`` when the cause is logged already (a hook's exception).
+        """
         self.response = response
+        self.server.counters.handshakes_refused += 1
+        log = self.server.options.logger
+        status = response.status
+        path = self.request.path if self.request is not None else None
+        logged = why is not None and client_caused.log(
+            log,
+            logging.INFO,
+            ("refused", status),
+            "conn %d: opening handshake from %s refused with %d: %.200s (path %.200r)",
+            self.id,
+            self._address,
+            status,
+            why,
+            path,
+        )
+        if not logged and log.isEnabledFor(logging.DEBUG):
+            log.debug("conn %d: handshake refused with %d (path %.200r)", self.id, status, path)
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(serialize_response(response))
@@ -235,7 +366,7 @@ class ServerConn(Conn):
         try:
             response, protocol, subprotocol = self.server.options.handshake(request)
         except InvalidRequest as exc:
-            self._refuse(self._error_response(exc))
+            self._refuse(self._error_response(exc), exc.reason)
             return
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
@@ -244,6 +375,15 @@ class ServerConn(Conn):
         self.subprotocol = subprotocol
         assert self.transport is not None
         self.transport.write(serialize_response(response))
+        log = self.server.options.logger
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "conn %d: handshake accepted with 101 (path %.200r, subprotocol %r, %s)",
+                self.id,
+                request.path,
+                subprotocol,
+                "deflate" if protocol.deflate is not None else "no compression",
+            )
         leftover, self._pending = bytes(self._pending), b""  # no buffer kept open
         self._open(protocol, self.transport, leftover)
         self.handler_task = self._loop.create_task(self._run_handler())
@@ -256,30 +396,70 @@ class ServerConn(Conn):
             if isinstance(exc, ConnectionClosed) and self.state is not State.OPEN:
                 # recv() or send() saw this connection end: not a handler error
                 # (close() then only waits for the end of the closing handshake).
-                options.logger.debug("connection closed under the handler: %s", exc)
+                options.logger.debug("conn %d: closed under the handler: %s", self.id, exc)
                 await self.close(1000)
                 return
-            options.logger.exception("error in connection handler")
-            reason = f"Internal server error: {exc}" if options.debug else "Internal server error"
+            # The exception's text may hold anything (a password in a KeyError):
+            # the client reads an error id, the log has the traceback under it.
+            self.server.counters.handler_errors += 1
+            error_id = report_failure(options.logger, exc, "the connection handler")
+            reason = public_error_message(exc, error_id, options.debug)
             await self.close(1011, fit_close_reason(reason))
         else:
             await self.close(1000)
         finally:
             self.server._handler_done(self)
 
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Perform the closing handshake (see :meth:`Conn.close`)."""
+        protocol = self.protocol
+        if protocol is not None and protocol.phase is Phase.OPEN:
+            self._closed_by_server = True
+        await super().close(code, reason)
+
+    def _fail(self, code: int, reason: str) -> None:
+        protocol = self.protocol
+        if protocol is not None and protocol.phase is Phase.OPEN:
+            self._closed_by_server = True
+        super()._fail(code, reason)
+
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection on the server and wake its waiters."""
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        server = self.server
+        if self._admitted:
+            self._admitted = False
+            server.admission.release(self._address)
+        log = server.options.logger
         if self.protocol is None:
-            self.server._connections.discard(self)
+            server._connections.discard(self)
             if not self._closed.done():
                 self._closed.set_result(None)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("conn %d: connection lost before a WebSocket opened (%s)", self.id, exc)
             return
         super().connection_lost(exc)
+        if log.isEnabledFor(logging.DEBUG):
+            self._trace_close(log, exc)
         if self.handler_task is None or self.handler_task.done():
-            self.server._connections.discard(self)
+            server._connections.discard(self)
+
+    def _trace_close(self, log: logging.Logger, exc: Exception | None) -> None:
+        """The DEBUG records of a connection's end: its close frames, then TCP."""
+        protocol = self.protocol
+        assert protocol is not None
+        sent, received = protocol.close_sent, protocol.close_rcvd
+        if sent is not None or received is not None:
+            log.debug(
+                "conn %d: closed by the %s: sent %s, received %s",
+                self.id,
+                "server" if self._closed_by_server else "client",
+                _close_text(sent),
+                _close_text(received),
+            )
+        log.debug("conn %d: connection lost (%s)", self.id, exc or "TCP closed")
 
 
 class Server:
@@ -296,6 +476,13 @@ class Server:
         self.server: asyncio.base_events.Server | None = None
         self._connections: set[ServerConn] = set()
         self._closing: asyncio.Task[None] | None = None
+        #: The server-wide limits and their counts (:mod:`~wskit.asyncio.admission`).
+        self.admission = options.admission()
+
+    @property
+    def counters(self) -> ServerCounters:
+        """What this server refused and what failed, since it started."""
+        return self.admission.counters
 
     @property
     def connections(self) -> set[Conn]:
