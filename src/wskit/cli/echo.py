@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ..asyncio.connection import Conn
 from ..asyncio.server import serve
 from .common import serve_until_signal
@@ -18,8 +21,14 @@ async def echo_messages(conn: Conn) -> None:
         await conn.send(message)
 
 
-async def run_echo(host: str, port: int, compression: bool = True) -> None:
-    """Run an echo server until SIGINT/SIGTERM: every message back, same type."""
+async def run_echo(
+    host: str, port: int, compression: bool = True, limits: Mapping[str, Any] | None = None
+) -> None:
+    """Run an echo server until SIGINT/SIGTERM: every message back, same type.
+
+    ``limits`` holds :class:`~wskit.ServerOptions` fields for the server-wide
+    limits (``max_connections``...); what it leaves out keeps its default.
+    """
     server = await serve(
         echo_messages,
         host,
@@ -30,6 +39,7 @@ async def run_echo(host: str, port: int, compression: bool = True) -> None:
         ping_interval=None,
         # Conformance suites connect from anywhere; an echo server has nothing to protect.
         check_origin=lambda request: True,
+        **(limits or {}),
     )
     print(f"wskit echo server on ws://{host}:{server.port}/", flush=True)
     await serve_until_signal(server)

@@ -22,7 +22,7 @@ from .echo import run_echo
 from .serve import run_serve
 from .workers import run_workers
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "limit_options", "main"]
 
 T = TypeVar("T")
 
@@ -33,6 +33,89 @@ def _size(value: str) -> int | None:
     if number < 0:
         raise argparse.ArgumentTypeError("a size cannot be negative")
     return number or None
+
+
+def _count(value: str) -> int:
+    """A whole number of connections for the server limits; 0 means no limit."""
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("a limit cannot be negative")
+    return number
+
+
+def _rate(value: str) -> float:
+    """A rate in connections per second; 0 means no limit."""
+    number = float(value)
+    if not number >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError("a rate cannot be negative")
+    return number
+
+
+def _server_limits() -> argparse.ArgumentParser:
+    """The server-wide limits, for the commands that serve (``echo`` and ``serve``)."""
+    limits = argparse.ArgumentParser(add_help=False)
+    group = limits.add_argument_group("server-wide limits (each per process under --workers)")
+    group.add_argument(
+        "--max-connections",
+        type=_count,
+        metavar="N",
+        help="connections held at once, handshakes included; over it, 503 "
+        "(default: 90%% of the open-file limit; 0: no limit)",
+    )
+    group.add_argument(
+        "--max-connections-per-ip",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="connections held at once from one client IP; over it, 503 (default 0: no limit)",
+    )
+    group.add_argument(
+        "--handshake-rate",
+        type=_rate,
+        default=0.0,
+        metavar="PER_SECOND",
+        help="new connections per second from one client IP; over it, 503 (default 0: no limit)",
+    )
+    group.add_argument(
+        "--handshake-burst",
+        type=_count,
+        default=10,
+        metavar="N",
+        help="new connections from one client IP allowed at once before "
+        "--handshake-rate applies (default 10)",
+    )
+    return limits
+
+
+def limit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~wskit.ServerOptions` fields of the server-limit arguments.
+
+    ``--max-connections`` left out keeps the default (from the open-file
+    limit); 0 in any of them means no limit.
+    """
+    options: dict[str, Any] = {
+        "max_connections_per_ip": args.max_connections_per_ip or None,
+        "handshake_rate": args.handshake_rate or None,
+        "handshake_burst": max(1, args.handshake_burst),
+    }
+    if args.max_connections is not None:
+        options["max_connections"] = args.max_connections or None
+    return options
+
+
+def _limit_args(args: argparse.Namespace) -> list[str]:
+    """The server-limit arguments again, for a worker's command line."""
+    argv = [
+        "--max-connections-per-ip",
+        str(args.max_connections_per_ip),
+        "--handshake-rate",
+        repr(args.handshake_rate),
+        "--handshake-burst",
+        str(args.handshake_burst),
+    ]
+    if args.max_connections is not None:
+        argv += ["--max-connections", str(args.max_connections)]
+    return argv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,15 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="largest message (default 1 MiB; 0: any)",
     )
+    server_limits = _server_limits()
     sub = parser.add_subparsers(dest="command", required=True)
 
-    echo = sub.add_parser("echo", parents=[common], help="run an echo server")
+    echo = sub.add_parser("echo", parents=[common, server_limits], help="run an echo server")
     echo.add_argument("--host", default="127.0.0.1")
     echo.add_argument("--port", type=int, default=9001)
     echo.add_argument("--no-compression", action="store_true", help="refuse permessage-deflate")
 
     srv = sub.add_parser(
-        "serve", parents=[common, limits], help="serve a Hub or a connection handler (module:attr)"
+        "serve",
+        parents=[common, limits, server_limits],
+        help="serve a Hub or a connection handler (module:attr)",
     )
     srv.add_argument("app", metavar="module:attr", help="e.g. myapp.chat:hub")
     srv.add_argument("--host", default="127.0.0.1")
@@ -146,6 +232,7 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
     argv += ["--max-size", str(args.max_size or 0)]
     for origin in args.origin:
         argv += ["--origin", origin]
+    argv += _limit_args(args)
     return argv
 
 
@@ -164,7 +251,7 @@ def _runner(loop: str) -> Callable[[Coroutine[Any, Any, T]], T]:
 def _dispatch(args: argparse.Namespace) -> int:
     run = _runner(args.loop)
     if args.command == "echo":
-        run(run_echo(args.host, args.port, not args.no_compression))
+        run(run_echo(args.host, args.port, not args.no_compression, limit_options(args)))
     elif args.command == "serve" and args.workers > 1:
         # The supervisor serves nothing: asyncio will do; its workers run on --loop.
         return asyncio.run(run_workers(args.host, args.port, args.workers, _worker_args(args)))
@@ -181,6 +268,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 max_size=args.max_size,
                 origins=args.origin,
                 reuse_port=args.reuse_port,
+                limits=limit_options(args),
             )
         )
     elif args.command == "connect":

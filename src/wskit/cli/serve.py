@@ -14,12 +14,13 @@ import inspect
 import os
 import ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..asyncio.server import Handler, ProcessRequest, serve
 from ..hub import Hub
+from ..hub.backplane import BackplaneUnavailable
 from .common import CommandError, serve_until_signal
 
 __all__ = ["App", "load_app", "run_serve", "tls_context"]
@@ -127,8 +128,12 @@ async def run_serve(
     max_size: int | None = 2**20,
     origins: Sequence[str] | None = None,
     reuse_port: bool = False,
+    limits: Mapping[str, Any] | None = None,
 ) -> None:
     """Serve the app named by ``spec`` until SIGINT/SIGTERM (connections get 1001).
+
+    ``limits`` holds :class:`~wskit.ServerOptions` fields for the server-wide
+    limits (``max_connections``...); what it leaves out keeps its default.
 
     A hub's backplane is started first and closed last (after the
     connections), so that what they emitted while closing is published.
@@ -136,7 +141,10 @@ async def run_serve(
     app = await load_app(spec)
     context = tls_context(tls_cert, tls_key)
     if app.hub is not None:
-        await app.hub.start()
+        try:
+            await app.hub.start()
+        except BackplaneUnavailable as exc:
+            raise CommandError(str(exc)) from None  # one line: the broker's URL and why
     server = await serve(
         app.handler,
         host,
@@ -148,6 +156,7 @@ async def run_serve(
         max_size=max_size,
         origins=list(origins) if origins else None,
         reuse_port=reuse_port or None,
+        **(limits or {}),
     )
     secure = "s" if context is not None else ""
     where = f"{host}:{server.port}"
