@@ -214,7 +214,8 @@ class Hub(HubChannel):
             raise ValueError("overflow must be 'drop' or 'close'")
         self._background = BackgroundTasks("a background task", logger)
         self._channels: dict[str, HubChannel] = {}
-        self._started: asyncio.Event | None = None
+        # The backplane's start, shared by every caller of start() until close().
+        self._starting: asyncio.Future[None] | None = None
         self._dispatcher = Dispatcher(self, self._channels, self.protocol, self._spawn, debug)
         self._table: LocalRooms[Client] = LocalRooms(
             self.backplane,
@@ -426,15 +427,23 @@ class Hub(HubChannel):
         return self.backplane.node_id
 
     async def start(self) -> None:
-        """Connect the backplane (done by :meth:`serve` and on the first connection)."""
-        if self._started is not None:
-            await self._started.wait()  # returns at once when started
-            return
-        self._started = asyncio.Event()
+        """Connect the backplane (done by :meth:`serve` and on the first connection).
+
+        Raises:
+            BackplaneUnavailable: the broker cannot be reached (and the backplane
+                was not asked for a degraded start). Every caller waiting for
+                this start gets the error; the next call tries again.
+        """
+        starting = self._starting
+        if starting is None:
+            self._starting = starting = asyncio.ensure_future(self.backplane.start())
         try:
-            await self.backplane.start()
-        finally:
-            self._started.set()
+            # Shielded: a caller that gives up does not cancel the start for the others.
+            await asyncio.shield(starting)
+        except Exception:
+            if self._starting is starting:
+                self._starting = None
+            raise
 
     async def close(self) -> None:
         """Disconnect the backplane (after the server closed): flush, then stop."""
@@ -442,7 +451,7 @@ class Hub(HubChannel):
         if self._background:
             await asyncio.wait(list(self._background), timeout=2.0)
         await self.backplane.close()
-        self._started = None
+        self._starting = None
 
     def to(self, room: str) -> RoomEmitter:
         """Emit to every member of ``room`` on every node."""

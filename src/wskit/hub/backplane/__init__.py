@@ -15,6 +15,7 @@ needs the ``redis`` package).
 from .interface import (
     Backplane,
     BackplaneStats,
+    BackplaneUnavailable,
     ClusterNode,
     Entry,
     HistoryError,
@@ -37,4 +38,5 @@ __all__ = [
     "HistoryError",
     "PresenceEvent",
     "BackplaneStats",
+    "BackplaneUnavailable",
 ]

@@ -7,7 +7,8 @@ node through :meth:`Node.deliver`, with the message's :data:`Position` in
 its room's stream when it keeps a history. Recovery reads that history
 (:meth:`Backplane.history`, a list of :class:`Entry`), and fails with a
 :class:`HistoryError` that says why; :func:`check_since` is the check both
-backplanes of wskit make before they read it.
+backplanes of wskit make before they read it. A broker that cannot be
+reached when the hub starts is a :class:`BackplaneUnavailable`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ...exceptions import WebSocketError
+
 __all__ = [
     "Target",
     "Node",
@@ -25,6 +28,7 @@ __all__ = [
     "Position",
     "Entry",
     "HistoryError",
+    "BackplaneUnavailable",
     "PresenceEvent",
     "BackplaneStats",
     "check_since",
@@ -61,6 +65,21 @@ class HistoryError(Exception):
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class BackplaneUnavailable(WebSocketError):
+    """The backplane's broker cannot be reached when the hub starts.
+
+    Raised by :meth:`Backplane.start` (so by :meth:`Hub.start
+    <wskit.hub.Hub.start>`, :meth:`Hub.serve <wskit.hub.Hub.serve>` and
+    ``wskit serve``, which exits with its message). ``url`` names the broker,
+    its password masked; the message says it and why it failed.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"cannot reach the backplane's broker at {url}: {reason}")
+        self.url = url
         self.reason = reason
 
 
@@ -169,7 +188,12 @@ class Backplane:
         raise NotImplementedError
 
     async def start(self) -> None:
-        """Connect to the broker, if there is one."""
+        """Connect to the broker, if there is one.
+
+        Raises:
+            BackplaneUnavailable: the broker cannot be reached (unless the
+                backplane was asked to start without it).
+        """
 
     async def close(self) -> None:
         """Disconnect from the broker, if there is one."""

@@ -7,7 +7,8 @@ the :class:`~.receiver.Receiver`, :class:`~.presence.Presence` and
 :class:`~.calls.Calls`. It runs three loops (the outbox's, the receiver's
 and the heartbeat) and says whether Redis is reachable: when either
 connection is lost, what this node published and has not heard back reaches
-its local clients at once. The theory of operation is in
+its local clients at once. Its :class:`~.outage.Outage` tells of the
+time Redis is out of reach. The theory of operation is in
 :mod:`wskit.hub.backplane.redis`.
 """
 
@@ -24,9 +25,19 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from ..interface import Backplane, BackplaneStats, Entry, HistoryError, Node, Position, Target
+from ..interface import (
+    Backplane,
+    BackplaneStats,
+    BackplaneUnavailable,
+    Entry,
+    HistoryError,
+    Node,
+    Position,
+    Target,
+)
 from .calls import Calls
 from .link import OUTAGE, Keys, Link, logger
+from .outage import Outage, masked_url
 from .outbox import Echoes, Outbox, Outgoing
 from .presence import Presence
 from .receiver import Receiver
@@ -35,7 +46,29 @@ from .streams import read_history
 __all__ = ["RedisBackplane"]
 
 # The keyword arguments a query parameter of the URL may set.
-_OPTIONS = ("prefix", "heartbeat", "node_ttl", "buffer", "call_timeout")
+_OPTIONS = (
+    "prefix",
+    "heartbeat",
+    "node_ttl",
+    "buffer",
+    "call_timeout",
+    "start_timeout",
+    "degraded_start",
+)
+
+# How a query parameter says yes or no.
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def _option(key: str, value: str, default: Any) -> Any:
+    """The value of the option ``key`` that the query parameter ``value`` sets."""
+    if isinstance(default, str):
+        return value
+    if isinstance(default, bool):
+        if value.lower() not in _BOOLEANS:
+            raise ValueError(f"{key}={value!r} in a redis URL: expected 1 or 0, true or false")
+        return _BOOLEANS[value.lower()]
+    return type(default)(float(value))
 
 
 class RedisBackplane(Backplane):
@@ -44,7 +77,7 @@ class RedisBackplane(Backplane):
     Args:
         url: ``redis://[[user]:password@]host[:port][/db]``. Query parameters
             named like the keyword arguments below set them
-            (``redis://h:6379/0?prefix=chat&heartbeat=0.5``).
+            (``redis://h:6379/0?prefix=chat&heartbeat=0.5&degraded_start=1``).
         prefix: of every key and channel, so that apps can share a server.
         buffer: messages kept while Redis cannot be reached; past it the
             oldest are dropped (counted and logged).
@@ -54,6 +87,13 @@ class RedisBackplane(Backplane):
         backoff: the first and the longest wait between reconnection attempts.
         batch: commands sent in one pipeline at most.
         timeout: seconds a Redis command may take before it counts as failed.
+        start_timeout: seconds :meth:`start` waits for Redis to answer on both
+            connections (trying again meanwhile, for a Redis that is starting too).
+        degraded_start: what :meth:`start` does when Redis does not answer in
+            time: by default it raises :class:`~wskit.hub.backplane.BackplaneUnavailable`
+            (so the hub does not serve); with ``True`` it logs one WARNING and
+            returns, and the hub serves its local clients until Redis comes, as
+            during an outage.
     """
 
     def __init__(
@@ -68,6 +108,8 @@ class RedisBackplane(Backplane):
         backoff: tuple[float, float] = (0.05, 2.0),
         batch: int = 256,
         timeout: float = 5.0,
+        start_timeout: float = 3.0,
+        degraded_start: bool = False,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         query = urllib.parse.parse_qs(parts.query)
@@ -77,17 +119,20 @@ class RedisBackplane(Backplane):
             "node_ttl": node_ttl,
             "buffer": buffer,
             "call_timeout": call_timeout,
+            "start_timeout": start_timeout,
+            "degraded_start": degraded_start,
         }
         for key in _OPTIONS:
             if key in query:
-                value = query.pop(key)[-1]
-                options[key] = value if key == "prefix" else type(options[key])(float(value))
+                options[key] = _option(key, query.pop(key)[-1], options[key])
         rest = urllib.parse.urlencode(query, doseq=True)
         self.url = urllib.parse.urlunsplit(parts._replace(query=rest))
         self.buffer: int = options["buffer"]
         self.heartbeat: float = options["heartbeat"]
         self.node_ttl: float = options["node_ttl"]
         self.call_timeout: float = options["call_timeout"]
+        self.start_timeout: float = options["start_timeout"]
+        self.degraded_start: bool = options["degraded_start"]
         self.backoff = backoff
         self.batch = batch
         self.timeout = timeout
@@ -102,6 +147,7 @@ class RedisBackplane(Backplane):
         self._link = link = Link(self, Keys(options["prefix"]))
         self._echoes = Echoes(link)
         self._outbox = Outbox(link, self._echoes, self._state_changed)
+        self._outage = Outage(link, self._outbox, masked_url(self.url))
         self._calls = Calls(link)
         self._presence = Presence(link, self._outbox)
         self._receiver = Receiver(
@@ -147,11 +193,19 @@ class RedisBackplane(Backplane):
         self._link.node = node  # type: ignore[assignment]
 
     async def start(self) -> None:
-        """Connect, subscribe to this node's channels, and wait (briefly) for Redis."""
+        """Connect, subscribe to this node's channels, and wait for Redis (``start_timeout``).
+
+        Raises:
+            BackplaneUnavailable: Redis did not answer on both connections
+                within ``start_timeout`` seconds, unless ``degraded_start``
+                (then one WARNING says so, and the hub serves its local clients
+                until Redis comes).
+        """
         if self._loops:
             return
         link = self._link
         link.closing = False
+        link.last_error = ""
         self._up = asyncio.Event()
         link.client = aioredis.Redis.from_url(
             self.url,
@@ -167,19 +221,35 @@ class RedisBackplane(Backplane):
             asyncio.ensure_future(self._receiver.run()),
             asyncio.ensure_future(self._heartbeat_loop()),
         ]
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._up.wait(), min(2.0, self.timeout))
+        try:
+            await asyncio.wait_for(self._up.wait(), self.start_timeout)
+        except TimeoutError:
+            if self.degraded_start:
+                self._outage.begin(degraded_start=True)
+                return
+            # Whichever connection failed last says why; a silent Redis says nothing.
+            reason = (link.last_error or "no answer").rstrip(".")
+            await self._stop(retire=False)
+            hint = "RedisBackplane(degraded_start=True) or ?degraded_start=1 starts without it"
+            raise BackplaneUnavailable(
+                self._outage.url, f"{reason} (tried for {self.start_timeout:g} s; {hint})"
+            ) from None
 
     async def close(self) -> None:
         """Publish what waits (a few seconds at most), leave the cluster, disconnect."""
         if not self._loops:
             return
-        link = self._link
         deadline = time.monotonic() + 3.0
         while len(self._outbox) and self._outbox.sending:
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.01)
+        self._outage.closed()
+        await self._stop(retire=True)
+
+    async def _stop(self, retire: bool) -> None:
+        """Stop the loops and disconnect (``retire``: remove this node's presence first)."""
+        link = self._link
         link.closing = True
         for task in [*self._loops, *link.tasks]:
             task.cancel()
@@ -189,8 +259,9 @@ class RedisBackplane(Backplane):
         self._loops = []
         self._receiver.close()
         if link.client is not None:
-            with contextlib.suppress(*OUTAGE):
-                await self._presence.retire(1.0)
+            if retire:
+                with contextlib.suppress(*OUTAGE):
+                    await self._presence.retire(1.0)
             with contextlib.suppress(*OUTAGE):
                 await link.client.aclose()
             link.client = None
@@ -203,13 +274,19 @@ class RedisBackplane(Backplane):
         if live == self._live:
             return
         self._live = live
+        up = self._up
         if live:
-            logger.info("redis backplane %s: connected", self.node_id)
-            if self._up is not None:
-                self._up.set()
+            if self._outage.ongoing:
+                self._outage.end()
+            else:
+                logger.info("redis backplane %s: connected to %s", self.node_id, self._outage.url)
+            if up is not None:
+                up.set()
             return
-        logger.warning("redis backplane %s: redis unreachable; serving local clients", self.node_id)
         self._outbox.requeue(self._echoes.lost())
+        # Until start() has seen Redis, there is no outage yet: start() decides.
+        if up is not None and up.is_set():
+            self._outage.begin()
 
     def _reconnected(self) -> None:
         # Redis may have restarted empty: register this node's presence again.
@@ -222,7 +299,7 @@ class RedisBackplane(Backplane):
             try:
                 await self._presence.beat(ttl)
             except OUTAGE as exc:
-                logger.debug("heartbeat failed: %r", exc)
+                link.failed("heartbeat failed", exc)
             # An answer on the subscriber within its read timeout proves it alive.
             self._receiver.ping()
             await asyncio.sleep(self.heartbeat)

@@ -22,13 +22,19 @@ from redis.exceptions import RedisError
 from ...background import BackgroundTasks
 from ..interface import BackplaneStats, ClusterNode, Target
 
-__all__ = ["OUTAGE", "Backoff", "Keys", "Link", "Options", "logger"]
+__all__ = ["OUTAGE", "Backoff", "Keys", "Link", "Options", "describe", "logger"]
 
 #: The logger of every part of the Redis backplane (named for the module it began in).
 logger = logging.getLogger("wskit.hub.redis")
 
 #: The errors that mean Redis cannot be reached (or did not answer in time).
 OUTAGE = (RedisError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError)
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying what ``exc`` is and says (a timeout says nothing by itself)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Backoff:
@@ -117,10 +123,12 @@ class Link:
     ``node`` is set when the backplane is attached to its hub, ``client``
     while the backplane runs (from ``start()`` until ``close()``), and
     ``closing`` once ``close()`` began; the parts read them and count what
-    they do in ``stats``.
+    they do in ``stats``. A part that finds Redis out of reach calls
+    :meth:`failed`, which keeps the error for the records that tell of the
+    outage.
     """
 
-    __slots__ = ("options", "keys", "stats", "node", "client", "closing", "tasks")
+    __slots__ = ("options", "keys", "stats", "node", "client", "closing", "tasks", "last_error")
 
     def __init__(self, options: Options, keys: Keys) -> None:
         self.options = options
@@ -135,7 +143,18 @@ class Link:
         self.closing = False
         #: The background tasks (``close()`` cancels them).
         self.tasks = BackgroundTasks("a redis backplane task", logger)
+        #: Why the last attempt to reach Redis failed (``""`` before any failed).
+        self.last_error = ""
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         """Run ``coro`` in the background until it ends or ``close()``; its error is logged."""
         return self.tasks.spawn(coro)
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        """An attempt to reach Redis failed with ``exc`` (one of :data:`OUTAGE`): keep why.
+
+        It is a DEBUG record: attempts fail many times in an outage, which
+        the backplane tells of once when it begins and once when it ends.
+        """
+        self.last_error = describe(exc)
+        logger.debug("%s: %s", what, self.last_error)

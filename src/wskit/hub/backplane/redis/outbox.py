@@ -13,7 +13,8 @@ task, :meth:`Outbox.run`, sends the entries in batches, one pipeline per
 batch. When a batch fails (Redis cannot be reached), its entries go back to
 the front of the outbox, in sequence order, and the loop tries again after
 a backoff; meanwhile the outbox grows up to ``buffer`` entries, then drops
-the oldest (counted in ``stats.dropped`` and logged).
+the oldest (counted in ``stats.dropped``; the record that says the outage
+ended gives the counts, see :mod:`~.outage`).
 
 A numbered message this node publishes to a channel it listens to comes
 back to it on that channel (its echo), and is delivered to the local
@@ -200,18 +201,32 @@ class Outbox:
         self._sha = ""
         self._sending = False
         self._last_drop_log = 0.0
+        #: Entries added since the outbox was made (:meth:`enqueue`), and of them commands.
+        self.added = 0
+        self.commands = 0
 
     def __len__(self) -> int:
         """How many entries wait (in the outbox, or sent and not answered yet)."""
         return len(self._queue) + len(self._inflight)
 
+    @property
+    def messages_added(self) -> int:
+        """Messages (not commands) added since the outbox was made."""
+        return self.added - self.commands
+
+    def messages_waiting(self) -> int:
+        """Messages (not commands) in the outbox, or sent and not answered yet."""
+        return sum(out.op != "cmd" for queue in (self._queue, self._inflight) for out in queue)
+
     def enqueue(self, out: Outgoing) -> None:
         """Add ``out`` at the end; past ``buffer`` entries, the oldest is dropped."""
+        self.added += 1
         if len(self._queue) >= self._link.options.buffer:
             old = self._queue.popleft()
             old.queued = False
+            # DEBUG only: the record that ends the outage counts what was dropped.
             if old.op == "cmd":
-                logger.warning("redis backplane: outage buffer full; a presence update is lost")
+                logger.debug("redis backplane: outage buffer full; a presence update is lost")
             else:
                 stats = self._link.stats
                 stats.dropped += 1
@@ -219,7 +234,7 @@ class Outbox:
                 now = time.monotonic()
                 if now - self._last_drop_log > 1.0:
                     self._last_drop_log = now
-                    logger.warning(
+                    logger.debug(
                         "redis backplane: outage buffer full (%d); dropped %d message(s) so far",
                         self._link.options.buffer,
                         stats.dropped,
@@ -236,6 +251,7 @@ class Outbox:
 
         ``on_result`` gets the reply to the first of them, unless it failed.
         """
+        self.commands += 1
         self.enqueue(Outgoing("cmd", next(self.seq), build=build, on_result=on_result))
 
     def requeue(self, outs: list[Outgoing]) -> None:
@@ -275,7 +291,7 @@ class Outbox:
             try:
                 results = await self._execute(batch)
             except OUTAGE as exc:
-                logger.debug("redis publish failed: %r", exc)
+                link.failed("redis publish failed", exc)
                 self._sha = ""
                 self._inflight = []
                 self.requeue(batch)
@@ -314,7 +330,8 @@ class Outbox:
     async def _probe(self) -> None:
         try:
             await self._link.client.ping()
-        except OUTAGE:
+        except OUTAGE as exc:
+            self._link.failed("redis ping failed", exc)
             return
         self._sha = ""
         self._set_sending(True)

@@ -107,7 +107,7 @@ class Presence:
                     pipe.sadd(keys.key("node-rooms", node_id), room)
                 await pipe.execute()
         except OUTAGE as exc:
-            logger.debug("cannot restore presence: %r", exc)
+            link.failed("cannot restore presence", exc)
 
     async def beat(self, ttl: int) -> None:
         """Keep this node alive for ``ttl`` ms more; sweep the nodes that are not."""

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from ....limits import LogLimiter
 from ..interface import HistoryError, Position, Target
 from .calls import Calls
 from .link import OUTAGE, Backoff, Link, logger
@@ -37,6 +39,9 @@ from .streams import Item, Stream, item_of_entry, read_stream
 from .subscriber import RespError, Subscriber
 
 __all__ = ["Address", "Receiver"]
+
+# The records of messages lost from a stream's history, one per room at most.
+_lost_records = LogLimiter()
 
 #: Where the subscriber connects: host, port, username, password.
 Address = tuple[str, int, str | None, str | None]
@@ -140,7 +145,7 @@ class Receiver:
             try:
                 conn = await Subscriber.open(*self._address, options.timeout)
             except (TimeoutError, OSError, RespError) as exc:
-                logger.debug("redis subscriber cannot connect: %r", exc)
+                link.failed("redis subscriber cannot connect", exc)
                 await backoff.wait()
                 continue
             try:
@@ -164,7 +169,7 @@ class Receiver:
                         self._set_receiving(True)
                     self._on_frame(frame)
             except (*OUTAGE, RespError) as exc:
-                logger.debug("redis subscriber lost: %r", exc)
+                link.failed("redis subscriber lost", exc)
             finally:
                 self._subscriber = None
                 conn.close()
@@ -246,7 +251,8 @@ class Receiver:
             if item.offset != 1:
                 return False
             if stream.epoch:
-                logger.warning("the stream of %s was reset (epoch %s)", stream.channel, item.epoch)
+                # DEBUG: Redis restarted empty, an outage the backplane told of already.
+                logger.debug("the stream of %s was reset (epoch %s)", stream.channel, item.epoch)
             stream.epoch, stream.offset = item.epoch, 0
         stats = self._link.stats
         if item.offset <= stream.offset:
@@ -317,7 +323,7 @@ class Receiver:
                 if top >= start:
                     entries = await read_stream(client, stream.stream, start)
             except OUTAGE as exc:
-                logger.debug("cannot sync %s: %r", stream.channel, exc)
+                link.failed(f"cannot sync {stream.channel}", exc)
                 if self._subscriber is None or link.closing:
                     return  # the subscriber's reconnection asks again
                 await backoff.wait()
@@ -326,15 +332,21 @@ class Receiver:
                 return
             if epoch != stream.epoch:
                 if stream.epoch or stream.offset:
-                    logger.warning("the stream of %s was reset (epoch %s)", stream.channel, epoch)
+                    logger.debug("the stream of %s was reset (epoch %s)", stream.channel, epoch)
                 stream.epoch, stream.offset = epoch, 0
             if top >= start:
                 first = entries[0][0] if entries else top + 1
                 if first > stream.offset + 1:
                     missed = first - stream.offset - 1
                     link.stats.lost += missed
-                    logger.warning(
-                        "%d message(s) of %s are no longer in its history", missed, stream.channel
+                    # One record per room that lost some: rate-limited, there may be many rooms.
+                    _lost_records.log(
+                        logger,
+                        logging.WARNING,
+                        ("history-lost",),
+                        "%d message(s) of %s are no longer in its history",
+                        missed,
+                        stream.channel,
                     )
                     stream.offset = first - 1
                 for offset, fields in entries:
