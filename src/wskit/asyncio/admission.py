@@ -135,8 +135,6 @@ class Admission:
             if handshake_rate is not None
             else None
         )
-        #: Whether :meth:`admit` needs the peer's address (servers skip looking it up otherwise).
-        self.needs_address = max_connections_per_ip is not None or handshake_rate is not None
         #: Connections admitted and not yet released.
         self.open = 0
         # Connections held per address; an address leaves when its count is 0,

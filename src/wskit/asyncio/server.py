@@ -214,7 +214,7 @@ class ServerConn(Conn):
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._pending: bytearray | bytes = bytearray()
         self.handler_task: asyncio.Task[None] | None = None
-        # The client's IP address, when a limit or the DEBUG trace needs it.
+        # The client's IP address (None on a Unix socket), for the limits and the log.
         self._address: str | None = None
         # Whether the server's admission counts this connection (until it is lost).
         self._admitted = False
@@ -227,14 +227,13 @@ class ServerConn(Conn):
         self.transport = cast(asyncio.Transport, transport)
         server = self.server
         admission = server.admission
+        # A lookup in a dict the transport filled when it was made: cheap.
+        peer = transport.get_extra_info("peername")
+        # (host, port...) for TCP; a Unix socket has no address to count.
+        self._address = peer[0] if isinstance(peer, tuple) and peer else None
         log = server.options.logger
-        tracing = log.isEnabledFor(logging.DEBUG)
-        if admission.needs_address or tracing:
-            peer = transport.get_extra_info("peername")
-            # (host, port...) for TCP; a Unix socket has no address to count.
-            self._address = peer[0] if isinstance(peer, tuple) and peer else None
-            if tracing:
-                log.debug("conn %d: connection from %s", self.id, peer)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("conn %d: connection from %s", self.id, peer)
         refusal = admission.admit(self._address)
         if refusal is not None:
             self._refuse_at_once(refusal)
