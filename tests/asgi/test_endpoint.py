@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -287,15 +288,17 @@ async def test_hooks_errors_and_custom_error_body() -> None:
             await wskit.connect(served.ws("/ws?teapot=1"))
         assert info.value.status == 418
         assert info.value.body == b"short and stout"
-        # A crashing hook is a 500 with the status text only (no debug).
+        # A crashing hook is a 500 with an error id, not its text (no debug).
         with pytest.raises(HandshakeRejected) as info:
             await wskit.connect(served.ws("/ws?crash=1"))
         assert info.value.status == 500
-        assert error_body(info.value) == {"error": "Internal Server Error"}
-        # upgrade_error builds every refusal of the upgrader.
+        error = error_body(info.value)["error"]
+        assert re.fullmatch(r"Internal server error \(error [0-9a-f]{8}\)", error)
+        # upgrade_error builds every refusal of the upgrader (and is told no secret either).
         with pytest.raises(HandshakeRejected) as info:
             await wskit.connect(served.ws("/custom?crash=1"))
-        assert info.value.body.startswith(b"custom: 500 KeyError")
+        assert info.value.body.startswith(b"custom: 500 Internal server error (error ")
+        assert b"boom" not in info.value.body
         with pytest.raises(HandshakeRejected) as info:
             await wskit.connect(served.ws("/custom"), origin="https://evil.example")
         assert info.value.body == b"custom: 403 Origin not allowed"
@@ -397,16 +400,53 @@ async def test_subprotocol_negotiation() -> None:
 
 
 @pytest.mark.parametrize("debug", [False, True])
-async def test_handler_exception_closes_1011(debug: bool) -> None:
+async def test_handler_exception_closes_1011(debug: bool, caplog: pytest.LogCaptureFixture) -> None:
     async def broken(conn: AsgiConn) -> None:
         await conn.recv()
-        raise ValueError("something broke")
+        raise KeyError("db-password=hunter2")
 
-    app = starlette_app(WebSocketRoute("/ws", asgi_app(broken, debug=debug)))
+    endpoint = asgi_app(broken, debug=debug)
+    app = starlette_app(WebSocketRoute("/ws", endpoint))
     async with uvicorn_serving(app) as served, wskit.connect(served.ws()) as client:
         await client.send("go")
         with pytest.raises(ConnectionClosedError) as info:
             await client.recv()
         assert info.value.code == 1011
-        expected = "Internal server error: something broke" if debug else "Internal server error"
-        assert info.value.reason == expected
+        shown = "KeyError: 'db-password=hunter2'" if debug else "Internal server error"
+        match = re.fullmatch(re.escape(shown) + r" \(error ([0-9a-f]{8})\)", info.value.reason)
+        assert match is not None, info.value.reason
+        # The log has the traceback under the id the client read.
+        [record] = [r for r in caplog.records if match.group(1) in r.getMessage()]
+        assert record.exc_info is not None and record.exc_info[0] is KeyError
+        assert endpoint.counters.handler_errors == 1
+
+
+async def test_server_wide_limits_refuse_with_503() -> None:
+    capped = asgi_app(echo, max_connections=2, max_connections_per_ip=1)
+    rated = asgi_app(echo, handshake_rate=0.5, handshake_burst=1)
+    app = starlette_app(WebSocketRoute("/ws", capped), WebSocketRoute("/rated", rated))
+    async with uvicorn_serving(app) as served:
+        async with websockets_connect(served.ws()) as first:
+            with pytest.raises(InvalidStatus) as refused:
+                await websockets_connect(served.ws())
+            assert refused.value.response.status_code == 503
+            assert b"from your address" in refused.value.response.body
+            async with websockets_connect(served.ws(), local_addr=("127.0.0.2", 0)) as second:
+                await second.send("another address")
+                assert await second.recv() == "another address"
+                with pytest.raises(InvalidStatus) as refused:
+                    await websockets_connect(served.ws(), local_addr=("127.0.0.3", 0))
+                assert refused.value.response.status_code == 503
+                assert b"the server is at its limit" in refused.value.response.body
+            await first.send("still open")
+            assert await first.recv() == "still open"
+        assert capped.counters.refused_max_connections_per_ip == 1
+        assert capped.counters.refused_max_connections == 1
+        async with websockets_connect(served.ws("/rated")):
+            pass
+        with pytest.raises(InvalidStatus) as refused:
+            await websockets_connect(served.ws("/rated"))
+        assert refused.value.response.status_code == 503
+        assert refused.value.response.headers["Retry-After"] == "2"
+        assert rated.counters.refused_handshake_rate == 1
+    assert capped.admission.open == rated.admission.open == 0

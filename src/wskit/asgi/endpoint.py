@@ -11,11 +11,20 @@ the origin check (gorilla's same-host default, or an allow-list, or
 accepts with the ``extra_headers`` and runs the handler on an
 :class:`~wskit.asgi.connection.AsgiConn`. When the handler returns the
 connection is closed with 1000; when it raises, with 1011 ``"Internal server
-error"`` (with the exception text when ``debug``). Refusals made by the
+error (error <id>)"``, the traceback logged under the same id (the exception
+text reaches the client only with ``debug``). Refusals made by the
 upgrader itself answer with a JSON body ``{"error": "<status text>"}``
 (goyave's format; the reason itself when ``debug``), sent as an HTTP
 response when the server supports the ``websocket.http.response`` extension
 and as a bare 403 otherwise.
+
+The server-wide limits of :class:`~wskit.ServerOptions` (``max_connections``,
+``max_connections_per_ip``, ``handshake_rate``) apply to the WebSockets of
+one endpoint, from the ``websocket.connect`` message to the handler's end,
+and are refused with 503 like the plain server's (see
+:mod:`wskit.asyncio.admission`); under ``uvicorn --workers N``, per process.
+The ASGI server has accepted the socket and read the request before the
+endpoint sees it: its own limits (uvicorn's ``--limit-concurrency``) bound that.
 
 For an ``http`` scope (a browser tab or ``curl`` on the WebSocket URL) it
 answers ``426 Upgrade Required`` with a readable body; an endpoint running a
@@ -29,11 +38,15 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
+from ..asyncio.admission import ServerCounters
 from ..asyncio.server import ServerOptions
 from ..exceptions import ConnectionClosed, InvalidRequest
+from ..limits import client_caused, public_error_message, report_failure
+from ..protocol.frames import fit_close_reason
 from ..protocol.handshake import choose_subprotocol, reject, verify_origin
 from ..protocol.http11 import Request, Response, reason_phrase
 from .connection import AsgiConn
@@ -143,10 +156,17 @@ class WebSocketEndpoint(EndpointShutdown):
         self.options = _merge_options(options, kwargs)
         self.authorize = authorize
         self.upgrade_error = upgrade_error
+        #: The server-wide limits and their counts (:mod:`~wskit.asyncio.admission`).
+        self.admission = self.options.admission()
         # A hub (duck-typed: the hub layer sits above this one) serves its JS client.
         self._serves_scripts = callable(getattr(handler, "handle", None)) and callable(
             getattr(handler, "process_request", None)
         )
+
+    @property
+    def counters(self) -> ServerCounters:
+        """What this endpoint refused and what failed, since it was made."""
+        return self.admission.counters
 
     def _conn_options(self) -> dict[str, Any]:
         options = self.options
@@ -208,18 +228,36 @@ class WebSocketEndpoint(EndpointShutdown):
             await conn.wait_connect()
         except ConnectionClosed:
             return
-        refusal = await self._check(conn)
-        if refusal is not None:
-            await conn.reject(refusal)
+        client = scope.get("client")
+        address: str | None = client[0] if client else None
+        over_limit = self.admission.admit(address)
+        if over_limit is not None:
+            client_caused.log(
+                self.options.logger,
+                logging.WARNING if over_limit.limit == "max_connections" else logging.INFO,
+                ("refused", over_limit.limit),
+                "refused a WebSocket from %s with 503: over %s",
+                address,
+                over_limit.limit,
+            )
+            await conn.reject(over_limit.response)
             return
-        async with self.handler_running():
-            try:
-                await conn.accept(conn.subprotocol)
-                self.connections.add(conn)
-                await self._run_handler(conn)
-            finally:
-                self.connections.discard(conn)
-                await conn.finish()
+        try:
+            refusal = await self._check(conn)
+            if refusal is not None:
+                self.counters.handshakes_refused += 1
+                await conn.reject(refusal)
+                return
+            async with self.handler_running():
+                try:
+                    await conn.accept(conn.subprotocol)
+                    self.connections.add(conn)
+                    await self._run_handler(conn)
+                finally:
+                    self.connections.discard(conn)
+                    await conn.finish()
+        finally:
+            self.admission.release(address)
 
     async def _check(self, conn: AsgiConn) -> Response | None:
         """Run the upgrader; return the refusal to send, or ``None`` to accept."""
@@ -254,8 +292,11 @@ class WebSocketEndpoint(EndpointShutdown):
         except InvalidRequest as exc:
             return self._error(request, exc.status, exc.reason, headers=exc.headers)
         except Exception as exc:
-            options.logger.exception("error while checking a WebSocket upgrade")
-            return self._error(request, 500, f"{type(exc).__name__}: {exc}")
+            # Any exception's text may hold internal data: the client reads an error id.
+            self.counters.handler_errors += 1
+            error_id = report_failure(options.logger, exc, "the WebSocket upgrade check")
+            message = public_error_message(exc, error_id, options.debug)
+            return self._error(request, 500, message, public=True)
         return None
 
     def _select_subprotocol(self, conn: AsgiConn) -> str | None:
@@ -277,8 +318,8 @@ class WebSocketEndpoint(EndpointShutdown):
         if self.upgrade_error is not None:
             try:
                 return self.upgrade_error(request, status, reason)
-            except Exception:
-                self.options.logger.exception("error in the upgrade_error handler")
+            except Exception as exc:
+                report_failure(self.options.logger, exc, "the upgrade_error handler")
         message = reason if public or self.options.debug else None
         return json_error_response(status, message, headers)
 
@@ -290,9 +331,10 @@ class WebSocketEndpoint(EndpointShutdown):
             if isinstance(exc, ConnectionClosed) and conn.closed:
                 options.logger.debug("handler ended by the closed connection: %s", exc)
                 return
-            options.logger.exception("error in WebSocket handler")
-            reason = f"Internal server error: {exc}" if options.debug else "Internal server error"
-            await conn.close(1011, reason)
+            self.counters.handler_errors += 1
+            error_id = report_failure(options.logger, exc, "the WebSocket handler")
+            reason = public_error_message(exc, error_id, options.debug)
+            await conn.close(1011, fit_close_reason(reason))
         else:
             await conn.close(1000)
 
@@ -333,9 +375,9 @@ class WebSocketEndpoint(EndpointShutdown):
         except (NotImplementedError, FileNotFoundError):
             # The classic build (or the file) is not there in this install.
             return reject(404, f"/{name} is not available in this build of wskit; use wskit.mjs.\n")
-        except Exception:
-            self.options.logger.exception("error serving %s", name)
-            return reject(500)
+        except Exception as exc:
+            error_id = report_failure(self.options.logger, exc, f"serving {name}")
+            return reject(500, public_error_message(exc, error_id, self.options.debug) + "\n")
         return cast(Response | None, answer)
 
 
@@ -354,7 +396,9 @@ def asgi_app(
         options: a :class:`~wskit.ServerOptions`; keyword arguments override its fields
             (``origins``, ``check_origin``, ``subprotocols``, ``select_subprotocol``,
             ``extra_headers``, ``process_request``, ``path``, ``max_size``,
-            ``max_queue``, ``close_timeout``, ``write_limit``, ``debug``, ``logger``).
+            ``max_queue``, ``close_timeout``, ``write_limit``, ``debug``, ``logger``,
+            and the server-wide limits ``max_connections``, ``max_connections_per_ip``,
+            ``handshake_rate``, ``handshake_burst``).
         authorize: ``authorize(conn, request)`` (may be async), run after the
             origin check and subprotocol selection: ``False`` refuses with 401
             ``{"error": "Unauthorized"}``; raise :class:`UpgradeRefused` to pick
