@@ -136,3 +136,26 @@ def test_serve_refuses_what_it_cannot_serve(target: str, error: str) -> None:
     )
     assert result.returncode == 2
     assert error in result.stderr
+
+
+@pytest.mark.parametrize(
+    "served", [["sample_app:hub", "--max-connections-per-ip", "1"]], indirect=True
+)
+async def test_serve_applies_the_server_limit_flags(served: int) -> None:
+    uri = f"ws://127.0.0.1:{served}/"
+    # The port probe of start() may still be held for a moment: retry while refused.
+    for _ in range(100):
+        try:
+            first = await wskit.connect(uri)
+            break
+        except wskit.HandshakeRejected:
+            await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("never admitted")
+    try:
+        with pytest.raises(wskit.HandshakeRejected) as info:
+            await wskit.connect(uri)
+        assert info.value.status == 503
+        assert b"Too many connections from your address" in info.value.body
+    finally:
+        await first.close()
