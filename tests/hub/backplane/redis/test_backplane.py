@@ -11,11 +11,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 import wskit
-from hub.redis_support import Peer, RedisServer, peers, until
+from conftest import unused_port
+from hub.redis_support import Peer, RedisServer, command, peers, until
 from wskit.hub import Hub, Recovery
+from wskit.hub.backplane import BackplaneUnavailable
 from wskit.hub.backplane.redis import RedisBackplane
 from wskit.hub.client import HubClient
 
@@ -251,3 +256,50 @@ async def test_a_plain_client_s_join_waits_until_the_node_listens(
             a.hub.to(room).emit("n", n)
         await until(lambda: len(pb.events) == len(rooms))
         assert [e[1] for e in pb.events] == list(range(len(rooms)))
+
+
+async def test_an_unreachable_redis_at_start_is_an_error_naming_it(
+    redis_server_bin: str, tmp_path: Path
+) -> None:
+    redis = RedisServer(redis_server_bin, unused_port(), tmp_path)
+    url = f"redis://default:hunter2@127.0.0.1:{redis.port}/0"
+    hub = Hub(backplane=RedisBackplane(url, start_timeout=0.5))
+    began = time.monotonic()
+    # Every caller waiting for the start gets the error (a hub starts on its first connection).
+    errors = await asyncio.gather(hub.start(), hub.start(), return_exceptions=True)
+    assert time.monotonic() - began < 10  # start_timeout, not the 2 s + forever of old
+    for error in errors:
+        assert isinstance(error, BackplaneUnavailable)
+        assert isinstance(error, wskit.WebSocketError)
+        assert error.url == f"redis://default:***@127.0.0.1:{redis.port}/0"
+        assert error.url in str(error) and "hunter2" not in str(error)
+        assert "refused" in str(error).lower() and "degraded_start" in str(error)
+    assert not hub.backplane.connected
+    # Nothing is left running, and the next start tries again.
+    redis.start()
+    try:
+        assert command(redis.port, "CONFIG", "SET", "requirepass", "hunter2") == b"+OK"
+        await hub.start()
+        assert hub.backplane.connected
+        await hub.close()
+    finally:
+        redis.stop()
+
+
+async def test_hub_serve_raises_when_redis_is_unreachable(
+    redis_server_bin: str, tmp_path: Path
+) -> None:
+    redis = RedisServer(redis_server_bin, unused_port(), tmp_path)
+    hub = Hub(backplane=redis.url + "?start_timeout=0.2")
+    with pytest.raises(BackplaneUnavailable, match=redis.url):
+        await hub.serve("127.0.0.1", 0)
+
+
+def test_url_parameters_set_the_start_options() -> None:
+    backplane = RedisBackplane("redis://h:1/0?degraded_start=true&start_timeout=1.5&prefix=p")
+    assert backplane.degraded_start is True and backplane.start_timeout == 1.5
+    assert backplane.url == "redis://h:1/0"
+    assert RedisBackplane("redis://h:1/0?degraded_start=0").degraded_start is False
+    assert RedisBackplane("redis://h:1/0").degraded_start is False
+    with pytest.raises(ValueError, match="degraded_start"):
+        RedisBackplane("redis://h:1/0?degraded_start=maybe")

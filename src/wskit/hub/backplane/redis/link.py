@@ -33,6 +33,8 @@ OUTAGE = (RedisError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError
 
 def describe(exc: BaseException) -> str:
     """One line saying what ``exc`` is and says (a timeout says nothing by itself)."""
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "the connection was closed"  # rather than "0 bytes read on a total of..."
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
