@@ -21,6 +21,17 @@ from typing import Any
 import wskit
 from wskit.exceptions import ConnectionClosed
 from wskit.hub import Client, Hub, MemoryBackplane
+from wskit.limits import client_caused
+
+
+def fresh_log_limits() -> None:
+    """Forget what the shared :data:`~wskit.limits.client_caused` limiter has counted.
+
+    It is one object for the whole process (every module holds it): reset in
+    place, so that a test that counts log records does not start with the
+    buckets that earlier tests spent.
+    """
+    client_caused.__init__()  # type: ignore[misc]
 
 
 @contextlib.asynccontextmanager

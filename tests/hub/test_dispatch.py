@@ -7,13 +7,14 @@ Every test serves a :class:`~wskit.hub.Hub` and talks to it with
 import asyncio
 import dataclasses
 import logging
+import re
 from typing import Any, TypedDict
 
 import msgspec
 import pytest
 
-from hub.hub_support import Peer, pinging_hub, serving
-from wskit.hub import Client, Hub
+from hub.hub_support import Peer, fresh_log_limits, pinging_hub, serving
+from wskit.hub import Client, ClientError, Hub, Reject
 
 # --------------------------------------------------------------------------- handlers
 
@@ -21,6 +22,7 @@ from wskit.hub import Client, Hub
 async def test_handler_exceptions_are_logged_answered_and_the_hub_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    fresh_log_limits()
     hub = pinging_hub()
     errors: list[tuple[str, Exception]] = []
     hub.on("error", lambda client, exc: errors.append((client.id, exc)))
@@ -32,7 +34,7 @@ async def test_handler_exceptions_are_logged_answered_and_the_hub_goes_on(
     @hub.on("async_boom")
     async def async_boom() -> None:
         await asyncio.sleep(0)
-        raise KeyError("missing")
+        raise KeyError("db-password=hunter2")
 
     @hub.on("event_boom")
     def event_boom() -> None:
@@ -41,23 +43,92 @@ async def test_handler_exceptions_are_logged_answered_and_the_hub_goes_on(
     async with serving(hub) as url:
         bad, other = await Peer.open(url), await Peer.open(url)
         with caplog.at_level(logging.ERROR, logger="wskit.hub"):
-            assert await bad.request("sync_boom") == {
-                "i": 1,
-                "e": {"message": "sync went wrong"},
-                "_": 1,
-            }
-            answer = await bad.request("async_boom")
-            assert answer == {"i": 2, "e": {"message": "'missing'"}, "_": 1}
+            answers = [await bad.request("sync_boom"), await bad.request("async_boom")]
             await bad.emit("event_boom")  # an event: logged, nothing answered
             assert await bad.call("ping") == "pong"
             assert bad.backlog == []
         assert await other.call("ping") == "pong"
-        logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
-        assert [type(e) for e in logged] == [RuntimeError, KeyError, ValueError]
+        # The client reads an error id, never the exception's text...
+        error_ids = []
+        for answer in answers:
+            message = answer["e"]["message"]
+            assert re.fullmatch(r"Internal server error \(error [0-9a-f]{8}\)", message)
+            assert "went wrong" not in message and "hunter2" not in message
+            error_ids.append(message[-9:-1])
+        # ...which the log has, with the traceback.
+        logged = [r for r in caplog.records if r.exc_info]
+        assert [type(r.exc_info[1]) for r in logged] == [RuntimeError, KeyError, ValueError]
+        for error_id, record in zip(error_ids, logged, strict=False):
+            assert error_id in record.getMessage()
         assert [type(e) for _, e in errors] == [RuntimeError, KeyError, ValueError]
         assert len(hub.clients) == 2
         await bad.close()
         await other.close()
+
+
+async def test_client_error_and_reject_are_sent_as_raised_and_not_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = Hub()
+
+    @hub.on("forbidden")
+    async def forbidden() -> None:
+        raise ClientError("you may not")
+
+    @hub.on("plain")
+    def plain() -> None:
+        raise Reject({"code": 42})
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        with caplog.at_level(logging.DEBUG, logger="wskit.hub"):
+            assert await peer.request("forbidden") == {
+                "i": 1,
+                "e": {"message": "you may not"},
+                "_": 1,
+            }
+            assert await peer.request("plain") == {"i": 2, "e": {"code": 42}}
+        assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+        await peer.close()
+
+
+async def test_debug_tells_the_client_the_exception_type_and_text() -> None:
+    fresh_log_limits()
+    hub = Hub(debug=True)
+
+    @hub.on("boom")
+    def boom() -> None:
+        raise KeyError("secret")
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        message = (await peer.request("boom"))["e"]["message"]
+        assert re.fullmatch(r"KeyError: 'secret' \(error [0-9a-f]{8}\)", message)
+        hub.debug = False
+        message = (await peer.request("boom"))["e"]["message"]
+        assert message.startswith("Internal server error (error ")
+        await peer.close()
+
+
+async def test_bad_arguments_are_answered_but_logged_at_a_bounded_rate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fresh_log_limits()
+    hub = pinging_hub()
+
+    @hub.on("typed")
+    def typed(x: int) -> int:
+        return x
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        with caplog.at_level(logging.INFO, logger="wskit.hub"):
+            for _ in range(100):
+                answer = await peer.request("typed", "not a number")
+                assert answer["e"]["message"] == "argument 'x': expected int, got str"
+        records = [r for r in caplog.records if "bad arguments" in r.getMessage()]
+        assert 1 <= len(records) <= 10  # a burst of 5, then 0.2 per second
+        await peer.close()
 
 
 async def test_handler_priority_client_once_on_then_hub_once_on() -> None:
@@ -135,7 +206,8 @@ async def test_requests_answered_by_return_value_sync_and_async() -> None:
         assert await peer.request("nothing") == {"i": 5, "d": None}
         answer = await peer.request("unsendable")
         assert answer["_"] == 1
-        assert "cannot send the result" in answer["e"]["message"]
+        # A result that cannot be sent is the server's bug: an error id, logged.
+        assert answer["e"]["message"].startswith("Internal server error (error ")
         # Requests run concurrently: a slow async handler does not hold up a fast one.
         slow = await peer.send_request("slow_add", 1, 1)
         fast = await peer.send_request("add", 1, 2)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import wskit
-from wskit.hub import Client, Hub, RequestError
+from wskit.hub import Client, ClientError, Hub, RequestError
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -86,7 +86,7 @@ class App:
 
         @self.hub.on("fail")
         def fail() -> None:
-            raise ValueError("server broke")
+            raise ClientError("server broke")
 
     def process_request(
         self, conn: wskit.ServerConn, request: wskit.Request

@@ -16,7 +16,7 @@ import pytest
 import wskit
 from conftest import NodeRuntime, unused_port
 from interop.support import PEERS, NodePeer
-from wskit.hub import Client, Hub, RequestError
+from wskit.hub import Client, ClientError, Hub, RequestError
 
 JsClient = Callable[..., Awaitable[NodePeer]]
 
@@ -179,7 +179,7 @@ async def test_requests_to_the_server(served: Any, js_client: JsClient) -> None:
 
     @hub.on("fail")
     def fail() -> None:
-        raise ValueError("bad things")
+        raise ClientError("bad things")
 
     hub.of("math").on("mul", lambda a, b: a * b)
 

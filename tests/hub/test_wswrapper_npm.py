@@ -18,7 +18,7 @@ import pytest
 
 import wskit
 from conftest import NodeRuntime
-from wskit.hub import Client, Hub, RequestError
+from wskit.hub import Client, ClientError, Hub, RequestError
 
 PEER = Path(__file__).resolve().parent.parent / "peers" / "wswrapper_client.mjs"
 
@@ -161,7 +161,7 @@ async def test_client_requests_resolve_and_reject(node: NodeRuntime) -> None:
 
     @hub.on("fail")
     async def fail() -> None:
-        raise RuntimeError("server boom")
+        raise ClientError("server boom")
 
     hub.on("nothing", lambda: None)
 

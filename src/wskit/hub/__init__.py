@@ -21,7 +21,7 @@ from .backplane import (
 from .client import Client, ClientChannel
 from .cluster import ClientInfo, Cluster
 from .convert import ConversionError
-from .errors import Reject, RequestError
+from .errors import ClientError, Reject, RequestError
 from .hub import Hub, HubChannel
 from .hub_client import HubClient
 from .recovery import Recovery
@@ -34,6 +34,7 @@ __all__ = [
     "Cancel",
     "Client",
     "ClientChannel",
+    "ClientError",
     "ClientInfo",
     "Cluster",
     "HistoryError",

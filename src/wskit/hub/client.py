@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.connection import PreparedMessage
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from ..asyncio.connection import Conn
     from ..asyncio.direct_write import Writer
     from ..protocol.http11 import Request
-    from .wire import Result
+    from .wire import Event, Result
 
 __all__ = ["Client", "ClientChannel", "HubClient"]
 
@@ -90,7 +92,19 @@ class Client(ClientChannel):
         #: The handlers still answering this client's requests, by request id
         #: (a cancel from the client cancels one; read by dispatch and the hub).
         self.request_tasks: dict[int | str, asyncio.Future[Any]] = {}
+        #: Handlers (async, or returning an awaitable) running for this client
+        #: now: at the hub's ``max_inflight``, the hub stops reading it.
+        self.inflight = 0
+        #: Requests and events read while all slots were taken (only while the
+        #: client owes us an answer, see :mod:`wskit.hub.hub`), with the
+        #: awaitable each will run; started first as slots free up.
+        self.parked: deque[tuple[Event, Awaitable[Any]]] = deque()
+        #: Requests and events refused: over the rate limit, or read while
+        #: ``parked`` was full.
+        self.refused = 0
         self._table = table
+        # The hub's reading loop, waiting for a free slot or for a reason to read.
+        self._read_waiter: asyncio.Future[None] | None = None
         self._next_request = itertools.count(1)
         self._pending: dict[int | str, asyncio.Future[Any]] = {}
 
@@ -166,6 +180,8 @@ class Client(ClientChannel):
         request_id = next(self._next_request)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        # The answer must be read even if the hub paused reading this client.
+        self.wake_reader()
         try:
             message = self.hub.protocol.encode_request(request_id, event, args, channel)
             if not self.send(message):
@@ -178,6 +194,40 @@ class Client(ClientChannel):
                 raise RequestError(f"request {event!r} timed out after {timeout} s") from None
         finally:
             self._pending.pop(request_id, None)
+
+    def owes_answer(self) -> bool:
+        """Whether a request of ours waits for this client's answer."""
+        return bool(self._pending)
+
+    def wake_reader(self) -> None:
+        """Wake the hub's reading loop if it waits (see :meth:`wait_to_read`)."""
+        waiter = self._read_waiter
+        if waiter is not None:
+            self._read_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_to_read(self, max_inflight: int) -> bool:
+        """Wait until the hub may read this client's next message; ``False`` if it closed.
+
+        The hub may read when fewer than ``max_inflight`` of its handlers run,
+        or when the client owes us the answer to a request (which may be
+        behind whatever it sent before).
+        """
+        closed: asyncio.Future[Any] | None = None
+        try:
+            while self.inflight >= max_inflight and not self._pending and not self.closed:
+                waiter = self._read_waiter = asyncio.get_running_loop().create_future()
+                if closed is None:
+                    closed = asyncio.ensure_future(self.conn.wait_closed())
+                await asyncio.wait((waiter, closed), return_when=asyncio.FIRST_COMPLETED)
+                if closed.done():
+                    return False
+            return True
+        finally:
+            self._read_waiter = None
+            if closed is not None and not closed.done():
+                closed.cancel()
 
     def resolve(self, result: Result) -> None:
         """Settle the request of ours that ``result`` answers (the hub calls it)."""
@@ -200,3 +250,8 @@ class Client(ClientChannel):
         for task in self.request_tasks.values():
             task.cancel()
         self.request_tasks.clear()
+        for _, awaitable in self.parked:
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()  # a coroutine never started: no "never awaited" warning
+        self.parked.clear()

@@ -10,13 +10,23 @@ The hub hands every :class:`~wskit.hub.wire.Event` a client sends to
 3. Its arguments are converted by its type hints
    (:mod:`wskit.hub.convert`); a parameter annotated
    :class:`~wskit.hub.client.Client` receives the calling client.
-4. A plain function runs inline; an ``async def`` runs as a task, so a
-   handler may itself ``await client.request(...)`` without blocking the
-   reading of that client's messages. A request's task can be cancelled by
-   the peer.
-5. A request is answered with the handler's return value, or rejected with
-   the exception's message (:class:`~wskit.hub.errors.Reject` rejects with a
-   plain value). Nothing a client sends stops the hub.
+4. A plain function runs inline; an ``async def`` (or a plain function
+   that returns an awaitable) runs as a task, so a handler may itself
+   ``await client.request(...)`` without blocking the reading of that
+   client's messages. At most ``max_inflight`` such tasks run per client;
+   the hub stops reading a client whose slots are all taken (see
+   :mod:`wskit.hub.hub`), and what it must read meanwhile waits in
+   ``client.parked``. A request's task can be cancelled by the peer.
+5. A request is answered with the handler's return value. A handler that
+   raises rejects it: :class:`~wskit.hub.errors.Reject` with its plain
+   value, :class:`~wskit.hub.errors.ClientError` with its message, and any
+   other exception with "Internal server error (error <id>)" only (its type
+   and text too with ``debug``), the traceback logged with the same id
+   (:func:`wskit.limits.report_failure`). Arguments that do not fit the
+   handler's hints reject with the :class:`~wskit.hub.convert.ConversionError`'s
+   message (it names the parameter and the type, nothing of the server's),
+   logged at INFO under :data:`wskit.limits.client_caused`. Nothing a client
+   sends stops the hub.
 
 Hooks (``connect``, ``message``, ``error``, ``leave``...) are called by
 :meth:`Dispatcher.fire_hook`: the client's first, then the hub's.
@@ -30,9 +40,10 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
+from ..limits import client_caused, public_error_message, report_failure
 from .client import Client
 from .convert import ConversionError, HandlerSignature
-from .errors import Reject
+from .errors import ClientError, Reject
 from .registry import RESERVED_EVENTS, Handler, HandlerTable, Registry, Spawn, call_hooks
 from .wire import Event, Result, WireProtocol
 
@@ -49,7 +60,8 @@ class Dispatcher:
         channels: the hub's named channels, by name (the hub's own dict).
         protocol: encodes the answers.
         spawn: runs ``async`` handlers and hooks as the hub's background tasks.
-        debug: name the exception's type in error answers.
+        debug: tell clients the type and text of a handler's unexpected exception.
+        max_inflight: handlers running at once per client, at most.
     """
 
     def __init__(
@@ -59,6 +71,7 @@ class Dispatcher:
         protocol: WireProtocol,
         spawn: Spawn,
         debug: bool,
+        max_inflight: int = 16,
     ) -> None:
         assert hub.hooks is not None, "the hub's hooks are a table from the start"
         self._hub_handlers: HandlerTable = hub.handlers
@@ -66,6 +79,7 @@ class Dispatcher:
         self._channels = channels
         self.protocol = protocol
         self.debug = debug
+        self.max_inflight = max_inflight
         self._spawn = spawn
 
     # -- hooks -----------------------------------------------------------------------------
@@ -111,33 +125,33 @@ class Dispatcher:
         request_id = event.request_id
         if event.channel is None and event.name in RESERVED_EVENTS:
             if request_id is not None:
-                self._reject(client, request_id, f"'{event.name}' is a reserved event name")
+                self.reject(client, request_id, f"'{event.name}' is a reserved event name")
             return
         handler = self._find_handler(client, event)
         if not handler:
             if request_id is not None:
                 if handler is False:
-                    self._reject(client, request_id, f"Channel '{event.channel}' does not exist")
+                    self.reject(client, request_id, f"Channel '{event.channel}' does not exist")
                 else:
                     where = f" on channel '{event.channel}'" if event.channel is not None else ""
-                    self._reject(client, request_id, f"No event listener for '{event.name}'{where}")
+                    self.reject(client, request_id, f"No event listener for '{event.name}'{where}")
             return
         assert isinstance(handler, HandlerSignature)
         try:
             args = handler.bind(client, event.args)
+        except ConversionError as exc:
+            self._bad_arguments(client, event, exc)
+            return
+        except (TypeError, ValueError) as exc:
+            # A type's own validation failed: still the client's bad arguments.
+            message = f"bad arguments for '{event.name}': {exc}"
+            self._bad_arguments(client, event, ConversionError(message))
+            return
         except Exception as exc:
-            if not isinstance(exc, ConversionError):
-                # A type's own validation failed: still the client's bad arguments.
-                exc = ConversionError(f"bad arguments for '{event.name}': {exc}")
-            logger.info("bad arguments for %r from %s: %s", event.name, client.id, exc)
-            self.fire_hook("error", client, exc)
-            if request_id is not None:
-                self._reject(client, request_id, str(exc))
+            self._handler_failed(client, event, exc)
             return
         if handler.is_async:
-            task = self._spawn(self._run_async(client, event, handler, args))
-            if request_id is not None:
-                client.request_tasks[request_id] = task
+            self._start(client, event, handler.func(*args))
             return
         try:
             result = handler.func(*args)
@@ -145,14 +159,78 @@ class Dispatcher:
             self._handler_failed(client, event, exc)
             return
         if result is not None and inspect.isawaitable(result):
-            self._spawn(self._await_result(client, event, result))
+            self._start(client, event, result)
         elif request_id is not None:
-            self._answer(client, request_id, result)
+            self._answer(client, event, result)
 
-    async def _run_async(
-        self, client: Client, event: Event, handler: HandlerSignature, args: list[Any]
-    ) -> None:
-        await self._await_result(client, event, handler.func(*args))
+    def _bad_arguments(self, client: Client, event: Event, exc: ConversionError) -> None:
+        client_caused.log(
+            logger,
+            logging.INFO,
+            ("bad-arguments",),
+            "bad arguments for %r from %s: %s",
+            event.name,
+            client.id,
+            exc,
+        )
+        self.fire_hook("error", client, exc)
+        if event.request_id is not None:
+            self.reject(client, event.request_id, str(exc))
+
+    # -- handlers in flight ----------------------------------------------------------------
+
+    def _start(self, client: Client, event: Event, awaitable: Awaitable[Any]) -> None:
+        """Run a handler's ``awaitable`` as a task, if ``client`` has a free slot; else park it."""
+        if client.inflight >= self.max_inflight:
+            # Only read while the client owes us an answer (the hub stops
+            # reading otherwise): hold a few, refuse the rest.
+            if len(client.parked) < self.max_inflight:
+                client.parked.append((event, awaitable))
+            else:
+                _discard(awaitable)
+                self.refuse(client, event, "too many requests in flight")
+            return
+        client.inflight += 1
+        task = self._spawn(self._await_result(client, event, awaitable))
+        # A callback, not a finally: a task cancelled before it starts runs no code.
+        task.add_done_callback(lambda _: self._finished(client))
+        if event.request_id is not None:
+            client.request_tasks[event.request_id] = task
+
+    def _finished(self, client: Client) -> None:
+        client.inflight -= 1
+        if client.parked and not client.closed:
+            event, awaitable = client.parked.popleft()
+            self._start(client, event, awaitable)
+        else:
+            client.wake_reader()
+
+    def cancel(self, client: Client, request_id: int | str) -> None:
+        """The client cancelled its request ``request_id``: stop its handler, running or parked."""
+        task = client.request_tasks.pop(request_id, None)
+        if task is not None:
+            task.cancel()
+            return
+        for item in client.parked:
+            if item[0].request_id == request_id:
+                client.parked.remove(item)
+                _discard(item[1])
+                return
+
+    def refuse(self, client: Client, event: Event, reason: str) -> None:
+        """Refuse ``event`` from ``client`` and count it; a request is answered with ``reason``."""
+        client.refused += 1
+        client_caused.log(
+            logger,
+            logging.INFO,
+            ("refused", reason),
+            "%s from %s: %s",
+            event.name,
+            client.id,
+            reason,
+        )
+        if event.request_id is not None:
+            self.reject(client, event.request_id, reason)
 
     async def _await_result(self, client: Client, event: Event, awaitable: Awaitable[Any]) -> None:
         try:
@@ -165,35 +243,48 @@ class Dispatcher:
             self._handler_failed(client, event, exc)
         else:
             if event.request_id is not None:
-                self._answer(client, event.request_id, result)
+                self._answer(client, event, result)
         finally:
             if event.request_id is not None:
                 client.request_tasks.pop(event.request_id, None)
 
     def _handler_failed(self, client: Client, event: Event, exc: Exception) -> None:
+        request_id = event.request_id
         if isinstance(exc, Reject):
-            if event.request_id is not None and self.protocol.supports_requests:
-                result = Result(event.request_id, error=exc.value, is_error=True)
+            if request_id is not None and self.protocol.supports_requests:
+                result = Result(request_id, error=exc.value, is_error=True)
                 client.send(self.protocol.encode_result(result))
             return
-        logger.exception("error in the handler of %r", event.name, exc_info=exc)
+        if isinstance(exc, ClientError):
+            if request_id is not None:
+                self.reject(client, request_id, exc.message)
+            return
+        # Any other exception may carry the server's data: the client reads an id only.
+        error_id = report_failure(logger, exc, f"the handler of {event.name!r}")
         self.fire_hook("error", client, exc)
-        if event.request_id is not None:
-            message = str(exc) or type(exc).__name__
-            if self.debug:
-                message = f"{type(exc).__name__}: {message}"
-            self._reject(client, event.request_id, message)
+        if request_id is not None:
+            self.reject(client, request_id, public_error_message(exc, error_id, self.debug))
 
-    def _answer(self, client: Client, request_id: int | str, data: Any) -> None:
+    def _answer(self, client: Client, event: Event, data: Any) -> None:
+        assert event.request_id is not None
         try:
-            message = self.protocol.encode_result(Result(request_id, data=data))
+            message = self.protocol.encode_result(Result(event.request_id, data=data))
         except (TypeError, ValueError) as exc:
-            self._reject(client, request_id, f"cannot send the result: {exc}")
+            error_id = report_failure(logger, exc, f"the result of {event.name!r}")
+            self.reject(client, event.request_id, public_error_message(exc, error_id, self.debug))
             return
         client.send(message)
 
-    def _reject(self, client: Client, request_id: int | str, message: str) -> None:
+    def reject(self, client: Client, request_id: int | str, message: str) -> None:
+        """Answer request ``request_id`` of ``client`` with an ``Error`` carrying ``message``."""
         if not self.protocol.supports_requests:
             return
         result = Result(request_id, error={"message": message}, is_error=True, error_object=True)
         client.send(self.protocol.encode_result(result))
+
+
+def _discard(awaitable: Awaitable[Any]) -> None:
+    """Drop a handler's awaitable that will never run (a coroutine is closed, not warned of)."""
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()

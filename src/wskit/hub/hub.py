@@ -23,6 +23,51 @@ the connections it leaves. Each client's unsent bytes are bounded by
 ``max_buffer``: past it, the hub drops that client's messages (counting
 them) or closes it, as ``overflow`` says, and the other clients never wait.
 
+Bounds on each client
+=====================
+
+Nothing a client sends makes the hub hold more than a bounded amount for it.
+
+* **Messages**: the connection bounds the size of a message (``max_size``)
+  and how many wait unread (its receive queue); the wire protocol bounds
+  what one decodes to (``max_depth``, ``max_items``, see
+  :mod:`wskit.hub.wire`), and a message over them is refused: its request
+  answered with an error, or the connection closed with 1008.
+* **Handlers in flight**: an ``async`` handler runs as a task, so a client
+  could start any number of them. At most ``max_inflight`` run per client;
+  when they all do, the hub stops reading that client
+  (:meth:`Client.wait_to_read <wskit.hub.client.Client.wait_to_read>`):
+  its messages stay in the connection's receive queue, which, once full,
+  stops reading the socket, and TCP pushes back on the client. That is
+  backpressure, not an error: each message is read as soon as a handler
+  ends.
+* **No deadlock**: a handler may ``await client.request(...)``, whose answer
+  comes on the very connection the hub stopped reading, behind whatever the
+  client sent before it. So the hub reads on, whatever its slots, while
+  the client owes an answer to one of ours (sending a request wakes the
+  reading loop). The answers and cancels it reads are handled at once; a
+  request or event read meanwhile has no slot, so it waits, its decoded
+  arguments in ``client.parked`` (at most ``max_inflight`` of them; each
+  starts in order as a slot frees). Past that, a request is answered with
+  the error "too many requests in flight" and an event is dropped, both
+  counted in ``client.refused``: only a client that keeps sending requests
+  while it owes us an answer meets it. So the memory of one client is at
+  most ``2 * max_inflight`` decoded messages besides the connection's
+  queue, and a handler waiting on its own client always gets its answer.
+  (A handler that waits for the same client's next *event*, rather than an
+  answer, holds its slot meanwhile: with every slot held that way, the
+  event is never read. Use a request for that.)
+* **Rate**: with ``rate_limit=(rate, burst)``, each client's events and
+  requests go through a :class:`~wskit.limits.TokenBucket`; past it, a
+  request is answered with "rate limit exceeded" and an event dropped
+  (``rate_limit_policy="reject"``), or the client closed with 1008
+  (``"close"``).
+* **Errors and the log**: see :mod:`wskit.hub.dispatch`. A client reads the
+  text of an exception only if the handler raised it for the client
+  (:class:`Reject`, :class:`ClientError`) or with ``debug=True``; what a
+  client causes is logged through :data:`wskit.limits.client_caused`, at a
+  bounded rate whatever it sends.
+
 Scale-out (see :mod:`wskit.hub.backplane.redis`): with ``Hub(backplane="redis://...")``
 room emits, emits to one client and to everyone reach every node through
 Redis; :attr:`Hub.cluster` asks and acts across nodes
@@ -46,23 +91,33 @@ import inspect
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ..asyncio.connection import Conn
 from ..asyncio.direct_write import Writer
 from ..asyncio.server import Server, ServerConn, serve
 from ..exceptions import ConnectionClosed
+from ..limits import TokenBucket, client_caused
 from ..protocol.http11 import Request, Response
 from .background import BackgroundTasks
 from .backplane import Backplane, HistoryError, MemoryBackplane, Position, PresenceEvent, Target
 from .client import Client, ClientChannel
 from .cluster import Cluster
 from .dispatch import Dispatcher
-from .errors import Reject, RequestError
+from .errors import ClientError, Reject, RequestError
 from .recovery import Recovery, SessionManager
 from .registry import RESERVED_EVENTS, Handler, Registry, call_hooks
 from .rooms import LocalRooms, Overflow, RoomEmitter
-from .wire import HUB_CHANNEL, Cancel, Event, IrisProtocol, Result, WireProtocol, WsWrapperProtocol
+from .wire import (
+    HUB_CHANNEL,
+    Cancel,
+    Event,
+    IrisProtocol,
+    Result,
+    WireError,
+    WireProtocol,
+    WsWrapperProtocol,
+)
 
 __all__ = [
     "Hub",
@@ -72,12 +127,14 @@ __all__ = [
     "RoomEmitter",
     "RequestError",
     "Reject",
+    "ClientError",
     "RESERVED_EVENTS",
 ]
 
 logger = logging.getLogger("wskit.hub")
 
 IdGenerator = Callable[[Request], str]
+RateLimitPolicy = Literal["reject", "close"]
 RoomGuard = Callable[[Client, str], bool | Awaitable[bool]]
 
 
@@ -94,11 +151,13 @@ class _Deliver(Protocol):
     ) -> int: ...
 
 
-def _protocol_of(protocol: str | WireProtocol) -> WireProtocol:
+def _protocol_of(
+    protocol: str | WireProtocol, max_depth: int, max_items: int | None
+) -> WireProtocol:
     if isinstance(protocol, WireProtocol):
         return protocol
     if protocol == "ws-wrapper":
-        return WsWrapperProtocol()
+        return WsWrapperProtocol(max_depth=max_depth, max_items=max_items)
     if protocol == "iris":
         return IrisProtocol()
     raise ValueError(
@@ -144,9 +203,28 @@ class Hub(HubChannel):
             ``True`` for any room, or ``guard(client, room) -> bool`` (may be
             async) to decide per room. Requests ``join``/``leave`` on the
             channel ``"_wskit"`` carry them.
-        debug: name the exception's type in error answers (the message
-            itself is always sent, as ws-wrapper does; raise
-            :class:`Reject` to answer with a plain value instead).
+        debug: tell clients the type and text of any exception a handler
+            raises (for development). Off, a client reads an exception's
+            text only when the handler raised it for the client
+            (:class:`ClientError` for an ``Error`` with that message,
+            :class:`Reject` for a plain value); any other exception answers
+            "Internal server error (error <id>)", and the log has its
+            traceback under the same id.
+        max_inflight: handlers (``async``, or returning an awaitable) running
+            at once per client. When they all run, the hub stops reading
+            that client until one ends (backpressure; see "Bounds on each
+            client" in :mod:`wskit.hub.hub`), except for the answers it owes.
+        max_depth: arrays and objects nested at most this deep in a message
+            (ws-wrapper protocol given by name; a :class:`WireProtocol`
+            instance keeps its own bounds).
+        max_items: arrays, objects and values in a message at most
+            (``None``: any); likewise.
+        rate_limit: ``(rate, burst)``: each client may send ``burst`` events
+            and requests at once, then ``rate`` per second; ``None`` (the
+            default): no limit.
+        rate_limit_policy: past the rate, ``"reject"`` answers a request
+            with an error and drops an event (counted in ``client.refused``);
+            ``"close"`` closes the client with 1008.
         recovery: number room messages and let reconnecting clients get
             what they missed (``True`` or a :class:`~wskit.hub.recovery.Recovery`);
             ws-wrapper protocol only. See :mod:`wskit.hub.recovery`.
@@ -187,13 +265,28 @@ class Hub(HubChannel):
         overflow_code: int = 1013,
         client_rooms: bool | RoomGuard = False,
         debug: bool = False,
+        max_inflight: int = 16,
+        max_depth: int = 32,
+        max_items: int | None = 10_000,
+        rate_limit: tuple[float, float] | None = None,
+        rate_limit_policy: RateLimitPolicy = "reject",
         recovery: bool | Recovery = False,
         presence: bool = False,
         presence_info: Callable[[Client], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(self, None)
         self.hooks = {}
-        self.protocol = _protocol_of(protocol)
+        self.protocol = _protocol_of(protocol, max_depth, max_items)
+        if max_inflight < 1:
+            raise ValueError("max_inflight must be at least 1")
+        if rate_limit is not None:
+            TokenBucket(*rate_limit)  # checks the numbers now rather than per connection
+        if rate_limit_policy not in ("reject", "close"):
+            raise ValueError("rate_limit_policy must be 'reject' or 'close'")
+        #: ``(rate, burst)`` of each client's events and requests, or ``None``.
+        self.rate_limit = rate_limit
+        #: What happens past the rate: ``"reject"`` or ``"close"``.
+        self.rate_limit_policy: RateLimitPolicy = rate_limit_policy
         if isinstance(backplane, str):
             from .backplane.redis import RedisBackplane
 
@@ -216,7 +309,9 @@ class Hub(HubChannel):
         self._channels: dict[str, HubChannel] = {}
         # The backplane's start, shared by every caller of start() until close().
         self._starting: asyncio.Future[None] | None = None
-        self._dispatcher = Dispatcher(self, self._channels, self.protocol, self._spawn, debug)
+        self._dispatcher = Dispatcher(
+            self, self._channels, self.protocol, self._spawn, debug, max_inflight
+        )
         self._table: LocalRooms[Client] = LocalRooms(
             self.backplane,
             self._spawn,
@@ -310,12 +405,21 @@ class Hub(HubChannel):
 
     @property
     def debug(self) -> bool:
-        """Whether error answers name the exception's type."""
+        """Whether clients read the type and text of any exception a handler raises."""
         return self._dispatcher.debug
 
     @debug.setter
     def debug(self, value: bool) -> None:
         self._dispatcher.debug = value
+
+    @property
+    def max_inflight(self) -> int:
+        """Handlers running at once per client (a change applies to new connections)."""
+        return self._dispatcher.max_inflight
+
+    @max_inflight.setter
+    def max_inflight(self, value: int) -> None:
+        self._dispatcher.max_inflight = value
 
     # -- registration --------------------------------------------------------------
 
@@ -354,7 +458,7 @@ class Hub(HubChannel):
                 if inspect.isawaitable(allowed):
                     allowed = await allowed
                 if not allowed:
-                    raise PermissionError(f"not allowed to join room '{room}'")
+                    raise ClientError(f"not allowed to join room '{room}'")
             client.join(room)
             await self._settled(client, room)
             return True
@@ -551,6 +655,10 @@ class Hub(HubChannel):
         fire_hook = self._dispatcher.fire_hook
         dispatch = self._dispatcher.dispatch
         hub_hooks = self.hooks
+        cancel = self._dispatcher.cancel
+        max_inflight = self._dispatcher.max_inflight
+        bucket = TokenBucket(*self.rate_limit) if self.rate_limit is not None else None
+        logger.debug("client %s connected on %s", client.id, conn.request.path)
         fire_hook("connect", client)
         code, reason = 1006, ""
         decode = self.protocol.decode
@@ -558,17 +666,26 @@ class Hub(HubChannel):
             async for message in conn:
                 if "message" in hub_hooks or client.hooks is not None:
                     fire_hook("message", client, message)
-                packet = decode(message)
+                try:
+                    packet = decode(message)
+                except WireError as exc:
+                    if await self._refuse_message(client, exc):
+                        continue
+                    break
                 if packet is None:
                     fire_hook("native", client, message)
                 elif type(packet) is Event:
-                    dispatch(client, packet)
+                    if bucket is None or bucket.take():
+                        dispatch(client, packet)
+                    elif not await self._over_rate(client, packet):
+                        break
                 elif type(packet) is Result:
                     client.resolve(packet)
                 elif type(packet) is Cancel:
-                    task = client.request_tasks.pop(packet.request_id, None)
-                    if task is not None:
-                        task.cancel()
+                    cancel(client, packet.request_id)
+                # Backpressure: with every slot taken, read no more until one frees.
+                if client.inflight >= max_inflight and not await client.wait_to_read(max_inflight):
+                    break
         except ConnectionClosed:
             pass
         finally:
@@ -584,4 +701,28 @@ class Hub(HubChannel):
                 self.backplane.client_removed(client.id)
             if self._sessions is not None:
                 self._sessions.close(client)
+            logger.debug("client %s disconnected: %d %s", client.id, code, reason)
             fire_hook("disconnect", client, code, reason)
+
+    async def _refuse_message(self, client: Client, exc: WireError) -> bool:
+        """A message the wire protocol refused: answer its request, or close; keep reading?"""
+        client_caused.log(
+            logger, logging.INFO, ("refused-message",), "client %s: %s", client.id, exc
+        )
+        if exc.request_id is not None and self.protocol.supports_requests:
+            self._dispatcher.reject(client, exc.request_id, str(exc))
+            return True
+        await client.disconnect(1008, str(exc))
+        return False
+
+    async def _over_rate(self, client: Client, event: Event) -> bool:
+        """``event`` came over the client's rate limit: apply the policy; keep reading?"""
+        if self.rate_limit_policy == "reject":
+            self._dispatcher.refuse(client, event, "rate limit exceeded")
+            return True
+        client.refused += 1
+        client_caused.log(
+            logger, logging.INFO, ("rate-limited",), "client %s: over its rate limit", client.id
+        )
+        await client.disconnect(1008, "rate limit exceeded")
+        return False

@@ -6,6 +6,16 @@ format. Two are built in: :class:`WsWrapperProtocol` (the default; the JSON
 format of the npm ``ws-wrapper`` client and of ``wskit.js``) and
 :class:`IrisProtocol` (the text format of the iris JavaScript client).
 
+Bounds: a ws-wrapper message is JSON, and what it decodes to is bounded
+beyond its size (``max_size`` of the connection): at most ``max_depth``
+nested arrays and objects, and ``max_items`` arrays, objects and values in
+all. A message over either is refused with :class:`WireError` (the hub
+answers the request with an error, or closes with 1008). The checks cost
+nothing for a message shorter than ``2 * max_depth`` characters, which
+cannot nest deeper, and two or three ``str.count`` calls for the others;
+only a message with more brackets than ``max_depth`` (or more commas than
+``max_items``) is walked.
+
 Values: an iris value arrives as an :class:`IrisValue` (its tag and raw
 text), which :mod:`wskit.hub.convert` reads by the handler's type hints; what
 a handler returns goes out through :func:`to_builtins`, which makes
@@ -31,6 +41,7 @@ __all__ = [
     "WsWrapperProtocol",
     "IrisProtocol",
     "IrisValue",
+    "WireError",
 ]
 
 HUB_CHANNEL = "_wskit"
@@ -79,6 +90,42 @@ class Cancel(NamedTuple):
 
 
 Packet = Event | Result | Cancel
+
+
+class WireError(ValueError):
+    """A message meant for the hub that it refuses: nested too deeply, too many values.
+
+    ``request_id`` is the id of the request it carried, when it could be
+    read (the hub then answers that request with this error; otherwise it
+    closes the connection with 1008).
+    """
+
+    def __init__(self, message: str, request_id: int | str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+def _over_bounds(value: Any, max_depth: int, max_items: int | None) -> str | None:
+    """What is over a bound in a decoded JSON ``value``, or ``None`` if nothing is.
+
+    Arrays and objects nest at most ``max_depth`` deep (the value itself is
+    depth 1); arrays, objects and their values number at most ``max_items``.
+    Iterative, so that a deep value cannot exhaust the stack.
+    """
+    items = 1
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        children = container.values() if type(container) is dict else container
+        items += len(children)
+        if max_items is not None and items > max_items:
+            return f"message has more than {max_items} values"
+        for child in children:
+            if type(child) is list or type(child) is dict:
+                if depth >= max_depth:
+                    return f"message nested deeper than {max_depth} levels"
+                stack.append((child, depth + 1))
+    return None
 
 
 class WireProtocol:
@@ -197,22 +244,55 @@ class WsWrapperProtocol(WireProtocol):
     ``{"i": id, "x": 1}`` cancels it; ``"c"`` names the channel. A message
     with ``"ws-wrapper": false``, or that is not JSON, or matches none of
     these shapes, is not for the hub.
+
+    Args:
+        dumps: the JSON encoder (msgspec's when installed, else the stdlib's).
+        loads: the JSON decoder (likewise).
+        max_depth: arrays and objects nest at most this deep in a message
+            (the message's own object is level 1).
+        max_items: arrays, objects and values in a message at most (the
+            message's size bounds its text; this bounds the Python objects it
+            decodes to, up to about 24 times larger); ``None``: any.
+
+    A message over ``max_depth`` or ``max_items`` raises :class:`WireError`.
     """
 
     name = "ws-wrapper"
 
-    def __init__(self, dumps: JsonDumps | None = None, loads: JsonLoads | None = None) -> None:
+    def __init__(
+        self,
+        dumps: JsonDumps | None = None,
+        loads: JsonLoads | None = None,
+        *,
+        max_depth: int = 32,
+        max_items: int | None = 10_000,
+    ) -> None:
+        if max_depth < 3:
+            raise ValueError("max_depth must be at least 3: a request is nested 2 deep")
         self.dumps = dumps if dumps is not None else _fastest_dumps()
         self.loads = loads if loads is not None else _fastest_loads()
+        self.max_depth = max_depth
+        self.max_items = max_items
 
     def decode(self, message: str | bytes) -> Packet | None:
-        """Parse a ws-wrapper message (see the class docstring)."""
+        """Parse a ws-wrapper message (see the class docstring).
+
+        Raises:
+            WireError: the message is nested too deeply or has too many values.
+        """
         try:
             obj = self.loads(message)
+        except RecursionError:
+            # Deeper than the decoder's own stack allows: far over max_depth.
+            raise WireError(f"message nested deeper than {self.max_depth} levels") from None
         except ValueError:
             return None
         if type(obj) is not dict or obj.get("ws-wrapper", True) is False:
             return None
+        # Valid JSON nested n deep is at least 2n characters long: the usual
+        # short message needs no further check.
+        if len(message) > 2 * self.max_depth:
+            self._check_bounds(message, obj)
         request_id = obj.get("i")
         if request_id is not None and not isinstance(request_id, int | str):
             return None
@@ -235,6 +315,29 @@ class WsWrapperProtocol(WireProtocol):
             return Result(request_id, data=obj["d"])
         # A resolution with no data: ws-wrapper drops "d" when it is undefined.
         return Result(request_id)
+
+    def _check_bounds(self, message: str | bytes, obj: dict[str, Any]) -> None:
+        """Raise :class:`WireError` if ``obj`` (decoded from ``message``) is over a bound.
+
+        Counting characters is far cheaper than walking the value: a message
+        with no more brackets than ``max_depth`` cannot nest deeper, and each
+        value but the first of an array or object follows a comma.
+        """
+        if type(message) is str:
+            opens = message.count("[") + message.count("{")
+            commas = message.count(",") if self.max_items is not None else 0
+        else:
+            opens = message.count(b"[") + message.count(b"{")
+            commas = message.count(b",") if self.max_items is not None else 0
+        max_items = self.max_items
+        if opens <= self.max_depth and (max_items is None or opens + commas < max_items):
+            return
+        problem = _over_bounds(obj, self.max_depth, max_items)
+        if problem is not None:
+            request_id = obj.get("i")
+            if type(request_id) is not int and type(request_id) is not str:
+                request_id = None
+            raise WireError(problem, request_id if "a" in obj else None)
 
     def encode_event(self, name: str, args: tuple[Any, ...], channel: str | None = None) -> str:
         """``{"c": channel, "a": [name, *args]}``."""
