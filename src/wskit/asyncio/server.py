@@ -7,6 +7,23 @@ connection. When the handler returns the connection is closed with 1000;
 when it raises, with 1011. :meth:`Server.close` stops accepting, closes
 every connection with 1001 and :meth:`Server.wait_closed` waits, bounded
 by ``close_timeout``, for their close handshakes.
+
+Before any of that, the server-wide limits (``max_connections``,
+``max_connections_per_ip``, ``handshake_rate``; see
+:mod:`~wskit.asyncio.admission`) admit the new connection or answer it 503
+at once; :attr:`Server.counters` counts the refusals and failures.
+
+What a client reads of a failure: an exception from the handler or from
+``process_request`` may carry anything (a password in a ``KeyError``), so
+the client gets ``Internal server error (error <id>)`` (in the 1011 close
+reason or the 500 body) and the traceback is logged under that id
+(:func:`~wskit.limits.report_failure`); ``debug=True`` adds the text.
+Every record at INFO or above that a client can cause (a refused or
+timed-out handshake, a handler's failure) goes through
+:data:`~wskit.limits.client_caused`, so no client can flood the log. At
+DEBUG, each connection leaves a trace under its :attr:`Conn.id`: its peer,
+the handshake's outcome, the close frames and who sent the first, the end
+of TCP.
 """
 
 from __future__ import annotations
@@ -30,7 +47,13 @@ from ..protocol.handshake import reject, server_handshake
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, RequestParser, Response, serialize_response
 from ..protocol.state import Phase
-from .admission import Admission, Refusal, ServerCounters, default_max_connections
+from .admission import (
+    DESCRIPTOR_HEADROOM,
+    Admission,
+    Refusal,
+    ServerCounters,
+    default_max_connections,
+)
 from .connection import Conn, logger
 from .opening import Opening
 
@@ -178,6 +201,14 @@ _HANDSHAKE_TIMEOUT = ("handshake-timeout",)
 REFUSAL_LINGER = 1.0
 """Seconds a connection refused with 503 has to read it and close, before it is dropped."""
 
+MAX_LINGERING = DESCRIPTOR_HEADROOM // 2
+"""Refused connections left to linger at most at once; beyond, they are closed at once.
+
+A flood of refused connections must not take the descriptors that
+``max_connections`` leaves free (a lingering socket holds one), or
+``accept()`` would fail with ``EMFILE`` after all.
+"""
+
 
 def _close_text(close: tuple[int, str] | None) -> str:
     if close is None:
@@ -262,12 +293,18 @@ class ServerConn(Conn):
         transport = self.transport
         assert transport is not None
         transport.write(refusal.wire)
-        if transport.can_write_eof():
+        lingering = self.server._lingering
+        if len(lingering) < MAX_LINGERING and transport.can_write_eof():
             # Half-close, and read (discarding) until the client closes: closing
             # with its request unread would send a RST, which can destroy the 503
             # before the client reads it. A client that never closes is dropped
             # after REFUSAL_LINGER.
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:  # the client is gone already
+                transport.abort()
+                return
+            lingering.add(self)
             self._handshake_timer = self._loop.call_later(REFUSAL_LINGER, transport.abort)
         else:
             transport.close()
@@ -431,6 +468,8 @@ class ServerConn(Conn):
         if self._admitted:
             self._admitted = False
             server.admission.release(self._address)
+        else:
+            server._lingering.discard(self)
         log = server.options.logger
         if self.protocol is None:
             server._connections.discard(self)
@@ -474,6 +513,8 @@ class Server:
         self.options = options
         self.server: asyncio.base_events.Server | None = None
         self._connections: set[ServerConn] = set()
+        # Refused connections waiting for their client to close (see MAX_LINGERING).
+        self._lingering: set[ServerConn] = set()
         self._closing: asyncio.Task[None] | None = None
         #: The server-wide limits and their counts (:mod:`~wskit.asyncio.admission`).
         self.admission = options.admission()
