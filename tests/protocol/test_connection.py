@@ -25,7 +25,13 @@ from wskit.exceptions import (
     ConnectionClosedOK,
     LocalProtocolError,
 )
-from wskit.protocol.connection import Connection, PreparedMessage, Side, State
+from wskit.protocol.connection import (
+    MIN_FRAGMENT_COST,
+    Connection,
+    PreparedMessage,
+    Side,
+    State,
+)
 from wskit.protocol.events import (
     CloseReceived,
     DataReceived,
@@ -768,6 +774,84 @@ def test_max_size_across_fragments(side: Side) -> None:
     frame = frame_to(conn, 0x80, b"x" * 401)
     conn.receive_data(frame[: 4 + (4 if side is Side.SERVER else 0)])
     assert_failed(conn, 1009)
+
+
+@SIDES
+def test_empty_fragments_count_against_max_size(side: Side) -> None:
+    # An endless run of empty fragments: each counts MIN_FRAGMENT_COST bytes,
+    # so the run ends in 1009 after max_size / 64 fragments.
+    conn = Connection(side, max_size=64 * 100)
+    conn.receive_data(frame_to(conn, 0x02, b""))
+    empty = frame_to(conn, 0x00, b"")
+    conn.receive_data(empty * 99)
+    assert len(conn.events_received()) == 100
+    assert conn.error is None
+    conn.receive_data(empty)
+    assert not conn.events_received()
+    assert_failed(conn, 1009)
+
+
+@SIDES
+def test_empty_final_fragment_counts_too(side: Side) -> None:
+    conn = Connection(side, max_size=64 * 2)
+    conn.receive_data(frame_to(conn, 0x01, b"x" * 64) + frame_to(conn, 0x00, b"y" * 64))
+    assert conn.error is None
+    # The message is at its limit: even an empty last frame is one fragment too many.
+    conn.receive_data(frame_to(conn, 0x80, b""))
+    assert_failed(conn, 1009)
+
+
+@SIDES
+def test_fragments_of_64_bytes_count_their_true_size(side: Side) -> None:
+    # A message of exactly max_size in 64-byte fragments passes: the rule
+    # charges only fragments shorter than MIN_FRAGMENT_COST.
+    assert MIN_FRAGMENT_COST == 64
+    max_size = 64 * 1024
+    conn = Connection(side, max_size=max_size)
+    frames = [frame_to(conn, 0x02, b"a" * 64)]
+    frames += [frame_to(conn, 0x00, b"b" * 64)] * (max_size // 64 - 2)
+    frames.append(frame_to(conn, 0x80, b"c" * 64))
+    conn.receive_data(b"".join(frames))
+    events = conn.events_received()
+    assert conn.error is None
+    assert len(events) == max_size // 64
+    assert sum(len(event.data) for event in events) == max_size
+    assert events[-1].fin
+
+
+@SIDES
+def test_a_message_in_one_frame_counts_its_true_size(side: Side) -> None:
+    # The minimum charge is for fragments only: a short whole message is what it is.
+    conn = Connection(side, max_size=10)
+    conn.receive_data(frame_to(conn, 0x81, b"") + frame_to(conn, 0x82, b"0123456789"))
+    assert conn.events_received() == [DataReceived("", True), DataReceived(b"0123456789", True)]
+    assert conn.error is None
+
+
+@SIDES
+def test_short_fragments_fail_on_the_header_of_the_one_too_many(side: Side) -> None:
+    conn = Connection(side, max_size=100)
+    conn.receive_data(frame_to(conn, 0x01, b"x"))
+    assert conn.error is None
+    # The next fragment's header alone (one byte to come) brings the count to 128.
+    conn.receive_data(frame_to(conn, 0x80, b"y")[:2])
+    assert_failed(conn, 1009)
+
+
+@SIDES
+def test_text_trickled_a_byte_at_a_time(side: Side) -> None:
+    # A frame that arrives a byte per read is decoded into one buffer, not a
+    # piece per read, and still fails fast on bad UTF-8.
+    conn = Connection(side)
+    text = "héllo wörld €" * 50
+    frame = frame_to(conn, 0x81, text.encode())
+    for i in range(len(frame)):
+        conn.receive_data(frame[i : i + 1])
+    assert conn.events_received() == [DataReceived(text, True)]
+    bad = frame_to(conn, 0x81, b"abc\xffdef")
+    for i in range(len(bad) - 3):
+        conn.receive_data(bad[i : i + 1])
+    assert_failed(conn, 1007)
 
 
 @DIRECTIONS

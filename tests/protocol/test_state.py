@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from wskit.exceptions import ConnectionClosedError, ConnectionClosedOK, LocalProtocolError
-from wskit.protocol.connection import Connection, Side
+from wskit.protocol.connection import MIN_FRAGMENT_COST, Connection, Side
 from wskit.protocol.events import (
     CloseReceived,
     DataReceived,
@@ -101,8 +101,10 @@ def test_the_public_state_is_open_exactly_while_frames_may_be_sent() -> None:
 
 # --------------------------------------------------------------------------- frames
 
-#: The largest message either side accepts in the state machine below.
-MAX_SIZE = 64
+#: The largest message either side accepts in the state machine below: each
+#: fragment counts at least MIN_FRAGMENT_COST (64), so the third fragment of
+#: a message fails with 1009 and two pass.
+MAX_SIZE = 160
 
 
 def is_wire_code(code: int) -> bool:
@@ -218,6 +220,8 @@ class Endpoint:
     #: Opcode and bytes so far of the fragmented message we are receiving.
     in_message: int | None = None
     in_bytes: bytes = b""
+    #: What the fragments so far count against MAX_SIZE (wskit's MIN_FRAGMENT_COST rule).
+    in_cost: int = 0
 
     # -- what the RFC says of each situation -------------------------------------------
 
@@ -321,7 +325,7 @@ class Endpoint:
         if (op == 0) != (self.in_message is not None):
             return 1002  # section 5.4: a continuation continues, a new message waits
         message = (self.in_bytes if op == 0 else b"") + payload
-        if len(message) > MAX_SIZE:
+        if self.cost_after(frame) > MAX_SIZE:
             return 1009  # section 7.4.1: too big to process
         if (op or self.in_message) == 1 and not is_utf8(message, whole=frame.fin):
             # Section 8.1; 5.6: a fragment may end inside a character, the
@@ -329,6 +333,13 @@ class Endpoint:
             # UTF-8 any more is allowed, and what Autobahn's cases expect.)
             return 1007
         return None
+
+    def cost_after(self, frame: Frame) -> int:
+        """What the message counts against MAX_SIZE with this data frame: a fragment at least 64."""
+        size = len(frame.payload)
+        if frame.opcode == 0:
+            return self.in_cost + max(size, MIN_FRAGMENT_COST)
+        return size if frame.fin else max(size, MIN_FRAGMENT_COST)
 
     def receive(self, frames: list[Frame]) -> tuple[list[Event], list[Expected]]:
         """What the application is told and what is answered, for frames arriving together."""
@@ -374,6 +385,7 @@ class Endpoint:
                     events.append(DataReceived(payload, frame.fin))
                 self.in_message = None if frame.fin else message
                 self.in_bytes = b"" if frame.fin else before + payload
+                self.in_cost = 0 if frame.fin else self.cost_after(frame)
         return events, answers
 
 

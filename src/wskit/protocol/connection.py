@@ -57,12 +57,29 @@ decoder, so an invalid sequence inside a fragmented message fails with
 1007 when its frame arrives, not when the message ends. With
 permessage-deflate each frame is inflated as it arrives, bounded by what
 ``max_size`` still allows, so a decompression bomb fails with 1009 early.
+
+What a message in assembly may cost
+-----------------------------------
+
+Every frame of a fragmented message counts at least
+:data:`MIN_FRAGMENT_COST` (64) bytes against ``max_size``, even an empty
+one: each fragment costs a parse, an event and a queue slot whatever it
+carries, so a message may have at most ``max_size / 64`` fragments, and an
+endless run of empty fragments ends in 1009 like any message over the
+limit. Fragments of 64 bytes or more count their true size (1 MiB in
+64-byte fragments passes under ``max_size=2**20``, 4 MiB in 64-byte
+fragments under the echo server's 16 MiB); only a message cut into
+fragments shorter than 64 bytes counts more than it carries. A message in
+one frame counts its true size, as before. The text of a frame still
+arriving is decoded into one growing buffer, not a piece per read, so a
+peer that trickles a frame a byte at a time costs no object per byte.
 """
 
 from __future__ import annotations
 
 import codecs
 import enum
+import io
 import struct
 from collections.abc import Callable
 
@@ -103,7 +120,15 @@ from .state import (
 )
 
 # State and PreparedMessage live in modules of their own and are re-exported here.
-__all__ = ["Side", "State", "Connection", "PreparedMessage"]
+__all__ = ["Side", "State", "Connection", "PreparedMessage", "MIN_FRAGMENT_COST"]
+
+MIN_FRAGMENT_COST = 64
+"""What each frame of a fragmented message counts at least against ``max_size``, in bytes.
+
+Empty and tiny fragments cost memory and time all the same; charging each
+at least this much bounds a message to ``max_size / 64`` fragments, while
+fragments of 64 bytes or more count exactly their size.
+"""
 
 
 class Side(enum.Enum):
@@ -153,7 +178,8 @@ class Connection:
         side: :attr:`Side.SERVER` or :attr:`Side.CLIENT`.
         max_size: the largest message, in bytes after decompression, that
             may be received; a larger one fails the connection with 1009.
-            ``None`` means no limit.
+            Each frame of a fragmented message counts at least
+            :data:`MIN_FRAGMENT_COST` bytes. ``None`` means no limit.
         deflate: the permessage-deflate codec negotiated in the handshake.
         auto_pong: answer pings with pongs (the RFC requires it; turn it off
             only to answer them yourself with :meth:`send_pong`).
@@ -229,9 +255,10 @@ class Connection:
         self._in_compressed = False
         self._in_size = 0
         self._in_decoder: codecs.IncrementalDecoder | None = None
-        # A text frame still arriving: bytes of it decoded so far, and the text.
+        # A text frame still arriving: bytes of it decoded so far, and the
+        # text, in one buffer made when first needed (not a piece per read).
         self._frame_done = 0
-        self._frame_text: list[str] = []
+        self._frame_text: io.StringIO | None = None
         # Outgoing fragmented message: None when between messages.
         self._out_opcode: int | None = None
         self._out_compressed = False
@@ -453,7 +480,13 @@ class Connection:
             # only fails when it is far beyond anything inflating could shrink
             # back under the limit (stored blocks add 5 bytes per 64 KiB).
             limit = max_size + (max_size >> 8) + 64 if compressed else max_size
-            size = (self._in_size if opcode == _OP_CONT else 0) + length
+            if opcode == _OP_CONT or not b0 & _FIN:
+                # A fragment: it counts at least MIN_FRAGMENT_COST (see the module).
+                size = length if length > MIN_FRAGMENT_COST else MIN_FRAGMENT_COST
+                if opcode == _OP_CONT:
+                    size += self._in_size
+            else:
+                size = length
             if size > limit:
                 raise PayloadTooBig(f"message over the limit of {max_size} bytes")
 
@@ -482,9 +515,13 @@ class Connection:
         if decoder is None:
             decoder = self._in_decoder = _new_utf8_decoder()
         try:
-            self._frame_text.append(decoder.decode(chunk, False))
+            text = decoder.decode(chunk, False)
         except UnicodeDecodeError:
             raise InvalidUTF8("text message is not valid UTF-8") from None
+        frame_text = self._frame_text
+        if frame_text is None:
+            frame_text = self._frame_text = io.StringIO()
+        frame_text.write(text)
         self._frame_done = done + len(chunk)
 
     def _receive_data_frame(self, b0: int, opcode: int, payload: bytes) -> None:
@@ -501,7 +538,12 @@ class Connection:
             assert self.deflate is not None
             remaining = None if max_size is None else max_size - size
             payload = self.deflate.decode(payload, fin, remaining)
-        size += len(payload) + self._frame_done
+        grown = len(payload) + self._frame_done
+        if grown < MIN_FRAGMENT_COST and (size or not fin):
+            # A fragment (not the first frame of a whole message; a first
+            # fragment has size 0 but no FIN): see the module's docstring.
+            grown = MIN_FRAGMENT_COST
+        size += grown
         if max_size is not None and size > max_size:
             raise PayloadTooBig(f"message over the limit of {max_size} bytes")
         data: str | bytes
@@ -520,11 +562,12 @@ class Connection:
                     data = decoder.decode(payload, fin)
                 except UnicodeDecodeError:
                     raise InvalidUTF8("text message is not valid UTF-8") from None
-            if self._frame_done:
+            frame_text = self._frame_text
+            if frame_text is not None:
                 # The frame's beginning was decoded as it arrived.
-                self._frame_text.append(data)
-                data = "".join(self._frame_text)
-                self._frame_text = []
+                frame_text.write(data)
+                data = frame_text.getvalue()
+                self._frame_text = None
                 self._frame_done = 0
         else:
             data = payload
