@@ -11,6 +11,7 @@ hub with :func:`wskit.serve` (``await wskit.serve(hub, host, port)``) or
 from .backplane import (
     Backplane,
     BackplaneStats,
+    BackplaneUnavailable,
     HistoryError,
     MemoryBackplane,
     Node,
@@ -31,6 +32,7 @@ from .wire import Cancel, Event, IrisProtocol, IrisValue, Result, WireProtocol, 
 __all__ = [
     "Backplane",
     "BackplaneStats",
+    "BackplaneUnavailable",
     "Cancel",
     "Client",
     "ClientChannel",
