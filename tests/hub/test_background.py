@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from hub.hub_support import fresh_log_limits
 from wskit.hub.background import BackgroundTasks
 
 logger = logging.getLogger("wskit.test.background")
@@ -24,6 +25,7 @@ async def test_tasks_are_kept_until_they_end() -> None:
 
 
 async def test_a_failure_is_logged_and_a_cancel_is_not(caplog: pytest.LogCaptureFixture) -> None:
+    fresh_log_limits()
     tasks = BackgroundTasks("a test task", logger)
 
     async def fail() -> None:
@@ -35,7 +37,10 @@ async def test_a_failure_is_logged_and_a_cancel_is_not(caplog: pytest.LogCapture
     with caplog.at_level(logging.ERROR, logger="wskit.test.background"):
         await asyncio.wait([failing, cancelled])
         await asyncio.sleep(0)
-    assert [r.getMessage() for r in caplog.records] == ["error in a test task"]
+    # With an error id (wskit.limits.report_failure): repeats are rate-limited.
+    assert [r.getMessage()[:6] + r.getMessage()[14:] for r in caplog.records] == [
+        "error  in a test task"
+    ]
     assert caplog.records[0].exc_info is not None
     assert "boom" in str(caplog.records[0].exc_info[1])
     assert len(tasks) == 0

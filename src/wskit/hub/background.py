@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
+from ..limits import report_failure
+
 __all__ = ["BackgroundTasks"]
 
 
@@ -41,8 +43,10 @@ class BackgroundTasks:
 
     def _done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._logger.error("error in %s", self._what, exc_info=task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            # With an error id, and repeats rate-limited: clients start most of these tasks.
+            report_failure(self._logger, exc, self._what)
 
     def __len__(self) -> int:
         return len(self._tasks)

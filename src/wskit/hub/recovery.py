@@ -62,6 +62,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
+from ..limits import client_caused
 from ..protocol.connection import PreparedMessage
 from .backplane import HistoryError, Position
 from .registry import Spawn
@@ -181,7 +182,15 @@ class SessionManager(Generic[M]):
                     self.rooms.backplane.load_session(asked["s"]), self.settings.timeout
                 )
             except Exception as exc:
-                logger.warning("cannot load session %s: %s", asked["s"], exc)
+                # The id is the client's: cut short, and the record rate-limited.
+                client_caused.log(
+                    logger,
+                    logging.WARNING,
+                    ("session-load",),
+                    "cannot load session %.40r: %s",
+                    asked["s"],
+                    exc,
+                )
                 kept, reason = None, "unavailable"
             if kept is not None:
                 session, recovered = asked["s"], True
@@ -213,7 +222,14 @@ class SessionManager(Generic[M]):
                 self.settings.timeout,
             )
         except Exception as exc:
-            logger.warning("cannot save session %s: %s", client.session, exc)
+            client_caused.log(
+                logger,
+                logging.WARNING,
+                ("session-save",),
+                "cannot save session %s: %s",
+                client.session,
+                exc,
+            )
 
     def _send(self, client: M, event: str, *args: Any) -> None:
         client.send(self.protocol.encode_event(event, args, HUB_CHANNEL))
@@ -277,7 +293,14 @@ class SessionManager(Generic[M]):
                 except HistoryError as exc:
                     reason = exc.reason
                 except Exception as exc:
-                    logger.warning("cannot read the history of room %r: %s", room, exc)
+                    client_caused.log(
+                        logger,
+                        logging.WARNING,
+                        ("history-read",),
+                        "cannot read the history of room %.80r: %s",
+                        room,
+                        exc,
+                    )
                     reason = "unavailable"
                 else:
                     result = True

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from ..limits import report_failure
 from .convert import HandlerSignature, signature_of
 
 __all__ = ["RESERVED_EVENTS", "Handler", "Spawn", "HandlerTable", "Registry", "call_hooks"]
@@ -141,5 +142,6 @@ def call_hooks(hook: str, funcs: Iterable[Handler], args: tuple[Any, ...], spawn
             result = func(*args)
             if inspect.isawaitable(result):
                 spawn(result)
-        except Exception:
-            logger.exception("error in the %s hook", hook)
+        except Exception as exc:
+            # A client can set a hook failing again and again: repeats are rate-limited.
+            report_failure(logger, exc, f"the {hook} hook")

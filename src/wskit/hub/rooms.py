@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from ..asyncio.direct_write import Writer, fanout
+from ..limits import client_caused, report_failure
 from ..protocol.connection import PreparedMessage
 from .backplane import Backplane, Position, Target
 from .registry import Spawn
@@ -224,8 +225,8 @@ class LocalRooms(Generic[M]):
             return {}
         try:
             return dict(self.presence_info(client))
-        except Exception:
-            logger.exception("error in presence_info")
+        except Exception as exc:
+            report_failure(logger, exc, "presence_info")
             return {}
 
     def presence_entries(self) -> list[tuple[str, str, dict[str, Any]]]:
@@ -295,7 +296,14 @@ class LocalRooms(Generic[M]):
         if client.conn.closed or client.conn.write_buffer_size <= self.max_buffer:
             return
         if self.overflow == "close":
-            logger.warning("client %s is not reading; closing it", client.id)
+            # Every slow client could log this: a bounded rate of such records.
+            client_caused.log(
+                logger,
+                logging.WARNING,
+                ("slow-client",),
+                "client %s is not reading; closing it",
+                client.id,
+            )
             client.closed = True
             self._spawn(client.conn.close(self.overflow_code, "client too slow"))
         else:

@@ -323,7 +323,7 @@ class WsWrapperProtocol(WireProtocol):
         with no more brackets than ``max_depth`` cannot nest deeper, and each
         value but the first of an array or object follows a comma.
         """
-        if type(message) is str:
+        if isinstance(message, str):
             opens = message.count("[") + message.count("{")
             commas = message.count(",") if self.max_items is not None else 0
         else:
