@@ -40,10 +40,21 @@ delivers its own room and global emits to its local clients at once, keeps
 them in the outbox, and publishes them when Redis is back (then, when they
 come back on the channel, it does not deliver them again: messages carry the
 node id and a sequence number). Past ``buffer`` the oldest waiting message is
-dropped, counted in ``stats.dropped`` and logged. Both connections come back
-with exponential backoff; the subscriber subscribes again to everything and
+dropped, counted in ``stats.dropped``. Both connections come back with
+exponential backoff; the subscriber subscribes again to everything and
 catches up from the streams. ``stats`` counts what was sent, published,
 delivered, dropped and lost (a gap the stream could not fill, logged too).
+An outage is one WARNING when it begins and one INFO when it ends, with the
+messages buffered and dropped meanwhile (:mod:`~.outage`); each failed
+attempt to reconnect is a DEBUG record.
+
+At start, the node waits ``start_timeout`` seconds (3) for both connections.
+A Redis it cannot reach by then is an error,
+:class:`~wskit.hub.backplane.BackplaneUnavailable`, that names the URL (its
+password masked), so a hub does not serve cut off from its cluster; with
+``degraded_start=True`` (or ``?degraded_start=1`` in the URL) one WARNING
+says so instead, and the node serves its local clients as during an outage
+until Redis comes.
 
 Presence: each node keeps ``P:alive:NODE`` alive (``heartbeat``, expiring
 after ``node_ttl``); entries of a node whose key expired are ignored at once
@@ -74,7 +85,8 @@ the client for commands, the counters, the background tasks):
 * :mod:`~.subscriber`: the subscriber connection, a bare RESP2 client;
 * :mod:`~.presence`: presence entries, the node's liveness beat (which the
   backplane's heartbeat loop makes), the sweep of dead nodes;
-* :mod:`~.calls`: node-to-node calls and their answers.
+* :mod:`~.calls`: node-to-node calls and their answers;
+* :mod:`~.outage`: the records that tell of an outage, with its counts.
 """
 
 from .backplane import RedisBackplane
