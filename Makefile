@@ -9,10 +9,14 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 PYTEST_ARGS ?=
 BENCH_ARGS  ?=
+FUZZ_SECONDS ?= 60
+FUZZ_ENGINE  ?= auto
+FUZZ_TARGETS ?=
+SOAK_ARGS   ?=
 HOST        ?= 127.0.0.1
 PORT        ?= 8000
 
-.PHONY: bootstrap venv test lint typecheck pytest demo bench clean distclean
+.PHONY: bootstrap venv test lint typecheck pytest demo bench fuzz soak clean distclean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -46,6 +50,20 @@ demo: bootstrap
 bench: bootstrap
 	bash bench/bootstrap.sh
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Each fuzz target (tests/fuzz/targets.py: frames, http, wire) for FUZZ_SECONDS;
+# atheris when it installs (else hypothesis). Failing inputs land in
+# tests/fuzz/corpus/<target>/, which `make test` replays: commit them with the fix.
+fuzz: bootstrap
+	$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install --quiet 'atheris>=2.3' || \
+		echo 'make fuzz: atheris did not install; fuzzing with hypothesis'
+	$(PY) tests/fuzz/run.py --seconds $(FUZZ_SECONDS) --engine $(FUZZ_ENGINE) $(FUZZ_TARGETS)
+
+# The attacks of issue 9, large, against wskit echo and a hub under wskit serve,
+# with the server's RSS and file descriptors (scripts/soak.py; SOAK_SCALE=0.1 for
+# a quick run). A few minutes; loads both cores.
+soak: bootstrap
+	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; $(PY) scripts/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
