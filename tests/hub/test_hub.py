@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import wskit
-from hub.hub_support import Peer, closed_code, pinging_hub, serving
+from hub.hub_support import Peer, closed_code, pinging_hub, serving, wait_until
 from wskit.hub import Client, Hub, IrisProtocol
 
 # --------------------------------------------------------------------------- hooks
@@ -353,3 +353,151 @@ def test_hub_options_are_checked() -> None:
         Hub(overflow="block")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown wire protocol"):
         Hub(protocol="socket.io")
+
+
+# --------------------------------------------------------------------------- bounds on each client
+
+
+def gated_hub(**options: Any) -> tuple[Hub, asyncio.Event, list[int]]:
+    """A hub whose ``slow`` handler waits for the gate; ``running`` counts those waiting."""
+    hub = pinging_hub(**options)
+    gate = asyncio.Event()
+    running = [0]
+
+    @hub.on("slow")
+    async def slow(n: int) -> int:
+        running[0] += 1
+        try:
+            await gate.wait()
+        finally:
+            running[0] -= 1
+        return n
+
+    @hub.on("ask")
+    async def ask(client: Client, n: int) -> int:
+        answer: int = await client.request("question", n)
+        return answer + 1
+
+    return hub, gate, running
+
+
+async def test_max_inflight_stops_reading_a_client_until_a_handler_ends() -> None:
+    hub, gate, running = gated_hub(max_inflight=2)
+    async with serving(hub) as url:
+        peer, other = await Peer.open(url), await Peer.open(url)
+        ids = [await peer.send_request("slow", n) for n in range(40)]
+        await wait_until(lambda: running[0] == 2)
+        assert await other.call("ping") == "pong"  # the other clients go on
+        (client,) = (c for c in hub.clients.values() if c.inflight)
+        # The rest wait unread: neither started nor parked, and nothing refused.
+        assert (running[0], client.inflight, len(client.parked), client.refused) == (2, 2, 0, 0)
+        gate.set()
+        answers = [await peer.response(i) for i in ids]
+        assert answers == [{"i": i, "d": n} for n, i in enumerate(ids)]
+        assert client.inflight == 0
+        await peer.close()
+        await other.close()
+
+
+async def test_a_handler_awaiting_its_own_client_does_not_deadlock() -> None:
+    hub, gate, running = gated_hub(max_inflight=1)
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        request_id = await peer.send_request("ask", 41)
+        question = await peer.recv()
+        assert question["a"] == ["question", 41]
+        await peer.send({"i": question["i"], "d": 41})
+        assert await peer.response(request_id) == {"i": request_id, "d": 42}
+        await peer.close()
+
+
+async def test_the_answer_behind_queued_requests_is_read() -> None:
+    """The only slot waits for an answer that comes after more requests: park, refuse, go on."""
+    hub, gate, running = gated_hub(max_inflight=1)
+    gate.set()
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        asking = await peer.send_request("ask", 1)
+        question = await peer.recv()
+        queued = [await peer.send_request("slow", n) for n in range(5)]
+        await peer.send({"i": question["i"], "d": 1})
+        answers = {}
+        while len(answers) < 6:
+            answer = await peer.recv()
+            answers[answer["i"]] = answer
+        assert answers[asking] == {"i": asking, "d": 2}
+        # One request waited for the slot (parked), the others were refused.
+        assert answers[queued[0]] == {"i": queued[0], "d": 0}
+        for request_id in queued[1:]:
+            assert answers[request_id]["e"] == {"message": "too many requests in flight"}
+        (client,) = hub.clients.values()
+        assert client.refused == 4
+        assert await peer.call("ping") == "pong"
+        await peer.close()
+
+
+async def test_a_client_that_closes_while_its_slots_are_full_is_let_go() -> None:
+    hub, gate, running = gated_hub(max_inflight=1)
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        await peer.send_request("slow", 1)
+        await wait_until(lambda: running[0] == 1)
+        await peer.close()
+        # The hub stopped reading, yet sees the close and cancels the handler.
+        await wait_until(lambda: not hub.clients and running[0] == 0)
+
+
+async def test_messages_nested_too_deeply_are_refused_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = pinging_hub(max_depth=8)
+    hub.on("echo", lambda value: value)
+    with caplog.at_level(logging.DEBUG):
+        async with serving(hub) as url:
+            peer = await Peer.open(url)
+            answer = await peer.request("echo", [[[[[[[[[1]]]]]]]]])
+            assert answer["e"] == {"message": "message nested deeper than 8 levels"}
+            assert await peer.call("echo", [[[[[1]]]]]) == [[[[[1]]]]]
+            await peer.emit("echo", [[[[[[[[[1]]]]]]]]])  # an event: nobody to answer
+            assert await closed_code(peer) == (1008, "message nested deeper than 8 levels")
+            peer = await Peer.open(url)
+            await peer.send("[" * 100_000 + "]" * 100_000)  # deeper than the decoder's stack
+            assert await closed_code(peer) == (1008, "message nested deeper than 8 levels")
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+
+
+async def test_rate_limit_rejects_requests_and_drops_events() -> None:
+    hub = pinging_hub(rate_limit=(0.001, 3))
+    seen: list[int] = []
+    hub.on("note", seen.append)
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        await peer.emit("note", 1)
+        await peer.emit("note", 2)
+        assert await peer.call("ping") == "pong"  # the third token
+        await peer.emit("note", 3)  # dropped
+        answer = await peer.request("ping")
+        assert answer["e"] == {"message": "rate limit exceeded"}
+        assert seen == [1, 2]
+        (client,) = hub.clients.values()
+        assert client.refused == 2
+        await peer.close()
+
+
+async def test_rate_limit_can_close_the_client() -> None:
+    hub = pinging_hub(rate_limit=(0.001, 2), rate_limit_policy="close")
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        assert await peer.call("ping") == "pong"
+        assert await peer.call("ping") == "pong"
+        await peer.send_request("ping")
+        assert await closed_code(peer) == (1008, "rate limit exceeded")
+
+
+def test_bad_bounds_are_refused() -> None:
+    with pytest.raises(ValueError, match="max_inflight"):
+        Hub(max_inflight=0)
+    with pytest.raises(ValueError, match="rate"):
+        Hub(rate_limit=(0, 1))
+    with pytest.raises(ValueError, match="rate_limit_policy"):
+        Hub(rate_limit_policy="ignore")  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from wskit.hub.wire import (
     IrisProtocol,
     IrisValue,
     Result,
+    WireError,
     WireProtocol,
     WsWrapperProtocol,
 )
@@ -316,3 +317,52 @@ def test_both_json_encoders_write_the_same_values() -> None:
     assert fast is not wire._compact_dumps  # msgspec is in the test extras
     assert json.loads(fast(value)) == json.loads(wire._compact_dumps(value))
     assert json.loads(fast(value))["a"][4] == "AP8="
+
+
+# --------------------------------------------------------------------------- decoding bounds
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_ws_wrapper_refuses_messages_nested_too_deeply(as_bytes: bool) -> None:
+    protocol = WsWrapperProtocol(max_depth=10)
+
+    def decode(obj: Any) -> Any:
+        text = json.dumps(obj)
+        return protocol.decode(text.encode() if as_bytes else text)
+
+    # {"i":..,"a":[name, arg]} is 2 deep: an argument may nest 8 more.
+    assert decode({"i": 1, "a": ["ev", nested(7)]}) == Event("ev", (nested(7),), None, 1)
+    with pytest.raises(WireError, match="nested deeper than 10 levels") as caught:
+        decode({"i": 7, "a": ["ev", nested(9)]})
+    assert caught.value.request_id == 7
+    with pytest.raises(WireError) as caught:
+        decode({"a": ["ev", {"k": nested(9)}]})
+    assert caught.value.request_id is None
+    # Far deeper than the JSON decoder's own stack: refused all the same.
+    with pytest.raises(WireError, match="nested deeper"):
+        protocol.decode("[" * 100_000 + "]" * 100_000)
+    # Brackets inside strings are not nesting.
+    assert decode({"a": ["ev", "[[[[[[[[[[[[[[[[[[[[[["]}) is not None
+
+
+def test_ws_wrapper_refuses_messages_with_too_many_values() -> None:
+    protocol = WsWrapperProtocol(max_items=100)
+    assert protocol.decode(json.dumps({"i": 1, "a": ["ev", list(range(90))]})) is not None
+    with pytest.raises(WireError, match="more than 100 values") as caught:
+        protocol.decode(json.dumps({"i": 2, "a": ["ev", [[]] * 101]}))
+    assert caught.value.request_id == 2
+    # Commas in strings count for nothing once the message is walked.
+    assert protocol.decode(json.dumps({"a": ["ev", "," * 500]})) is not None
+    assert WsWrapperProtocol(max_items=None).decode(json.dumps({"a": ["ev", [0] * 500]}))
+
+
+def test_ws_wrapper_bounds_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_depth"):
+        WsWrapperProtocol(max_depth=2)
