@@ -177,4 +177,5 @@ async def test_handlers_run_coroutines_as_tasks_and_contain_errors(
         conn._call_handler(failing)
     await asyncio.wait_for(done.wait(), 5)
     assert calls == [(1000, "bye"), (b"ping",)]
-    assert "error in a failing handler" in caplog.text
+    assert "in the failing handler" in caplog.text
+    assert "ValueError: handler bug" in caplog.text  # the traceback, with an error id

@@ -592,6 +592,111 @@ async def test_reading_pauses_when_queue_is_full() -> None:
         assert transport.is_reading()
 
 
+def send_raw_pings(conn: wskit.Conn, first: int, count: int) -> None:
+    """Queue ``count`` pings numbered from ``first`` (125-byte payloads) without futures."""
+    assert conn.protocol is not None
+    for i in range(first, first + count):
+        conn.protocol.send_ping(f"{i:08d}".encode().ljust(125, b"."))
+    conn._write(conn.protocol.data_to_send())
+
+
+async def flood_pings_until_server_stops_reading(
+    client: wskit.Conn, server_conn: wskit.Conn, batches: int = 400
+) -> int:
+    """Send pings in batches until the server stops reading (or fail); return how many."""
+    assert server_conn.transport is not None
+    sent = 0
+    for _ in range(batches):
+        send_raw_pings(client, sent, 500)
+        sent += 500
+        await asyncio.sleep(0.005)
+        if not server_conn.transport.is_reading():
+            return sent
+    raise AssertionError(f"the server still reads after {sent} pings whose pongs nobody reads")
+
+
+async def test_reading_pauses_while_pongs_go_unread() -> None:
+    write_limit = 2**16
+    async with connected(write_limit=write_limit, client_options={"compression": None}) as (
+        client,
+        server_conn,
+        _,
+    ):
+        assert server_conn is not None and client.transport is not None
+        pongs: list[bytes] = []
+        client.on_pong = pongs.append
+        client.transport.pause_reading()  # the client reads no pong
+        await flood_pings_until_server_stops_reading(client, server_conn)
+        assert server_conn.transport is not None
+        received = server_conn.bytes_received
+        await asyncio.sleep(0.2)
+        # Paused for good: nothing more is read, and the pongs buffered stay
+        # bounded by the limit plus what one read of the socket answers.
+        assert not server_conn.transport.is_reading()
+        assert server_conn.bytes_received == received
+        assert server_conn.write_buffer_size <= write_limit + 256 * 1024
+        client.transport.resume_reading()
+        async with asyncio.timeout(TIMEOUT):
+            while not server_conn.transport.is_reading():
+                await asyncio.sleep(0.01)
+        # The server reads again and answers every ping, up to one sent now.
+        assert await asyncio.wait_for(client.ping(b"final"), TIMEOUT) >= 0
+        assert pongs[-1] == b"final" and len(pongs) > 1
+        await client.send("still open")
+        assert await server_conn.recv() == "still open"
+
+
+async def read_until(conn: wskit.Conn, last: bytes) -> None:
+    while await conn.recv() != last:
+        pass
+
+
+async def test_a_waiting_sender_keeps_reading_and_holds_back_pongs() -> None:
+    # The server's handler waits in send() for a peer that reads nothing:
+    # reading goes on (no deadlock between two writers) but pongs are held
+    # back, only the latest one kept, and sent once the buffer drains.
+    write_limit = 2**16
+    async with connected(write_limit=write_limit, client_options={"compression": None}) as (
+        client,
+        server_conn,
+        _,
+    ):
+        assert server_conn is not None and client.transport is not None
+        assert server_conn.transport is not None and server_conn.protocol is not None
+        pongs: list[bytes] = []
+        client.on_pong = pongs.append
+        client.transport.pause_reading()
+        chunk = b"x" * 2**16
+        sender: asyncio.Task[None] | None = None
+        for _ in range(1024):
+            task = asyncio.create_task(server_conn.send(chunk))
+            done, _ = await asyncio.wait({task}, timeout=0.3)
+            if not done:
+                sender = task
+                break
+        assert sender is not None, "send() never waited"
+        buffered = server_conn.write_buffer_size
+        assert server_conn.transport.is_reading()
+        send_raw_pings(client, 0, 3)
+        async with asyncio.timeout(TIMEOUT):
+            while server_conn._held_pong is None or not server_conn._held_pong.startswith(
+                b"00000002"
+            ):
+                await asyncio.sleep(0.01)
+        assert not server_conn.protocol.auto_pong
+        assert server_conn.write_buffer_size == buffered  # no pong queued
+        client.transport.resume_reading()
+        reader = asyncio.create_task(read_until(client, b"end"))
+        async with asyncio.timeout(TIMEOUT):
+            while not pongs:
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(sender, TIMEOUT)
+        await server_conn.send(b"end")
+        await asyncio.wait_for(reader, TIMEOUT)
+        assert [pong[:8] for pong in pongs] == [b"00000002"]
+        assert server_conn.protocol.auto_pong and server_conn._held_pong is None
+
+
 # --------------------------------------------------------------------------- attributes
 
 

@@ -17,7 +17,11 @@ Once the connection is accepted two tasks talk to the server:
 * a *reader* pulls ``websocket.receive`` messages into the receive queue
   that ``Conn`` reads too (:class:`~wskit.asyncio.api.ConnectionAPI`'s), at
   most ``max_queue`` messages, and stops pulling when the queue is full, so the
-  server stops reading the socket (backpressure); it enforces ``max_size``
+  server stops reading the socket (backpressure); it also stops while more
+  than ``write_limit`` bytes wait to be sent and no sender waits for them to
+  drain (as :class:`wskit.Conn` does), until they are down to
+  ``write_limit // 4``: a peer that sends requests and never reads the replies
+  cannot grow the outgoing queue; it enforces ``max_size``
   (closing with 1009) and notices ``websocket.disconnect`` even while the
   handler is only writing;
 * a *writer* drains a queue of outgoing messages into the server's ``send``.
@@ -52,6 +56,7 @@ from typing import Any, cast
 
 from ..asyncio.connection import ConnectionAPI, Data
 from ..exceptions import ConnectionClosed, LocalProtocolError, closed_exception
+from ..limits import client_caused
 from ..protocol.connection import PreparedMessage, State
 from ..protocol.events import DataReceived
 from ..protocol.frames import Opcode, fit_close_reason, is_valid_close_code
@@ -209,7 +214,7 @@ class AsgiConn(ConnectionAPI):
         # as DataReceived(message, True); _space is clear while the reader
         # loop waits for the queue to go below max_queue.
         self._queue: collections.deque[DataReceived] = collections.deque()
-        self._partial: list[Data] | None = None
+        self._partial = None
         self._read_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._space = asyncio.Event()
@@ -368,7 +373,9 @@ class AsgiConn(ConnectionAPI):
         queue = self._queue
         try:
             while True:
-                while len(queue) >= self.max_queue and not self._close_queued:
+                while (
+                    len(queue) >= self.max_queue or self._writes_pending_over_limit()
+                ) and not self._close_queued:
                     self._reading_paused = True
                     self._space.clear()
                     await self._space.wait()
@@ -424,8 +431,11 @@ class AsgiConn(ConnectionAPI):
                 self._queued -= size
                 if message["type"] == "websocket.close":
                     return
-                if self._drain_waiters and self._queued <= self.write_limit // 4:
-                    self._wake_drainers()
+                if self._queued <= self.write_limit // 4:
+                    if self._drain_waiters:
+                        self._wake_drainers()
+                    if not self._space.is_set():
+                        self._space.set()  # the reader re-checks both of its bounds
         except asyncio.CancelledError:
             raise
         except ASGIProtocolError:
@@ -440,6 +450,10 @@ class AsgiConn(ConnectionAPI):
             outgoing.clear()
             self._queued = 0
             self._wake_drainers()
+
+    def _writes_pending_over_limit(self) -> bool:
+        """Whether the reader must wait for the outgoing queue to drain (see the module)."""
+        return self._queued > self.write_limit and not self._drain_waiters
 
     def _wake_drainers(self) -> None:
         waiters, self._drain_waiters = self._drain_waiters, []
@@ -462,7 +476,13 @@ class AsgiConn(ConnectionAPI):
         while self._queued > self.write_limit // 4 and not self._closed.done():
             waiter = self._loop.create_future()
             self._drain_waiters.append(waiter)
-            await waiter
+            # A sender waits now: the reader reads on (see the module's docstring).
+            self._space.set()
+            try:
+                await waiter
+            finally:
+                if waiter in self._drain_waiters:
+                    self._drain_waiters.remove(waiter)
         if self._closed.done():
             raise self._closed_exception()
 
@@ -495,7 +515,9 @@ class AsgiConn(ConnectionAPI):
         """The close did not complete in time: stop waiting for the server."""
         self._give_up_timer = None
         if not self._closed.done():
-            logger.info("closing handshake timed out")
+            client_caused.log(
+                logger, logging.INFO, ("asgi-close-timeout",), "closing handshake timed out"
+            )
             if self._write_task is not None:
                 self._write_task.cancel()
             self._ended(1006, "")

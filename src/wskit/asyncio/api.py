@@ -20,18 +20,24 @@ class bounds the queue its own way: past ``max_queue`` entries ``Conn``
 pauses its transport's reading and ``AsgiConn`` stops asking the server for
 messages; both start again in ``_maybe_resume_reading`` once the reader has
 taken enough out.
+
+Fragments are joined in one growing buffer (:class:`io.StringIO` for text,
+:class:`io.BytesIO` for binary), not kept as a list of pieces: a message in
+a million tiny fragments costs its size, not a million objects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import io
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self
 
 from ..exceptions import ConnectionClosed
+from ..limits import report_failure
 from ..protocol.events import DataReceived
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, Response
@@ -65,21 +71,24 @@ class ConnectionAPI:
     max_queue: int
     _loop: asyncio.AbstractEventLoop
     _queue: collections.deque[DataReceived]
-    _partial: list[Data] | None
+    _partial: io.StringIO | io.BytesIO | None
     _read_waiter: asyncio.Future[None] | None
     _reading_paused: bool
 
     def _call_handler(self, handler: Callable[..., object], *args: object) -> None:
         """Call an event handler (on_ping, on_close...): a coroutine it returns runs as a task.
 
-        An exception it raises is logged; the connection goes on.
+        An exception it raises is logged with an error id, repeats
+        rate-limited (a peer can make a buggy handler fail at every ping);
+        the connection goes on.
         """
         try:
             result = handler(*args)
             if asyncio.iscoroutine(result):
                 self._loop.create_task(result)
-        except Exception:
-            logger.exception("error in a %s handler", getattr(handler, "__name__", "control"))
+        except Exception as exc:
+            name = getattr(handler, "__name__", "control")
+            report_failure(logger, exc, f"the {name} handler")
 
     # -- receiving: what each class defines --------------------------------------------
 
@@ -130,14 +139,15 @@ class ConnectionAPI:
 
     def _assemble(self, data: Data, fin: bool) -> Data | None:
         """Add a frame's data to the fragmented message; the whole message at its end."""
-        parts = self._partial
-        if parts is None:
-            parts = self._partial = []
-        parts.append(data)
+        buffer = self._partial
+        if buffer is None:
+            buffer = self._partial = io.StringIO() if isinstance(data, str) else io.BytesIO()
+        # The protocol core sends a message's fragments all str or all bytes.
+        buffer.write(data)  # type: ignore[arg-type]
         if not fin:
             return None
         self._partial = None
-        return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+        return buffer.getvalue()
 
     async def _receive(self, iterating: bool) -> Data:
         """The receive loop of :meth:`recv` and ``async for``."""

@@ -11,6 +11,18 @@ straight to the socket when the transport holds nothing (see
 only while the transport has asked us to pause (``pause_writing``), which
 bounds what a peer that does not read can make us buffer.
 
+Reading also answers: pongs to pings, the echo of a close frame. So that a
+peer that sends pings and never reads cannot grow our write buffer either,
+the transport stops reading while its write buffer is over ``write_limit``
+(the high-water mark) and starts again below the low mark
+(``write_limit // 4``), whatever the buffer holds. One exception keeps two
+wskit peers that both write a lot from waiting on each other forever: while
+a sender of ours waits in ``send()`` for the buffer to drain, reading goes
+on (what the reader may then queue is bounded by ``max_queue``), and pongs
+are held back meanwhile, only the latest one kept (RFC 6455 section 5.5.3
+allows answering only the most recent ping), to go out once the buffer has
+drained.
+
 What :class:`Conn` decides about the connection's life it reads from the
 core's one state variable, ``protocol.phase`` (see
 :mod:`wskit.protocol.state`): ``Phase.OPEN`` first, with ``is``, on the
@@ -42,6 +54,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from ..exceptions import ConnectionClosed, LocalProtocolError
+from ..limits import client_caused, public_error_message, report_failure
 from ..protocol.connection import Connection, Side
 from ..protocol.events import CloseReceived, DataReceived, PingReceived, PongReceived
 from ..protocol.http11 import Request, Response
@@ -118,6 +131,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "_close_timer",
         "_closed",
         "_drain_waiters",
+        "_held_pong",
         "_keepalive",
         "_loop",
         "_on_message",
@@ -201,11 +215,14 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self._on_message: MessageHandler | None = None
         # Lists made when first needed (a fragmented message, a full
         # buffer): most connections never need them.
-        self._partial: list[Data] | None = None
+        self._partial = None
         self._read_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] | None = None
+        # The payload of the latest ping not answered yet, while pongs are held
+        # back (see the module's docstring and pause_writing).
+        self._held_pong: bytes | None = None
         self._send_lock: asyncio.Lock | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._keepalive: asyncio.TimerHandle | None = None
@@ -335,6 +352,10 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
 
     def _handle_control(self, event: object) -> None:
         if type(event) is PingReceived:
+            protocol = self.protocol
+            if protocol is not None and not protocol.auto_pong:
+                # Pongs are held back while the write buffer is full: answer the latest only.
+                self._held_pong = event.data
             if self.on_ping is not None:
                 self._call_handler(self.on_ping, event.data)
         elif type(event) is PongReceived:
@@ -377,10 +398,10 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             data = message
         try:
             callback(data)
-        except Exception:
-            logger.exception("error in the on_message callback")
+        except Exception as exc:
+            error_id = report_failure(logger, exc, "the on_message callback")
             self._on_message = None  # what follows waits in the queue, for recv()
-            self._fail(1011, "Internal server error")
+            self._fail(1011, public_error_message(exc, error_id, debug=False))
 
     def eof_received(self) -> bool | None:
         """The peer half-closed the stream; the connection is over."""
@@ -391,16 +412,48 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         return None
 
     def pause_writing(self) -> None:
-        """The transport's buffer is over its high-water mark: make senders wait."""
+        """The write buffer is over ``write_limit``: make senders wait and stop reading.
+
+        Until it drains, the peer's frames are not read (so they cannot make
+        us answer more), unless a sender waits for the drain; pongs are held
+        back meanwhile, the latest one kept (see the module's docstring).
+        """
         self._write_paused = True
+        protocol = self.protocol
+        if protocol is not None:
+            protocol.auto_pong = False
+        self._update_reading()
 
     def resume_writing(self) -> None:
-        """The transport's buffer drained: let senders go on."""
+        """The write buffer drained below the low mark: answer the held ping, send, read again."""
         self._write_paused = False
+        protocol = self.protocol
+        if protocol is not None and not protocol.auto_pong:
+            protocol.auto_pong = True
+            pong, self._held_pong = self._held_pong, None
+            if pong is not None and protocol.phase in SENDING:
+                protocol.send_pong(pong)
+                self._write(protocol.data_to_send())
         waiters, self._drain_waiters = self._drain_waiters, None
         for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Pause or resume the transport's reading as the two bounds say.
+
+        Reading pauses while the receive queue is over ``max_queue``
+        (``_reading_paused``), and while the write buffer is over
+        ``write_limit`` with no sender waiting for it to drain.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._reading_paused or (self._write_paused and not self._drain_waiters):
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The TCP connection is gone: wake everyone who waits on it."""
@@ -446,7 +499,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def _maybe_resume_reading(self) -> None:
         if len(self._queue) <= self.max_queue // 4 and self.transport:
             self._reading_paused = False
-            self.transport.resume_reading()
+            self._update_reading()
 
     # -- writing -------------------------------------------------------------
 
@@ -474,12 +527,30 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         if self._closed.done():
             raise self._closed_exception()
         waiter = self._loop.create_future()
-        if self._drain_waiters is None:
-            self._drain_waiters = []
-        self._drain_waiters.append(waiter)
-        await waiter
+        waiters = self._drain_waiters
+        if waiters is None:
+            self._drain_waiters = [waiter]
+            # A sender waits now: read on, so that two peers that both write
+            # cannot wait on each other (see the module's docstring).
+            self._update_reading()
+        else:
+            waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if not waiter.done() or waiter.cancelled():
+                self._forget_drain_waiter(waiter)
         if self._closed.done():
             raise self._closed_exception()
+
+    def _forget_drain_waiter(self, waiter: asyncio.Future[None]) -> None:
+        """A sender stopped waiting (cancelled): the last one gone, reading may pause again."""
+        waiters = self._drain_waiters
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                self._drain_waiters = None
+                self._update_reading()
 
     async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data]) -> None:
         """Send a message: ``str`` as text, ``bytes``-like as binary.
@@ -662,7 +733,12 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
 
     def _keepalive_timeout(self, waiter: asyncio.Future[float]) -> None:
         if not waiter.done():
-            logger.info("keepalive ping timed out; closing the connection")
+            client_caused.log(
+                logger,
+                logging.INFO,
+                ("keepalive-timeout",),
+                "keepalive ping timed out; closing the connection",
+            )
             self._fail(1011, "keepalive ping timeout")
 
     # -- closing -------------------------------------------------------------
