@@ -215,6 +215,48 @@ async def test_write_prepared_is_bounded() -> None:
     assert conn.closed and conn.close_code == 1000
 
 
+async def test_reader_stops_while_replies_wait_unsent() -> None:
+    # A handler that answers with send_nowait() (it never waits) to a peer
+    # that reads nothing: the reader stops pulling messages from the server
+    # once more than write_limit bytes wait, instead of queueing replies forever.
+    fake = FakeServer()
+    blocked = asyncio.Event()
+
+    async def stuck_send(message: Any) -> None:
+        if message["type"] == "websocket.send":
+            await blocked.wait()
+        await fake.outbox.put(dict(message))
+
+    conn = AsgiConn(fake.scope, fake.receive, stuck_send, write_limit=4000, max_queue=4)
+    await fake.inbox.put({"type": "websocket.connect"})
+    await conn.accept()
+    assert (await fake.sent())["type"] == "websocket.accept"
+
+    async def reply_to_all() -> None:
+        async for message in conn:
+            conn.send_nowait(message)
+
+    replier = asyncio.create_task(reply_to_all())
+    count = 50
+    for i in range(count):
+        await fake.inbox.put({"type": "websocket.receive", "text": f"{i:03d}" + "x" * 997})
+    async with asyncio.timeout(TIMEOUT):
+        while not (conn._reading_paused and not conn._queue):
+            await asyncio.sleep(0.01)
+    left = fake.inbox.qsize()
+    await asyncio.sleep(0.05)
+    assert fake.inbox.qsize() == left > count // 2  # the reader stopped pulling
+    # At most the limit plus the replies to what the queue held when it was reached.
+    assert conn.write_buffer_size <= 4000 + 4 * 1000
+    blocked.set()
+    replies = [(await fake.sent())["text"][:3] for _ in range(count)]
+    assert replies == [f"{i:03d}" for i in range(count)]
+    assert fake.inbox.qsize() == 0
+    await fake.inbox.put({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(replier, TIMEOUT)
+    await conn.finish()
+
+
 async def test_standalone_conn_in_a_bare_asgi_app() -> None:
     """AsgiConn used directly, without the endpoint, in a hand-written ASGI app."""
 
