@@ -400,7 +400,7 @@ async def test_max_inflight_stops_reading_a_client_until_a_handler_ends() -> Non
 
 
 async def test_a_handler_awaiting_its_own_client_does_not_deadlock() -> None:
-    hub, gate, running = gated_hub(max_inflight=1)
+    hub, _, _ = gated_hub(max_inflight=1)
     async with serving(hub) as url:
         peer = await Peer.open(url)
         request_id = await peer.send_request("ask", 41)
@@ -413,7 +413,7 @@ async def test_a_handler_awaiting_its_own_client_does_not_deadlock() -> None:
 
 async def test_the_answer_behind_queued_requests_is_read() -> None:
     """The only slot waits for an answer that comes after more requests: park, refuse, go on."""
-    hub, gate, running = gated_hub(max_inflight=1)
+    hub, gate, _ = gated_hub(max_inflight=1)
     gate.set()
     async with serving(hub) as url:
         peer = await Peer.open(url)
@@ -437,7 +437,7 @@ async def test_the_answer_behind_queued_requests_is_read() -> None:
 
 
 async def test_a_client_that_closes_while_its_slots_are_full_is_let_go() -> None:
-    hub, gate, running = gated_hub(max_inflight=1)
+    hub, _, running = gated_hub(max_inflight=1)
     async with serving(hub) as url:
         peer = await Peer.open(url)
         await peer.send_request("slow", 1)
