@@ -792,12 +792,17 @@ def test_empty_fragments_count_against_max_size(side: Side) -> None:
 
 
 @SIDES
-def test_empty_final_fragment_counts_too(side: Side) -> None:
-    conn = Connection(side, max_size=64 * 2)
-    conn.receive_data(frame_to(conn, 0x01, b"x" * 64) + frame_to(conn, 0x00, b"y" * 64))
+def test_the_last_fragment_counts_its_true_size(side: Side) -> None:
+    # A message at its limit in 100-byte fragments, the last one short.
+    conn = Connection(side, max_size=1024)
+    frames = [frame_to(conn, 0x02, b"a" * 100)]
+    frames += [frame_to(conn, 0x00, b"b" * 100)] * 9
+    frames.append(frame_to(conn, 0x80, b"c" * 24))
+    conn.receive_data(b"".join(frames))
     assert conn.error is None
-    # The message is at its limit: even an empty last frame is one fragment too many.
-    conn.receive_data(frame_to(conn, 0x80, b""))
+    assert sum(len(event.data) for event in conn.events_received()) == 1024
+    # At the limit, an empty fragment that is not the last is one too many.
+    conn.receive_data(frame_to(conn, 0x01, b"x" * 1000) + frame_to(conn, 0x00, b""))
     assert_failed(conn, 1009)
 
 
@@ -833,8 +838,9 @@ def test_short_fragments_fail_on_the_header_of_the_one_too_many(side: Side) -> N
     conn = Connection(side, max_size=100)
     conn.receive_data(frame_to(conn, 0x01, b"x"))
     assert conn.error is None
-    # The next fragment's header alone (one byte to come) brings the count to 128.
-    conn.receive_data(frame_to(conn, 0x80, b"y")[:2])
+    # The next fragment's header alone (one byte to come, and more fragments
+    # after it) brings the count to 128.
+    conn.receive_data(frame_to(conn, 0x00, b"y")[:2])
     assert_failed(conn, 1009)
 
 

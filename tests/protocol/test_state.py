@@ -102,8 +102,8 @@ def test_the_public_state_is_open_exactly_while_frames_may_be_sent() -> None:
 # --------------------------------------------------------------------------- frames
 
 #: The largest message either side accepts in the state machine below: each
-#: fragment counts at least MIN_FRAGMENT_COST (64), so the third fragment of
-#: a message fails with 1009 and two pass.
+#: fragment but the last counts at least MIN_FRAGMENT_COST (64), so a third
+#: fragment that is not the last fails with 1009.
 MAX_SIZE = 160
 
 
@@ -335,11 +335,12 @@ class Endpoint:
         return None
 
     def cost_after(self, frame: Frame) -> int:
-        """What the message counts against MAX_SIZE with this data frame: a fragment at least 64."""
+        """What the message counts against MAX_SIZE with this data frame (a fragment but
+        the last counts at least MIN_FRAGMENT_COST)."""
         size = len(frame.payload)
-        if frame.opcode == 0:
-            return self.in_cost + max(size, MIN_FRAGMENT_COST)
-        return size if frame.fin else max(size, MIN_FRAGMENT_COST)
+        if not frame.fin:
+            size = max(size, MIN_FRAGMENT_COST)
+        return (self.in_cost if frame.opcode == 0 else 0) + size
 
     def receive(self, frames: list[Frame]) -> tuple[list[Event], list[Expected]]:
         """What the application is told and what is answered, for frames arriving together."""

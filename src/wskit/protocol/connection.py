@@ -61,16 +61,17 @@ permessage-deflate each frame is inflated as it arrives, bounded by what
 What a message in assembly may cost
 -----------------------------------
 
-Every frame of a fragmented message counts at least
+Every frame of a fragmented message but the last counts at least
 :data:`MIN_FRAGMENT_COST` (64) bytes against ``max_size``, even an empty
 one: each fragment costs a parse, an event and a queue slot whatever it
-carries, so a message may have at most ``max_size / 64`` fragments, and an
-endless run of empty fragments ends in 1009 like any message over the
-limit. Fragments of 64 bytes or more count their true size (1 MiB in
-64-byte fragments passes under ``max_size=2**20``, 4 MiB in 64-byte
-fragments under the echo server's 16 MiB); only a message cut into
-fragments shorter than 64 bytes counts more than it carries. A message in
-one frame counts its true size, as before. The text of a frame still
+carries, so a message may have at most ``max_size / 64 + 1`` fragments, and
+an endless run of empty fragments ends in 1009 like any message over the
+limit. Fragments of 64 bytes or more count their true size, and so does
+the last one, however short (1 MiB in 64-byte fragments passes under
+``max_size=2**20``, as does 1020 bytes in 100-byte fragments under 1024;
+4 MiB in 64-byte fragments under the echo server's 16 MiB); only a message
+cut into fragments shorter than 64 bytes counts more than it carries. A
+message in one frame counts its true size, as before. The text of a frame still
 arriving is decoded into one growing buffer, not a piece per read, so a
 peer that trickles a frame a byte at a time costs no object per byte.
 """
@@ -123,11 +124,12 @@ from .state import (
 __all__ = ["Side", "State", "Connection", "PreparedMessage", "MIN_FRAGMENT_COST"]
 
 MIN_FRAGMENT_COST = 64
-"""What each frame of a fragmented message counts at least against ``max_size``, in bytes.
+"""What each frame of a fragmented message but the last counts at least against ``max_size``.
 
 Empty and tiny fragments cost memory and time all the same; charging each
-at least this much bounds a message to ``max_size / 64`` fragments, while
-fragments of 64 bytes or more count exactly their size.
+at least this many bytes bounds a message to ``max_size / 64 + 1``
+fragments, while fragments of 64 bytes or more, and the last one, count
+exactly their size.
 """
 
 
@@ -178,8 +180,8 @@ class Connection:
         side: :attr:`Side.SERVER` or :attr:`Side.CLIENT`.
         max_size: the largest message, in bytes after decompression, that
             may be received; a larger one fails the connection with 1009.
-            Each frame of a fragmented message counts at least
-            :data:`MIN_FRAGMENT_COST` bytes. ``None`` means no limit.
+            Each frame of a fragmented message but the last counts at
+            least :data:`MIN_FRAGMENT_COST` bytes. ``None`` means no limit.
         deflate: the permessage-deflate codec negotiated in the handshake.
         auto_pong: answer pings with pongs (the RFC requires it; turn it off
             only to answer them yourself with :meth:`send_pong`).
@@ -480,13 +482,10 @@ class Connection:
             # only fails when it is far beyond anything inflating could shrink
             # back under the limit (stored blocks add 5 bytes per 64 KiB).
             limit = max_size + (max_size >> 8) + 64 if compressed else max_size
-            if opcode == _OP_CONT or not b0 & _FIN:
-                # A fragment: it counts at least MIN_FRAGMENT_COST (see the module).
-                size = length if length > MIN_FRAGMENT_COST else MIN_FRAGMENT_COST
-                if opcode == _OP_CONT:
-                    size += self._in_size
-            else:
-                size = length
+            # A fragment but the last counts at least MIN_FRAGMENT_COST (see the module).
+            size = length if b0 & _FIN or length > MIN_FRAGMENT_COST else MIN_FRAGMENT_COST
+            if opcode == _OP_CONT:
+                size += self._in_size
             if size > limit:
                 raise PayloadTooBig(f"message over the limit of {max_size} bytes")
 
@@ -539,10 +538,8 @@ class Connection:
             remaining = None if max_size is None else max_size - size
             payload = self.deflate.decode(payload, fin, remaining)
         grown = len(payload) + self._frame_done
-        if grown < MIN_FRAGMENT_COST and (size or not fin):
-            # A fragment (not the first frame of a whole message; a first
-            # fragment has size 0 but no FIN): see the module's docstring.
-            grown = MIN_FRAGMENT_COST
+        if grown < MIN_FRAGMENT_COST and not fin:
+            grown = MIN_FRAGMENT_COST  # a fragment but the last: see the module's docstring
         size += grown
         if max_size is not None and size > max_size:
             raise PayloadTooBig(f"message over the limit of {max_size} bytes")
