@@ -437,7 +437,7 @@ class IrisProtocol(WireProtocol):
         if not sep or not event:
             return None
         tag, sep, data = rest.partition(";")
-        if not sep or not tag.isdigit():
+        if not sep or not (tag.isascii() and tag.isdigit()):  # int() refuses "²"
             return None
         return Event(event, (IrisValue(int(tag), data),))
 
