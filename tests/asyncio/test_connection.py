@@ -775,3 +775,21 @@ async def test_on_message_exception_closes_with_1011(caplog: pytest.LogCaptureFi
             while True:
                 left.append(await server.recv())
         assert left in ([], ["second"])
+
+
+async def test_close_reads_past_a_full_queue_to_the_peers_close() -> None:
+    # The server's queue is full and its reading paused (nobody reads); its
+    # close() must still read on to the client's close frame rather than wait
+    # out close_timeout and abort (which both sides would see as 1006).
+    async with connected(max_queue=2, close_timeout=TIMEOUT) as (client, server, _):
+        assert server is not None
+        for n in range(50):
+            await client.send(f"message {n}")
+        await asyncio.sleep(0.05)
+        assert server._reading_paused  # the reader stopped
+        reader = asyncio.ensure_future(client.wait_closed())
+        await server.close(1000, "bye")
+        await asyncio.wait_for(reader, TIMEOUT)
+        assert server.close_code == 1000
+        assert client.close_code == 1000
+        assert client.close_reason == "bye"

@@ -366,3 +366,12 @@ def test_ws_wrapper_refuses_messages_with_too_many_values() -> None:
 def test_ws_wrapper_bounds_are_checked() -> None:
     with pytest.raises(ValueError, match="max_depth"):
         WsWrapperProtocol(max_depth=2)
+
+
+def test_iris_json_value_too_deep_for_the_decoder_is_a_bad_argument() -> None:
+    # Deeper than json's own stack: a ValueError (the client's bad argument,
+    # answered as such by the hub), not a RecursionError from the hub's loop.
+    value = IrisValue(IrisProtocol.JSON, "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deep"):
+        value.natural()
+    assert IrisValue(IrisProtocol.JSON, "[[1]]").natural() == [[1]]

@@ -177,7 +177,7 @@ class AsgiConn(ConnectionAPI):
         send: Send,
         *,
         max_size: int | None = 2**20,
-        max_queue: int = 32,
+        max_queue: int = 16,
         close_timeout: float = 10.0,
         write_limit: int = 2**16,
         on_close: CloseHandler | None = None,

@@ -101,6 +101,10 @@ def _receive_buffer() -> memoryview:
     return view
 
 
+
+def _drop_message(message: object) -> None:
+    """The message callback once our close frame is out: nobody reads new messages."""
+
 class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     """One WebSocket connection, server or client side.
 
@@ -166,7 +170,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         side: Side,
         *,
         max_size: int | None = 2**20,
-        max_queue: int = 32,
+        max_queue: int = 16,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         close_timeout: float = 10.0,
@@ -785,7 +789,21 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             self._write(protocol.data_to_send())
             if protocol.close_expected():
                 self._close_transport()
+            else:
+                self._read_until_close()
         await self.wait_closed(self.close_timeout)
+
+    def _read_until_close(self) -> None:
+        """Read on to the peer's close frame, dropping the messages that come before it.
+
+        After our close frame nobody waits for new messages, and a reader
+        that stopped (a full queue, a hub client over ``max_inflight``) would
+        otherwise leave the peer's close frame unread until ``close_timeout``.
+        The messages already queued stay for ``recv()``.
+        """
+        self._on_message = _drop_message
+        self._reading_paused = False
+        self._update_reading()
 
     async def wait_closed(self, timeout: float | None = None) -> None:
         """Wait until the TCP connection is closed; abort it after ``timeout``."""

@@ -107,7 +107,7 @@ class ServerOptions:
     #: Largest message accepted, in bytes after decompression (1 MiB); ``None``: no limit.
     max_size: int | None = 2**20
     #: Messages buffered before the server stops reading from the client.
-    max_queue: int = 32
+    max_queue: int = 16
     #: Seconds between keepalive pings; ``None`` disables them.
     ping_interval: float | None = 20.0
     #: Seconds to wait for a keepalive pong before closing with 1011.

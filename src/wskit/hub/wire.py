@@ -399,6 +399,9 @@ class IrisValue:
                 return json.loads(self.text)
             except ValueError:
                 return self.text
+            except RecursionError:
+                # Deeper than the decoder's stack: the client's bad argument, not our bug.
+                raise ValueError("JSON value nested too deep") from None
         return self.text
 
 
