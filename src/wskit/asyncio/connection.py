@@ -101,9 +101,9 @@ def _receive_buffer() -> memoryview:
     return view
 
 
-
 def _drop_message(message: object) -> None:
     """The message callback once our close frame is out: nobody reads new messages."""
+
 
 class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     """One WebSocket connection, server or client side.
