@@ -33,6 +33,7 @@ from importlib import resources
 from typing import Any
 
 from ..asyncio.server import Server, ServerConn
+from ..hub.errors import ClientError
 from ..hub.hub import Client, Hub
 from ..protocol.handshake import reject
 from ..protocol.http11 import Request, Response
@@ -67,11 +68,11 @@ def _clean(value: str, what: str, limit: int) -> str:
     """Strip ``value`` and check it is 1 to ``limit`` printable characters."""
     value = " ".join(value.split())
     if not value:
-        raise ValueError(f"the {what} is empty")
+        raise ClientError(f"the {what} is empty")
     if len(value) > limit:
-        raise ValueError(f"the {what} is longer than {limit} characters")
+        raise ClientError(f"the {what} is longer than {limit} characters")
     if any(unicodedata.category(c).startswith("C") for c in value):
-        raise ValueError(f"the {what} has control characters")
+        raise ClientError(f"the {what} has control characters")
     return value
 
 
@@ -168,12 +169,12 @@ class ChatApp:
         """Post ``text`` to the client's room."""
         room = self.room_of(client)
         if room is None:
-            raise ValueError("join a room first")
+            raise ClientError("join a room first")
         text = text.strip()
         if not text:
-            raise ValueError("the message is empty")
+            raise ClientError("the message is empty")
         if len(text) > MAX_TEXT:
-            raise ValueError(f"the message is longer than {MAX_TEXT} characters")
+            raise ClientError(f"the message is longer than {MAX_TEXT} characters")
         message = {"nick": client.get("nick"), "text": text, "ts": _now_ms()}
         self._history_of(room).append(message)
         self.hub.to(room).emit("chat", message)
