@@ -102,3 +102,26 @@ async def test_a_worker_that_dies_is_replaced(supervisor: Supervisor) -> None:
     _, err = await asyncio.wait_for(supervisor.process.communicate(), 20)
     assert supervisor.process.returncode == 0
     assert f"wskit: worker exited with {-signal.SIGKILL}; starting another" in err.decode()
+
+
+async def test_workers_that_cannot_start_are_not_restarted() -> None:
+    # A worker exiting with status 2 was started wrong (here: no such app);
+    # every new one would be too, so the supervisor stops with that status
+    # instead of restarting it WORKER_RESTARTS times.
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "wskit", "serve", "sample_app:no_such_thing"],
+        *["--workers", "2", "--host", "127.0.0.1", "--port", str(unused_port())],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=app_env(),
+    )
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.communicate()
+    assert process.returncode == 2
+    text = err.decode()
+    assert "no_such_thing" in text
+    assert "not restarting" in text and "starting another" not in text

@@ -20,7 +20,7 @@ from .connect import parse_header, run_connect
 from .demo import run_demo
 from .echo import run_echo
 from .serve import run_serve
-from .workers import run_workers
+from .workers import USAGE_ERROR, run_workers
 
 __all__ = ["build_parser", "limit_options", "main"]
 
@@ -301,5 +301,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         status = 130
     except (CommandError, OSError) as exc:
         # A bad module:attr, TLS file or address: say it like argparse does.
-        parser.exit(2, f"wskit {args.command}: error: {exc}\n")
+        parser.exit(USAGE_ERROR, f"wskit {args.command}: error: {exc}\n")
     sys.exit(status)

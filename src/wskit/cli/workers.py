@@ -23,10 +23,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["WORKER_RESTARTS", "run_workers"]
+__all__ = ["USAGE_ERROR", "WORKER_RESTARTS", "run_workers"]
 
 WORKER_RESTARTS = 5
 """A worker that dies is started again, at most this many times per minute."""
+
+USAGE_ERROR = 2
+"""The exit status of a ``wskit`` command that cannot run as given (argparse's too)."""
 
 
 def _die_with_supervisor() -> None:
@@ -55,7 +58,10 @@ async def run_workers(
     SIGINT and SIGTERM are passed on to every worker, which closes its
     connections with 1001; workers still running after ``stop_timeout``
     seconds are killed. A worker that dies otherwise is started again (at
-    most :data:`WORKER_RESTARTS` times a minute). Returns the exit status.
+    most :data:`WORKER_RESTARTS` times a minute), except one that exits with
+    :data:`USAGE_ERROR`, the status of a command that cannot run as given:
+    then every worker stops and so does the supervisor, with that status.
+    Returns the exit status.
     """
     holder: socket.socket | None = None
     if port == 0:
@@ -97,6 +103,13 @@ async def run_workers(
             for waiter in finished:
                 index = waits[waiter]
                 code = procs[index].returncode
+                if code == USAGE_ERROR:
+                    # A bad app, a port in use, a broker out of reach: how the
+                    # worker was started, which a new one would meet again.
+                    print(f"wskit: worker exited with {code}; not restarting", file=sys.stderr)
+                    status = USAGE_ERROR
+                    request_stop(signal.SIGTERM)
+                    break
                 now = time.monotonic()
                 restarts = [t for t in restarts if now - t < 60]
                 if len(restarts) >= WORKER_RESTARTS:
