@@ -107,3 +107,58 @@ async def test_lifespan_shutdown_closes_connections_1001() -> None:
     assert start["status"] == 503
     assert json.loads(body["body"]) == {"error": "Service Unavailable"}
     await late_task
+
+
+class Startable:
+    """A connection handler with an ``async start()``, as a hub has (for its broker)."""
+
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.failure = failure
+        self.starts = 0
+
+    async def start(self) -> None:
+        self.starts += 1
+        if self.failure is not None:
+            raise self.failure
+
+    async def __call__(self, conn: Any) -> None:
+        await conn.close()
+
+
+async def _lifespan_startup(endpoint: Any) -> dict[str, Any]:
+    """Send ``lifespan.startup`` to ``endpoint``; return its answer."""
+    life_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    life_out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def life_send(message: Any) -> None:
+        await life_out.put(dict(message))
+
+    task = asyncio.create_task(endpoint({"type": "lifespan"}, life_in.get, life_send))
+    await life_in.put({"type": "lifespan.startup"})
+    answer = await asyncio.wait_for(life_out.get(), TIMEOUT)
+    if answer["type"] == "lifespan.startup.complete":
+        await life_in.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(life_out.get(), TIMEOUT)
+    await asyncio.wait_for(task, TIMEOUT)
+    return answer
+
+
+async def test_lifespan_startup_starts_the_handler() -> None:
+    handler = Startable()
+    assert await _lifespan_startup(asgi_app(handler)) == {"type": "lifespan.startup.complete"}
+    assert handler.starts == 1
+
+
+async def test_lifespan_startup_fails_when_the_handler_cannot_start() -> None:
+    # A hub whose broker is out of reach: the server hears it at startup,
+    # with the reason, instead of at the first connection.
+    handler = Startable(RuntimeError("cannot reach redis://127.0.0.1:1/0"))
+    answer = await _lifespan_startup(asgi_app(handler))
+    assert answer == {
+        "type": "lifespan.startup.failed",
+        "message": "cannot reach redis://127.0.0.1:1/0",
+    }
+    endpoint = asgi_app(Startable(RuntimeError("down")))
+    with pytest.raises(RuntimeError, match="down"):
+        async with endpoint.lifespan():
+            pass

@@ -86,3 +86,29 @@ def test_the_readme_example_fails_at_once_naming_the_url() -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("wskit.hub.backplane.interface.BackplaneUnavailable: cannot reach")
     assert url.replace(PASSWORD, "***") in last and PASSWORD not in result.stderr
+
+
+def test_a_hub_under_uvicorn_fails_its_startup_naming_the_url() -> None:
+    # Mounted with asgi_app, the hub starts in the ASGI lifespan: uvicorn
+    # reports the broker out of reach and exits, before any connection.
+    url = closed_url()
+    port = unused_port()
+    program = (
+        "import uvicorn\n"
+        "from wskit.asgi import asgi_app\n"
+        "from wskit.hub import Hub\n"
+        f"app = asgi_app(Hub(backplane={url!r}))\n"
+        f"uvicorn.run(app, host='127.0.0.1', port={port}, lifespan='on')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        env=node_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode != 0
+    masked = url.replace(PASSWORD, "***")
+    assert f"cannot reach the backplane's broker at {masked}" in result.stderr
+    assert "Application startup failed" in result.stderr
+    assert PASSWORD not in result.stderr

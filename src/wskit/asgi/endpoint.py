@@ -168,6 +168,17 @@ class WebSocketEndpoint(EndpointShutdown):
         """What this endpoint refused and what failed, since it was made."""
         return self.admission.counters
 
+    async def startup(self) -> None:
+        """Start the handler if it has an ``async start()`` (a hub: its broker), then resume.
+
+        So a hub whose Redis cannot be reached fails the application's
+        startup, named in the server's log, rather than its first connection.
+        """
+        start = getattr(self.handler, "start", None)
+        if start is not None and inspect.iscoroutinefunction(start):
+            await start()
+        await super().startup()
+
     def _conn_options(self) -> dict[str, Any]:
         options = self.options
         return {

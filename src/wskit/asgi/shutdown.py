@@ -79,14 +79,19 @@ class EndpointShutdown:
     async def serve_lifespan(self, receive: Receive, send: Send) -> None:
         """Answer an ASGI ``lifespan`` scope (the endpoint is the whole application).
 
-        ``lifespan.startup`` calls :meth:`resume`; ``lifespan.shutdown`` calls
-        :meth:`shutdown`, and reports its failure to the server.
+        ``lifespan.startup`` calls :meth:`startup`; ``lifespan.shutdown`` calls
+        :meth:`shutdown`; the failure of either is reported to the server.
         """
         while True:
             message = await receive()
             kind = message.get("type")
             if kind == "lifespan.startup":
-                self.resume()
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    # The server reports it and exits: a hub whose broker is out of reach.
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif kind == "lifespan.shutdown":
                 try:
@@ -105,15 +110,20 @@ class EndpointShutdown:
         """Accept new connections again after :meth:`shutdown`."""
         self._shutting_down = False
 
+    async def startup(self) -> None:
+        """What the application's startup does: :meth:`resume`; subclasses add theirs."""
+        self.resume()
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[None]:
         """A lifespan context: ``Starlette(lifespan=endpoint.lifespan)``.
 
-        On exit the endpoint closes its connections with 1001 (see
-        :meth:`shutdown`). In your own lifespan: ``async with
+        On entry it runs :meth:`startup` (whose exception stops the
+        application's startup); on exit the endpoint closes its connections
+        with 1001 (see :meth:`shutdown`). In your own lifespan: ``async with
         endpoint.lifespan(app): yield``.
         """
-        self.resume()
+        await self.startup()
         try:
             yield
         finally:
