@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import socket
 import ssl
 import tempfile
@@ -447,3 +448,38 @@ async def test_async_with_closes_connection(server: wskit.Server) -> None:
         assert not conn.closed
     assert conn.closed
     assert conn.close_code == 1000
+
+
+async def test_debug_trace_of_a_client_connection(caplog: pytest.LogCaptureFixture) -> None:
+    # The client's own trace, and the server's view of a close the client began.
+    caplog.set_level(logging.DEBUG, logger="wskit")
+
+    async def wait(conn: wskit.Conn) -> None:
+        await conn.wait_closed()
+
+    async with wskit.serve(wait, "127.0.0.1", 0) as server:
+        port = server.port
+        conn = await wskit.connect(f"ws://127.0.0.1:{port}/room", compression=None)
+        await conn.close(4001, "leaving")
+        client_id = conn.id
+        for _ in range(100):  # the server's side ends a moment later
+            if any("closed by the client" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+    messages = [r.getMessage() for r in caplog.records]
+    trace = [m for m in messages if m.startswith(f"conn {client_id}: ")]
+    assert trace[0].startswith(f"conn {client_id}: connected to ('127.0.0.1', {port}")
+    assert trace[0].endswith(" for /room")
+    assert trace[1] == (
+        f"conn {client_id}: handshake accepted by 127.0.0.1:{port}"
+        " (subprotocol None, no compression)"
+    )
+    assert trace[2] == (
+        f"conn {client_id}: closed by the client: sent 4001 'leaving', received 4001 'leaving'"
+    )
+    assert trace[3] == f"conn {client_id}: connection lost (TCP closed)"
+    server_side = [m for m in messages if m.startswith("conn ") and f"conn {client_id}:" not in m]
+    assert any(
+        m.endswith("closed by the client: sent 4001 'leaving', received 4001 'leaving'")
+        for m in server_side
+    )

@@ -9,6 +9,7 @@ CONNECT or SOCKS5 proxy, or over a Unix socket), wraps it in TLS for
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl as ssl_module
 import urllib.request
@@ -22,7 +23,7 @@ from ..protocol.handshake import USER_AGENT, ClientHandshake, is_redirect
 from ..protocol.headers import Headers
 from ..protocol.http11 import Response, ResponseParser, serialize_request
 from ..protocol.uri import ProxyURI, WebSocketURI, parse_proxy_uri, parse_uri, redirect_uri
-from .connection import Conn
+from .connection import Conn, logger
 from .opening import Opening
 from .server import _compression_options
 
@@ -52,6 +53,9 @@ class ClientConn(Conn):
         # Not asyncio.Transport itself with every event loop (uvloop's is not).
         self.transport = cast(asyncio.Transport, transport)
         self.request = self._handshake.request
+        if logger.isEnabledFor(logging.DEBUG):
+            peer = transport.get_extra_info("peername")
+            logger.debug("conn %d: connected to %s for %s", self.id, peer, self.request.path)
         self.transport.write(serialize_request(self.request))
 
     def _receive_handshake(self, data: bytes) -> None:
@@ -79,11 +83,21 @@ class ClientConn(Conn):
             Side.CLIENT, max_size=self.max_size, deflate=result.deflate, defer_failure=True
         )
         assert self.transport is not None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "conn %d: handshake accepted by %s (subprotocol %r, %s)",
+                self.id,
+                self.request.host if self.request is not None else "?",
+                result.subprotocol,
+                "deflate" if result.deflate is not None else "no compression",
+            )
         self._open(protocol, self.transport, leftover)
         if not self.handshake_done.done():
             self.handshake_done.set_result(None)
 
     def _handshake_failed(self, exc: BaseException) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("conn %d: handshake failed: %s", self.id, exc)
         if not self.handshake_done.done():
             self.handshake_done.set_exception(exc)
         if self.transport is not None:
@@ -114,6 +128,8 @@ class ClientConn(Conn):
                 self._closed.set_result(None)
             return
         super().connection_lost(exc)
+        if logger.isEnabledFor(logging.DEBUG):
+            self._trace_close(logger, exc)
 
 
 def _proxy_for(uri: WebSocketURI, proxy: str | bool | None) -> ProxyURI | None:

@@ -101,6 +101,14 @@ def _receive_buffer() -> memoryview:
     return view
 
 
+def _close_text(close: tuple[int, str] | None) -> str:
+    """A close frame for the log: ``1000``, ``1001 'going away'``, or that there was none."""
+    if close is None:
+        return "no close frame"
+    code, reason = close
+    return f"{code} {reason!r}" if reason else str(code)
+
+
 def _drop_message(message: object) -> None:
     """The message callback once our close frame is out: nobody reads new messages."""
 
@@ -134,6 +142,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "__weakref__",
         "_close_timer",
         "_closed",
+        "_closed_first",
         "_drain_waiters",
         "_held_pong",
         "_keepalive",
@@ -232,6 +241,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self._keepalive: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._closed: asyncio.Future[None] = self._loop.create_future()
+        # Whether this side started the closing handshake (for the DEBUG trace).
+        self._closed_first = False
 
     # -- opening -----------------------------------------------------------
 
@@ -751,6 +762,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         """Close with ``code`` without waiting for the peer's close frame."""
         protocol = self.protocol
         if protocol is not None and protocol.phase in SENDING:
+            self._closed_first = protocol.phase is _OPEN
             try:
                 protocol.send_close(code, reason)
             except LocalProtocolError:
@@ -784,6 +796,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         if protocol is None:
             return
         if protocol.phase in SENDING:
+            self._closed_first = protocol.phase is _OPEN
             protocol.send_close(code, reason)
             self._sync_writer()
             self._write(protocol.data_to_send())
@@ -813,6 +826,22 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             if self.transport is not None:
                 self.transport.abort()
             await self._closed
+
+    def _trace_close(self, log: logging.Logger, exc: Exception | None) -> None:
+        """The DEBUG records of a connection's end: its close frames, then TCP."""
+        protocol = self.protocol
+        assert protocol is not None
+        sent, received = protocol.close_sent, protocol.close_rcvd
+        if sent is not None or received is not None:
+            server_first = self._closed_first == (self.side is Side.SERVER)
+            log.debug(
+                "conn %d: closed by the %s: sent %s, received %s",
+                self.id,
+                "server" if server_first else "client",
+                _close_text(sent),
+                _close_text(received),
+            )
+        log.debug("conn %d: connection lost (%s)", self.id, exc or "TCP closed")
 
     # -- what we know about the connection --------------------------------------
 

@@ -46,7 +46,6 @@ from ..protocol.frames import fit_close_reason
 from ..protocol.handshake import reject, server_handshake
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, RequestParser, Response, serialize_response
-from ..protocol.state import Phase
 from .admission import (
     DESCRIPTOR_HEADROOM,
     Admission,
@@ -210,13 +209,6 @@ A flood of refused connections must not take the descriptors that
 """
 
 
-def _close_text(close: tuple[int, str] | None) -> str:
-    if close is None:
-        return "no close frame"
-    code, reason = close
-    return f"{code} {reason!r}" if reason else str(code)
-
-
 class ServerConn(Conn):
     """The server side of a connection, from the first byte of the handshake.
 
@@ -230,7 +222,6 @@ class ServerConn(Conn):
     __slots__ = (
         "_address",
         "_admitted",
-        "_closed_by_server",
         "_handshake_timer",
         "_parser",
         "_pending",
@@ -249,8 +240,6 @@ class ServerConn(Conn):
         self._address: str | None = None
         # Whether the server's admission counts this connection (until it is lost).
         self._admitted = False
-        # Whether the server started the closing handshake (for the DEBUG trace).
-        self._closed_by_server = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Admit the connection under the server-wide limits, or answer 503 at once."""
@@ -446,19 +435,6 @@ class ServerConn(Conn):
         finally:
             self.server._handler_done(self)
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Perform the closing handshake (see :meth:`Conn.close`)."""
-        protocol = self.protocol
-        if protocol is not None and protocol.phase is Phase.OPEN:
-            self._closed_by_server = True
-        await super().close(code, reason)
-
-    def _fail(self, code: int, reason: str) -> None:
-        protocol = self.protocol
-        if protocol is not None and protocol.phase is Phase.OPEN:
-            self._closed_by_server = True
-        super()._fail(code, reason)
-
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection on the server and wake its waiters."""
         if self._handshake_timer is not None:
@@ -483,21 +459,6 @@ class ServerConn(Conn):
             self._trace_close(log, exc)
         if self.handler_task is None or self.handler_task.done():
             server._connections.discard(self)
-
-    def _trace_close(self, log: logging.Logger, exc: Exception | None) -> None:
-        """The DEBUG records of a connection's end: its close frames, then TCP."""
-        protocol = self.protocol
-        assert protocol is not None
-        sent, received = protocol.close_sent, protocol.close_rcvd
-        if sent is not None or received is not None:
-            log.debug(
-                "conn %d: closed by the %s: sent %s, received %s",
-                self.id,
-                "server" if self._closed_by_server else "client",
-                _close_text(sent),
-                _close_text(received),
-            )
-        log.debug("conn %d: connection lost (%s)", self.id, exc or "TCP closed")
 
 
 class Server:
