@@ -28,6 +28,27 @@ from wskit import ConnectionClosedError, ConnectionClosedOK
 from wskit.asgi.endpoint import asgi_app
 
 
+class Lifespan:
+    """An endpoint's ASGI ``lifespan`` scope, driven as a server drives it."""
+
+    def __init__(self, endpoint: Any) -> None:
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.task = asyncio.create_task(endpoint({"type": "lifespan"}, self.inbox.get, self._send))
+
+    async def _send(self, message: Any) -> None:
+        await self.outbox.put(dict(message))
+
+    async def answer(self) -> dict[str, Any]:
+        """The endpoint's next message to the server."""
+        return await asyncio.wait_for(self.outbox.get(), TIMEOUT)
+
+    async def ask(self, kind: str) -> dict[str, Any]:
+        """Send a ``lifespan.*`` message; return the answer."""
+        await self.inbox.put({"type": kind})
+        return await self.answer()
+
+
 @pytest.mark.parametrize("ws_impl", WS_IMPLS)
 async def test_shutdown_closes_1001(ws_impl: str) -> None:
     hub = make_hub()
@@ -83,21 +104,14 @@ async def test_lifespan_shutdown_closes_connections_1001() -> None:
     await fake.inbox.put({"type": "websocket.receive", "text": "hi"})
     assert await fake.sent() == {"type": "websocket.send", "text": "hi"}
 
-    life_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    life_out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def life_send(message: Any) -> None:
-        await life_out.put(dict(message))
-
-    life_task = asyncio.create_task(endpoint({"type": "lifespan"}, life_in.get, life_send))
-    await life_in.put({"type": "lifespan.startup"})
-    assert await asyncio.wait_for(life_out.get(), TIMEOUT) == {"type": "lifespan.startup.complete"}
-    await life_in.put({"type": "lifespan.shutdown"})
+    life = Lifespan(endpoint)
+    assert await life.ask("lifespan.startup") == {"type": "lifespan.startup.complete"}
+    await life.inbox.put({"type": "lifespan.shutdown"})
     close = await fake.sent()
     assert close == {"type": "websocket.close", "code": 1001, "reason": "server shutting down"}
     await fake.inbox.put({"type": "websocket.disconnect", "code": 1001})
-    assert await asyncio.wait_for(life_out.get(), TIMEOUT) == {"type": "lifespan.shutdown.complete"}
-    await asyncio.wait_for(asyncio.gather(ws_task, life_task), TIMEOUT)
+    assert await life.answer() == {"type": "lifespan.shutdown.complete"}
+    await asyncio.wait_for(asyncio.gather(ws_task, life.task), TIMEOUT)
 
     # While shutting down, new connections are refused with 503.
     late = FakeServer()
@@ -126,20 +140,12 @@ class Startable:
 
 
 async def _lifespan_startup(endpoint: Any) -> dict[str, Any]:
-    """Send ``lifespan.startup`` to ``endpoint``; return its answer."""
-    life_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    life_out: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def life_send(message: Any) -> None:
-        await life_out.put(dict(message))
-
-    task = asyncio.create_task(endpoint({"type": "lifespan"}, life_in.get, life_send))
-    await life_in.put({"type": "lifespan.startup"})
-    answer = await asyncio.wait_for(life_out.get(), TIMEOUT)
+    """Send ``lifespan.startup`` to ``endpoint`` (and shut it down if it started); its answer."""
+    life = Lifespan(endpoint)
+    answer = await life.ask("lifespan.startup")
     if answer["type"] == "lifespan.startup.complete":
-        await life_in.put({"type": "lifespan.shutdown"})
-        await asyncio.wait_for(life_out.get(), TIMEOUT)
-    await asyncio.wait_for(task, TIMEOUT)
+        await life.ask("lifespan.shutdown")
+    await asyncio.wait_for(life.task, TIMEOUT)
     return answer
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +82,29 @@ def test_shutdown_closes_connections_with_1001() -> None:
     assert asyncio.run(watch()) == 1001
     process.communicate(timeout=15)
     assert process.returncode == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_server_commands_raise_the_open_file_limit() -> None:
+    # Started under a low soft limit, `wskit echo` takes the hard one (as Go's
+    # runtime does), so that accept() does not fail with EMFILE at 1024.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(256, hard)
+
+    def lower_the_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+
+    command = [sys.executable, "-m", "wskit", "echo", "--host", "127.0.0.1", "--port", "0"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, preexec_fn=lower_the_limit
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("wskit echo server on")
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+    finally:
+        process.terminate()
+        process.wait(30)
+    (line,) = [line for line in limits.splitlines() if line.startswith("Max open files")]
+    expected = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    assert line.split()[3] == expected

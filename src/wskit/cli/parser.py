@@ -15,16 +15,19 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from .common import CommandError
+from .common import CommandError, raise_open_file_limit
 from .connect import parse_header, run_connect
 from .demo import run_demo
 from .echo import run_echo
 from .serve import run_serve
 from .workers import USAGE_ERROR, run_workers
 
-__all__ = ["build_parser", "limit_options", "main"]
+__all__ = ["SERVER_COMMANDS", "build_parser", "limit_options", "main"]
 
 T = TypeVar("T")
+
+SERVER_COMMANDS = frozenset({"echo", "serve", "demo"})
+"""The commands that serve: they raise the open-file limit first (``raise_open_file_limit``)."""
 
 
 def _size(value: str) -> int | None:
@@ -295,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    if args.command in SERVER_COMMANDS:
+        raise_open_file_limit()
     try:
         status = _dispatch(args)
     except KeyboardInterrupt:
