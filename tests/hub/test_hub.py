@@ -15,6 +15,7 @@ import pytest
 import wskit
 from hub.hub_support import Peer, closed_code, pinging_hub, serving, wait_until
 from wskit.hub import Client, Hub, IrisProtocol
+from wskit.hub.hub import MAX_CLIENT_ROOM_NAME
 
 # --------------------------------------------------------------------------- hooks
 
@@ -196,6 +197,31 @@ async def test_client_rooms_off_by_default() -> None:
             "e": {"message": "Channel '_wskit' does not exist"},
             "_": 1,
         }
+        await peer.close()
+
+
+async def test_client_rooms_are_bounded_in_number_and_name() -> None:
+    # Each room costs memory (and, with Redis, a subscription): a client may
+    # not choose how many it is in, nor names of any length.
+    hub = Hub(client_rooms=True, max_client_rooms=3)
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        for room in ("a", "b", "c"):
+            assert await peer.call("join", room, channel="_wskit") is True
+        answer = await peer.request("join", "d", channel="_wskit")
+        assert answer["e"]["message"] == "already in 3 rooms, the most a client may join"
+        # Joining a room it is in is no new room; leaving one makes space.
+        assert await peer.call("join", "a", channel="_wskit") is True
+        assert await peer.call("leave", "a", channel="_wskit") is True
+        assert await peer.call("join", "d", channel="_wskit") is True
+        answer = await peer.request("join", "x" * (MAX_CLIENT_ROOM_NAME + 1), channel="_wskit")
+        assert answer["e"]["message"] == f"room names are at most {MAX_CLIENT_ROOM_NAME} characters"
+        (client,) = hub.clients.values()
+        assert client.rooms == {"b", "c", "d"}
+        # The server itself may put a client in any number of rooms.
+        for n in range(10):
+            client.join(f"server-{n}")
+        assert len(client.rooms) == 13
         await peer.close()
 
 

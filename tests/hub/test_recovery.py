@@ -178,3 +178,16 @@ async def test_the_hub_answers_hello_with_the_welcome() -> None:
         answer = json.loads(await conn.recv())
         assert answer["d"] == welcome["a"][1]
         assert answer["d"]["recovered"] is False and answer["d"]["reason"] is None
+
+
+@pytest.mark.parametrize("value", ["not json", "[" * 2_500, '{"s": 5}', '{"s": "unknown"}'])
+async def test_a_bad_session_parameter_starts_a_new_session(value: str) -> None:
+    # The query parameter is the client's: nested past json's stack, not JSON,
+    # or naming no session, it gets a fresh session (not a 1011).
+    from urllib.parse import quote
+
+    async with cluster() as c, wskit.connect(c.url(0) + "?wskit=" + quote(value)) as conn:
+        welcome = json.loads(await conn.recv())
+        assert welcome["c"] == "_wskit" and welcome["a"][0] == "welcome"
+        info = welcome["a"][1]
+        assert info["recovered"] is False and len(info["session"]) == 32

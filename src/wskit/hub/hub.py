@@ -129,9 +129,13 @@ __all__ = [
     "Reject",
     "ClientError",
     "RESERVED_EVENTS",
+    "MAX_CLIENT_ROOM_NAME",
 ]
 
 logger = logging.getLogger("wskit.hub")
+
+MAX_CLIENT_ROOM_NAME = 256
+"""The longest room name a client may choose (with ``client_rooms``), in characters."""
 
 IdGenerator = Callable[[Request], str]
 RateLimitPolicy = Literal["reject", "close"]
@@ -203,6 +207,11 @@ class Hub(HubChannel):
             ``True`` for any room, or ``guard(client, room) -> bool`` (may be
             async) to decide per room. Requests ``join``/``leave`` on the
             channel ``"_wskit"`` carry them.
+        max_client_rooms: rooms a client may be in when it asks to join
+            another (``None``: any number); room names a client chooses are
+            at most :data:`MAX_CLIENT_ROOM_NAME` characters. Each room costs
+            memory and, with Redis, a subscription: a client must not choose
+            how many.
         debug: tell clients the type and text of any exception a handler
             raises (for development). Off, a client reads an exception's
             text only when the handler raised it for the client
@@ -264,6 +273,7 @@ class Hub(HubChannel):
         overflow: Overflow = "drop",
         overflow_code: int = 1013,
         client_rooms: bool | RoomGuard = False,
+        max_client_rooms: int | None = 100,
         debug: bool = False,
         max_inflight: int = 16,
         max_depth: int = 32,
@@ -327,6 +337,8 @@ class Hub(HubChannel):
         if settings is not None:
             self._sessions = SessionManager(self._table, self.protocol, settings, self._spawn)
             self._table.sessions = self._sessions
+        #: Rooms a client may be in when it asks to join one more (``None``: any).
+        self.max_client_rooms = max_client_rooms
         if client_rooms:
             self._enable_client_rooms(None if client_rooms is True else client_rooms)
         if self._sessions is not None:
@@ -453,6 +465,11 @@ class Hub(HubChannel):
         channel = self.of(HUB_CHANNEL)
 
         async def join(client: Client, room: str) -> bool:
+            if len(room) > MAX_CLIENT_ROOM_NAME:
+                raise ClientError(f"room names are at most {MAX_CLIENT_ROOM_NAME} characters")
+            limit = self.max_client_rooms
+            if limit is not None and len(client.rooms) >= limit and room not in client.rooms:
+                raise ClientError(f"already in {limit} rooms, the most a client may join")
             if guard is not None:
                 allowed = guard(client, room)
                 if inspect.isawaitable(allowed):

@@ -171,7 +171,8 @@ class SessionManager(Generic[M]):
         asked: Any = None
         try:
             asked = json.loads(values[0])
-        except ValueError:
+        except (ValueError, RecursionError):
+            # Not JSON, or nested past the decoder's stack: a new session, like any bad value.
             pass
         session: str | None = None
         recovered, reason = False, None
