@@ -7,7 +7,8 @@
 #   types     mypy --strict on src/
 #   compiled  the whole pytest suite with the compiled kernels
 #   pure      WSKIT_NO_EXTENSIONS=1: the unit suites of the layers the kernels
-#             touch (protocol, asyncio, hub, conformance), without the tests that
+#             touch (protocol, asyncio, hub, conformance), the attack suite and
+#             the fuzz corpus (the bounds must hold in pure Python too), without the tests that
 #             drive real peers (-m "not peer"): the interop, browser, Node and
 #             Redis suites have run once, compiled
 #
@@ -27,7 +28,8 @@ VENV="$ROOT/.venv/bin"
 BUDGET="${WSKIT_TEST_BUDGET:-780}"
 read -r -a pytest_args <<<"${PYTEST_ARGS:-}"
 
-PURE_SUITES=(tests/protocol tests/asyncio tests/hub tests/conformance tests/test_speedups.py)
+PURE_SUITES=(tests/protocol tests/asyncio tests/hub tests/conformance tests/attacks tests/fuzz
+    tests/test_speedups.py)
 
 # Microseconds since the epoch, from bash itself.
 now_us() { echo "${EPOCHREALTIME/./}"; }
