@@ -78,6 +78,9 @@ def test_ws_wrapper_decodes(message: str | bytes, packet: object) -> None:
         '{"d":1}',
         '{"e":"no id"}',
         '{"i":true,"d":1}',
+        '{"a":["ev"],"i":true}',  # an id is an int or a string, never a bool
+        '{"a":["ev"],"i":false}',
+        '{"i":false,"x":1}',
         '{"i":null,"d":1}',
         b"\xff\xfe",
     ],
@@ -199,6 +202,10 @@ def test_iris_decodes(message: str | bytes, name: str, value: IrisValue) -> None
         f"{PREFIX}chat;0",
         f"{PREFIX}chat;x;bad tag",
         f"{PREFIX}chat;-1;bad tag",
+        f"{PREFIX}chat;5;unknown tag",
+        f"{PREFIX}chat;01;not written so",
+        f"{PREFIX}chat;²;not ascii",
+        f"{PREFIX}chat;{'1' * 4400};x",  # int() would raise: over 4,300 digits
         "other-prefix:chat;0;hello",
         b"\xff\xfe",
     ],

@@ -294,7 +294,9 @@ class WsWrapperProtocol(WireProtocol):
         if len(message) > 2 * self.max_depth:
             self._check_bounds(message, obj)
         request_id = obj.get("i")
-        if request_id is not None and not isinstance(request_id, int | str):
+        # ``type() is``, not isinstance: JSON's true and false are ints to
+        # isinstance, and an id is never a bool.
+        if request_id is not None and type(request_id) is not int and type(request_id) is not str:
             return None
         channel = obj.get("c")
         if channel is not None and not isinstance(channel, str):
@@ -304,7 +306,7 @@ class WsWrapperProtocol(WireProtocol):
             if type(args) is not list or not args or not isinstance(args[0], str):
                 return None
             return Event(args[0], tuple(args[1:]), channel, request_id)
-        if request_id is None or isinstance(request_id, bool):
+        if request_id is None:
             return None
         if "x" in obj:
             return Cancel(request_id)
@@ -428,7 +430,11 @@ class IrisProtocol(WireProtocol):
         self.prefix = prefix
 
     def decode(self, message: str | bytes) -> Packet | None:
-        """Parse an iris message; ``None`` for a native message."""
+        """Parse an iris message; ``None`` for a native message.
+
+        A message with the prefix but no event name, or a type tag other than
+        the five known ones (``"0"`` to ``"4"``), is not an event either.
+        """
         if isinstance(message, bytes):
             try:
                 message = message.decode()
@@ -440,9 +446,12 @@ class IrisProtocol(WireProtocol):
         if not sep or not event:
             return None
         tag, sep, data = rest.partition(";")
-        if not sep or not (tag.isascii() and tag.isdigit()):  # int() refuses "²"
+        # Only the five known tags, looked up rather than parsed: int() of a
+        # client's tag raises on "²", and on a tag of over 4,300 digits.
+        type_tag = _IRIS_TAGS.get(tag) if sep else None
+        if type_tag is None:
             return None
-        return Event(event, (IrisValue(int(tag), data),))
+        return Event(event, (IrisValue(type_tag, data),))
 
     def encode_event(self, name: str, args: tuple[Any, ...], channel: str | None = None) -> str:
         """Write an event with one value (or none), tagged by its Python type."""
@@ -462,3 +471,16 @@ class IrisProtocol(WireProtocol):
         else:
             tag, text = self.JSON, _compact_dumps(value)
         return f"{self.prefix}{name};{tag};{text}"
+
+
+_IRIS_TAGS = {
+    str(tag): tag
+    for tag in (
+        IrisProtocol.STRING,
+        IrisProtocol.INT,
+        IrisProtocol.BOOL,
+        IrisProtocol.BYTES,
+        IrisProtocol.JSON,
+    )
+}
+"""The iris type tags as they are written, and their numbers."""
