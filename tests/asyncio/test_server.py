@@ -20,6 +20,7 @@ from wskit import (
     Request,
     Response,
 )
+from wskit.protocol.connection import Connection, Side
 from wskit.protocol.handshake import reject
 
 TIMEOUT = 10
@@ -530,3 +531,46 @@ async def test_broadcast_max_buffer_skips_stalled_client() -> None:
         assert received[1:] == expected[1:]
         assert expected[0] < expected[1]
         stalled_client.transport.abort()
+
+
+async def test_a_slow_process_request_does_not_buffer_what_the_client_streams() -> None:
+    # While an async hook decides (a database lookup), what the client sends
+    # stays in the socket: TCP pushes back instead of the server buffering it.
+    release = asyncio.Event()
+    seen: list[wskit.ServerConn] = []
+
+    async def hook(conn: wskit.ServerConn, request: Request) -> Response | None:
+        seen.append(conn)
+        await release.wait()
+        return None
+
+    parked = Parked()
+    async with serving(parked, process_request=hook) as server:
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        client = Connection(Side.CLIENT)
+        text = "x" * 2**16
+        client.send_text(text)
+        frame = b"".join(client.data_to_send())
+        sent = 0
+        while sent < 2**26:  # 64 MiB: far more than the socket buffers hold
+            writer.write(frame)
+            sent += len(frame)
+            try:
+                await asyncio.wait_for(writer.drain(), 0.5)
+            except TimeoutError:
+                break
+        else:
+            pytest.fail("the server read 64 MiB while its hook was deciding")
+        (conn,) = seen
+        assert len(conn._pending) <= 2**18 + len(frame)
+        release.set()
+        server_conn = await parked.get()
+        # What was sent meanwhile arrives intact once the hook lets it in.
+        assert await asyncio.wait_for(server_conn.recv(), TIMEOUT) == text
+        assert await asyncio.wait_for(server_conn.recv(), TIMEOUT) == text
+        writer.transport.abort()

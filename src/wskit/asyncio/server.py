@@ -318,7 +318,8 @@ class ServerConn(Conn):
             return  # refused: what the client still sends is read only to be dropped
         parser = self._parser
         if parser is None:
-            # The hook is still deciding: keep what arrives for the WebSocket phase.
+            # The hook is still deciding (reading is paused, but one read may
+            # have been under way): keep it for the WebSocket phase.
             self._pending += data
             return
         try:
@@ -334,6 +335,11 @@ class ServerConn(Conn):
         if self.server.options.process_request is None:
             self._accept(request)
         else:
+            # What the client sends while the hook decides waits in the socket
+            # (TCP pushes back), not in our memory: a slow hook (a database
+            # lookup) must not let a client stream gigabytes into _pending.
+            assert self.transport is not None
+            self.transport.pause_reading()
             self._loop.create_task(self._run_hook(request))
 
     async def _run_hook(self, request: Request) -> None:
@@ -354,6 +360,8 @@ class ServerConn(Conn):
             self._refuse(answer, "by process_request")
         elif self.transport is not None and not self.transport.is_closing():
             self._accept(request)
+            if self.protocol is not None:
+                self._update_reading()  # reading was paused for the hook
 
     def _error_response(self, exc: InvalidRequest) -> Response:
         return reject(exc.status, exc.body, exc.headers)
