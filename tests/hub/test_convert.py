@@ -8,8 +8,8 @@ import msgspec
 import pytest
 
 from wskit.hub import Client
-from wskit.hub.convert import ConversionError, convert, signature_of, to_builtins
-from wskit.hub.wire import IrisValue
+from wskit.hub.convert import ConversionError, convert, short_repr, signature_of, to_builtins
+from wskit.hub.wire import IrisProtocol, IrisValue
 
 
 class Color(enum.Enum):
@@ -144,7 +144,7 @@ def test_convert_accepts(value: Any, hint: Any, expected: Any) -> None:
             Outer,
             "argument 'arg.items[1]': missing field 'n'",
         ),
-        ({"value": -1}, Checked, "argument 'arg': must not be negative"),
+        ({"value": -1}, Checked, "argument 'arg': not a valid Checked"),
         ({"title": "T"}, Movie, "argument 'arg': missing key 'year'"),
         ({"title": "T", "year": "1"}, Movie, "argument 'arg.year': expected int, got str"),
         ([], Movie, "argument 'arg': expected Movie, got list"),
@@ -162,6 +162,126 @@ def test_convert_refuses_with_a_clear_message(value: Any, hint: Any, message: st
 def test_convert_refuses_unsupported_hints() -> None:
     with pytest.raises(ConversionError, match="unsupported type hint"):
         convert(1, "NotAType", "arg")
+
+
+SECRET = "lookup failed in postgres://admin:s3cret@db/accounts"
+
+
+@dataclasses.dataclass
+class Account:
+    number: int
+
+    def __post_init__(self) -> None:
+        if self.number < 0:
+            raise ValueError(SECRET)
+
+
+class StructAccount(msgspec.Struct):
+    number: int
+
+    def __post_init__(self) -> None:
+        if self.number < 0:
+            raise ValueError(SECRET)
+
+
+@dataclasses.dataclass
+class Converting:
+    value: Any
+
+    def __post_init__(self) -> None:
+        self.value = convert(self.value, int, "value")
+
+
+@pytest.mark.parametrize(
+    ("value", "hint", "message"),
+    [
+        ({"number": -1}, Account, "argument 'arg': not a valid Account"),
+        ({"number": -1}, StructAccount, "argument 'arg': not a valid StructAccount"),
+        ([{"number": -1}], list[Account], "argument 'arg[0]': not a valid Account"),
+    ],
+)
+def test_a_types_own_exception_text_is_not_in_the_message(
+    value: Any, hint: Any, message: str
+) -> None:
+    with pytest.raises(ConversionError) as error:
+        convert(value, hint, "arg")
+    assert str(error.value) == message
+    # Kept for the server's eyes: the cause, and the detail a debug hub shows.
+    assert isinstance(error.value.__cause__, ValueError)
+    assert error.value.detail == f"ValueError: {SECRET}"
+
+
+def test_wskits_own_messages_have_no_detail_and_pass_through_a_post_init() -> None:
+    with pytest.raises(ConversionError) as error:
+        convert({"value": "x"}, Converting, "arg")
+    assert str(error.value) == "argument 'value': expected int, got str"
+    assert error.value.detail is None
+    with pytest.raises(ConversionError) as error:
+        convert({"age": 1}, User, "arg")  # msgspec's message, from the schema
+    assert error.value.detail is None
+
+
+HUGE = "x" * 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        (IrisValue(1, HUGE), int),
+        (IrisValue(0, HUGE), float),
+        (IrisValue(0, HUGE), bool),
+        (HUGE, Literal["a", "b"]),
+        (HUGE, Color),
+        ({HUGE: "x"}, dict[str, int]),
+        ({"a": {HUGE: [HUGE]}}, dict[str, dict[str, list[int]]]),
+        ({HUGE: 1}, dict[Literal["k"], int]),
+        ([[HUGE] * 1000], Literal["a"]),
+        ({"name": HUGE}, dict[str, Literal["a"]]),
+        (HUGE, Literal[1]),
+        ({"name": "u", "age": HUGE}, User),
+        (HUGE, msgspec.Struct),
+        (1e308, Literal[1]),
+        (10**5000, Literal[1]),  # an int of over 4,300 digits has no repr
+    ],
+    ids=lambda value: type(value).__name__ if not isinstance(value, type) else None,
+)
+def test_messages_quote_a_clients_values_cut_short(value: Any, hint: Any) -> None:
+    with pytest.raises(ConversionError) as error:
+        convert(value, hint, "arg")
+    assert len(str(error.value)) < 500
+
+
+def test_msgspec_messages_are_cut_short() -> None:
+    class Choice(msgspec.Struct):
+        pick: Literal["a", "b"]
+
+    with pytest.raises(ConversionError) as error:
+        convert({"pick": HUGE}, Choice, "arg")
+    message = str(error.value)
+    assert message.startswith("argument 'arg': Invalid enum value 'xxx")
+    assert len(message) < 500
+
+
+def test_short_repr() -> None:
+    assert short_repr("abc") == "'abc'"
+    assert short_repr(42) == "42"
+    shortened = short_repr("a" * 30 + "b" * 1_000_000 + "c" * 30)
+    assert shortened.startswith("'aaaa") and shortened.endswith("cccc'")
+    assert "..." in shortened and len(shortened) <= 70
+    assert len(short_repr([[["deep" * 100] * 100] * 100] * 100)) < 300
+    assert len(short_repr(dict.fromkeys(range(1000), "v" * 1000))) < 300
+    assert short_repr(10**5000) == "<int>"
+
+
+def test_an_iris_json_value_too_deep_is_a_conversion_error() -> None:
+    deep = IrisValue(IrisProtocol.JSON, "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConversionError, match="argument 'arg': JSON value nested too deep"):
+        convert(deep, list[Any], "arg")
+
+    def untyped(client: Client, doc: Any) -> None: ...
+
+    with pytest.raises(ConversionError, match="argument 'doc': JSON value nested too deep"):
+        signature_of(untyped, Client).bind(CLIENT, [deep])
 
 
 # --------------------------------------------------------------------------- iris values

@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import logging
 import re
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 import msgspec
 import pytest
@@ -128,6 +128,98 @@ async def test_bad_arguments_are_answered_but_logged_at_a_bounded_rate(
                 assert answer["e"]["message"] == "argument 'x': expected int, got str"
         records = [r for r in caplog.records if "bad arguments" in r.getMessage()]
         assert 1 <= len(records) <= 10  # a burst of 5, then 0.2 per second
+        await peer.close()
+
+
+SECRET = "lookup failed in postgres://admin:s3cret@db/accounts"
+
+
+@dataclasses.dataclass
+class Account:
+    number: int
+
+    def __post_init__(self) -> None:
+        if self.number < 0:
+            raise ValueError(SECRET)
+
+
+class StructAccount(msgspec.Struct):
+    number: int
+
+    def __post_init__(self) -> None:
+        if self.number < 0:
+            raise ValueError(SECRET)
+
+
+@pytest.mark.parametrize(
+    ("hint", "type_name"), [(Account, "Account"), (StructAccount, "StructAccount")]
+)
+async def test_a_types_own_exception_text_goes_to_the_client_only_with_debug(
+    caplog: pytest.LogCaptureFixture, hint: type, type_name: str
+) -> None:
+    fresh_log_limits()
+    hub = pinging_hub()
+
+    def open_account(a: Any) -> int:
+        return 1
+
+    open_account.__annotations__["a"] = hint
+    hub.on("open_account", open_account)
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        with caplog.at_level(logging.DEBUG, logger="wskit.hub"):
+            answer = await peer.request("open_account", {"number": -1})
+        assert answer["e"] == {"message": f"argument 'a': not a valid {type_name}"}
+        # INFO and above: the parameter and the type, never the text.
+        info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+        assert any(f"not a valid {type_name}" in m for m in info)
+        assert not any("s3cret" in m for m in info)
+        # DEBUG has it, for the operator who asks.
+        debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+        assert any(f"ValueError: {SECRET}" in m for m in debug)
+        hub.debug = True
+        answer = await peer.request("open_account", {"number": -1})
+        assert answer["e"] == {
+            "message": f"argument 'a': not a valid {type_name} (ValueError: {SECRET})"
+        }
+        assert await peer.call("open_account", {"number": 1}) == 1
+        await peer.close()
+
+
+HUGE = "x" * 500_000
+
+
+async def test_answers_and_log_records_stay_short_whatever_the_client_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fresh_log_limits()
+    hub = pinging_hub()
+    hub.of("chat")
+
+    @hub.on("typed")
+    def typed(x: int, choice: Literal["a", "b"], table: dict[str, int]) -> None: ...
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        with caplog.at_level(logging.DEBUG, logger="wskit.hub"):
+            answers = [
+                await peer.request("typed", HUGE, "a", {}),
+                await peer.request("typed", 1, HUGE, {}),
+                await peer.request("typed", 1, "a", {HUGE: HUGE}),
+                await peer.request("typed", 1, "a", {HUGE: 1, "k": HUGE}),
+                await peer.request(HUGE),
+                await peer.request(HUGE, channel="chat"),
+                await peer.request("ping", channel=HUGE),
+            ]
+        for answer in answers:
+            assert "e" in answer and len(answer["e"]["message"]) < 1000
+        assert answers[1]["e"]["message"].startswith("argument 'choice': 'xxxxx")
+        assert answers[4]["e"]["message"].startswith("No event listener for 'xxxxx")
+        assert answers[6]["e"]["message"].startswith("Channel 'xxxxx")
+        assert caplog.records
+        assert all(len(r.getMessage()) < 1000 for r in caplog.records)
+        assert await peer.call("ping") == "pong"
         await peer.close()
 
 
@@ -331,7 +423,7 @@ async def test_typed_handlers_convert_every_supported_hint() -> None:
         ),
         ("containers", [[1, "2"], {}, []], "argument 'items[1]': expected int, got str"),
         ("containers", [[], {"a": "b"}, []], "argument 'table.a': expected float, got str"),
-        ("validated", [{"value": -1}], "argument 'amount': must be positive"),
+        ("validated", [{"value": -1}], "argument 'amount': not a valid Positive"),
     ],
 )
 async def test_conversion_failures_answer_with_the_argument_and_never_stop_the_hub(

@@ -10,7 +10,12 @@ parameter annotated with the hub's client class receives the calling client.
 
 A value that does not fit raises :class:`ConversionError`, whose message
 names the argument and what was wrong, e.g. ``argument 'age': expected
-int, got str``; the hub answers the request with it.
+int, got str``; the hub answers the request with it. The message quotes
+the client's values cut short (:func:`short_repr`), so that whatever the
+client sent, what it causes to be logged or answered stays under a
+kilobyte. When a type's own code refuses a value (a dataclass's
+``__post_init__``, a ``Struct``'s), the message names the argument and the
+type only: that code's exception text may hold the server's data.
 
 The way back, :func:`to_builtins` (a handler's result as JSON-ready
 values), belongs to the encoders of :mod:`wskit.hub.wire` and is re-exported
@@ -22,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+import reprlib
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -29,13 +35,77 @@ from typing import Any
 
 from .wire import IrisValue, is_struct, to_builtins
 
-__all__ = ["ConversionError", "HandlerSignature", "signature_of", "convert", "to_builtins"]
+__all__ = [
+    "ConversionError",
+    "HandlerSignature",
+    "signature_of",
+    "convert",
+    "to_builtins",
+    "short_repr",
+]
 
 _MISSING = inspect.Parameter.empty
 
+# What a client sent, as quoted in an error message: a few dozen characters
+# of a string or number, four items of a container, three levels deep (so
+# the work is bounded too), and at most _MAX_REPR characters in all.
+_client_repr = reprlib.Repr()
+_client_repr.maxstring = _client_repr.maxother = 60
+_client_repr.maxlevel = 3
+_client_repr.maxlist = _client_repr.maxtuple = _client_repr.maxdict = 4
+_client_repr.maxset = _client_repr.maxfrozenset = _client_repr.maxdeque = 4
+
+_MAX_REPR = 120
+"""Characters of a client's value quoted in a message, at most."""
+
+_MAX_TEXT = 300
+"""Characters kept of a text written by others (msgspec's error, a type's exception)."""
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut short, for quoting a client's value in a message or a log.
+
+    A string or number keeps at most about 60 characters (its head and tail
+    around ``...``), a container its first four items, three levels deep,
+    and the whole at most 120 characters; the cost does not grow with the
+    value's size.
+    """
+    try:
+        return _clip(_client_repr.repr(value), _MAX_REPR)
+    except ValueError:  # an int of over 4,300 digits has no repr
+        return f"<{type(value).__name__}>"
+
+
+def _clip(text: str, limit: int = _MAX_TEXT) -> str:
+    """``text`` cut to at most ``limit`` characters, its head and tail kept."""
+    if len(text) <= limit:
+        return text
+    half = (limit - 3) // 2
+    return f"{text[:half]}...{text[-half:]}"
+
 
 class ConversionError(ValueError):
-    """A wire value does not fit the handler's type hint."""
+    """A wire value does not fit the handler's type hint.
+
+    Its message is meant for the client: it names the argument and what was
+    wrong, quoting the client's values cut short. When a type's own code
+    refused the value, the exception that code raised is the error's
+    ``__cause__``, left out of the message (it may hold the server's data);
+    :attr:`detail` tells it, for logs at DEBUG and for a hub with ``debug``.
+    """
+
+    @property
+    def detail(self) -> str | None:
+        """The type and text of the exception of a type's own code (shortened), if any."""
+        cause = self.__cause__
+        if cause is None:
+            return None
+        return _clip(f"{type(cause).__name__}: {cause}")
+
+
+def _argument(path: str) -> str:
+    """``argument 'path'``: a path holds the client's dict keys, so it is cut short too."""
+    return f"argument {short_repr(path)}"
 
 
 def _type_name(tp: Any) -> str:
@@ -52,7 +122,7 @@ def _value_type(value: Any) -> str:
 
 def _fail(path: str, expected: Any, value: Any) -> ConversionError:
     return ConversionError(
-        f"argument {path!r}: expected {_type_name(expected)}, got {_value_type(value)}"
+        f"{_argument(path)}: expected {_type_name(expected)}, got {_value_type(value)}"
     )
 
 
@@ -83,8 +153,17 @@ def _from_iris(value: IrisValue, tp: Any, path: str) -> Any:
         if tp is float:
             return float(text)
     except ValueError:
-        raise ConversionError(f"argument {path!r}: {text!r} is not a {_type_name(tp)}") from None
-    return convert(value.natural(), tp, path)
+        message = f"{_argument(path)}: {short_repr(text)} is not a {_type_name(tp)}"
+        raise ConversionError(message) from None
+    return convert(_natural(value, path), tp, path)
+
+
+def _natural(value: IrisValue, path: str) -> Any:
+    """``value.natural()``, its one error (JSON nested too deep) a :class:`ConversionError`."""
+    try:
+        return value.natural()
+    except ValueError as exc:
+        raise ConversionError(f"{_argument(path)}: {exc}") from None
 
 
 def convert(value: Any, tp: Any, path: str = "value") -> Any:
@@ -111,12 +190,13 @@ def convert(value: Any, tp: Any, path: str = "value") -> Any:
             except ConversionError as exc:
                 errors.append(str(exc))
         raise ConversionError(
-            f"argument {path!r}: {_value_type(value)} fits none of {_type_name(tp)}"
+            f"{_argument(path)}: {_value_type(value)} fits none of {_type_name(tp)}"
         )
     if origin is typing.Literal:
         if value in typing.get_args(tp):
             return value
-        raise ConversionError(f"argument {path!r}: {value!r} is not one of {typing.get_args(tp)}")
+        choices = typing.get_args(tp)
+        raise ConversionError(f"{_argument(path)}: {short_repr(value)} is not one of {choices}")
     if origin is typing.Annotated:
         return convert(value, typing.get_args(tp)[0], path)
     if tp is bool:
@@ -162,7 +242,7 @@ def convert(value: Any, tp: Any, path: str = "value") -> Any:
             try:
                 return tp(value)
             except ValueError:
-                message = f"argument {path!r}: {value!r} is not a {tp.__name__}"
+                message = f"{_argument(path)}: {short_repr(value)} is not a {tp.__name__}"
                 raise ConversionError(message) from None
         if dataclasses.is_dataclass(tp):
             return _convert_dataclass(value, tp, path)
@@ -173,7 +253,7 @@ def convert(value: Any, tp: Any, path: str = "value") -> Any:
         if isinstance(value, tp):
             return value
         raise _fail(path, tp, value)
-    raise ConversionError(f"argument {path!r}: unsupported type hint {tp!r}")
+    raise ConversionError(f"{_argument(path)}: unsupported type hint {tp!r}")
 
 
 def _convert_sequence(value: Any, tp: Any, origin: Any, path: str) -> Any:
@@ -182,7 +262,7 @@ def _convert_sequence(value: Any, tp: Any, origin: Any, path: str) -> Any:
     args = typing.get_args(tp)
     if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
         if len(value) != len(args):
-            message = f"argument {path!r}: expected {len(args)} items, got {len(value)}"
+            message = f"{_argument(path)}: expected {len(args)} items, got {len(value)}"
             raise ConversionError(message)
         pairs = enumerate(zip(value, args, strict=True))
         return tuple(convert(v, t, f"{path}[{i}]") for i, (v, t) in pairs)
@@ -194,7 +274,7 @@ def _convert_sequence(value: Any, tp: Any, origin: Any, path: str) -> Any:
         try:
             return origin(items)
         except TypeError as exc:  # unhashable items, e.g. set[list[int]]
-            raise ConversionError(f"argument {path!r}: {exc}") from None
+            raise ConversionError(f"{_argument(path)}: {exc}") from None
     return items
 
 
@@ -211,12 +291,15 @@ def _convert_dataclass(value: Any, tp: type, path: str) -> Any:
                 value[field.name], hints.get(field.name, Any), f"{path}.{field.name}"
             )
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ConversionError(f"argument {path!r}: missing field {field.name!r}")
+            raise ConversionError(f"{_argument(path)}: missing field {field.name!r}")
     try:
         return tp(**kwargs)
+    except ConversionError:
+        raise  # wskit's own message, from a __post_init__ that converts
     except (TypeError, ValueError) as exc:
-        # A __post_init__ that validates is part of converting to the type.
-        raise ConversionError(f"argument {path!r}: {exc}") from None
+        # A __post_init__ that validates is part of converting to the type,
+        # but its text is the server's: the client reads the type's name.
+        raise ConversionError(f"{_argument(path)}: not a valid {tp.__name__}") from exc
 
 
 def _convert_typeddict(value: Any, tp: Any, path: str) -> Any:
@@ -225,7 +308,7 @@ def _convert_typeddict(value: Any, tp: Any, path: str) -> Any:
     hints = typing.get_type_hints(tp)
     for key in tp.__required_keys__:
         if key not in value:
-            raise ConversionError(f"argument {path!r}: missing key {key!r}")
+            raise ConversionError(f"{_argument(path)}: missing key {key!r}")
     return {
         key: convert(item, hints[key], f"{path}.{key}")
         for key, item in value.items()
@@ -239,7 +322,12 @@ def _convert_struct(value: Any, tp: type, path: str) -> Any:
     try:
         return msgspec.convert(value, tp)
     except msgspec.ValidationError as exc:
-        raise ConversionError(f"argument {path!r}: {exc}") from None
+        if exc.__cause__ is not None:
+            # Raised by the Struct's __post_init__: the server's text, not msgspec's.
+            message = f"{_argument(path)}: not a valid {tp.__name__}"
+            raise ConversionError(message) from exc.__cause__
+        # msgspec's own message, from the schema; it quotes the whole value.
+        raise ConversionError(f"{_argument(path)}: {_clip(str(exc))}") from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -308,7 +396,11 @@ class HandlerSignature:
                 args = args[:wanted]
         if self._plain:
             leading = self._leading
-            values = [a.natural() if type(a) is IrisValue else a for a in args]
+            try:
+                values = [a.natural() if type(a) is IrisValue else a for a in args]
+            except ValueError as exc:  # an iris JSON value nested deeper than json's stack
+                name = self._params[leading].name if len(self._params) > leading else "*0"
+                raise ConversionError(f"{_argument(name)}: {exc}") from None
             wanted = len(self._params) - leading
             if self._varargs is None and len(values) > wanted:
                 raise ConversionError(f"expected at most {wanted} arguments, got {len(values)}")

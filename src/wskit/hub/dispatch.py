@@ -25,8 +25,14 @@ The hub hands every :class:`~wskit.hub.wire.Event` a client sends to
    (:func:`wskit.limits.report_failure`). Arguments that do not fit the
    handler's hints reject with the :class:`~wskit.hub.convert.ConversionError`'s
    message (it names the parameter and the type, nothing of the server's),
-   logged at INFO under :data:`wskit.limits.client_caused`. Nothing a client
-   sends stops the hub.
+   logged at INFO under :data:`wskit.limits.client_caused`. When a type's
+   own code refused the value (a ``__post_init__`` raising ``ValueError``),
+   the text of its exception goes only to a DEBUG record, and to the client
+   with ``debug``. Nothing a client sends stops the hub.
+
+The client's values that messages and log records quote (event and channel
+names, arguments) are cut short (:func:`wskit.hub.convert.short_repr`): an
+answer or a record stays under a kilobyte whatever the client sent.
 
 Hooks (``connect``, ``message``, ``error``, ``leave``...) are called by
 :meth:`Dispatcher.fire_hook`: the client's first, then the hub's.
@@ -42,7 +48,7 @@ from typing import Any
 
 from ..limits import client_caused, public_error_message, report_failure
 from .client import Client
-from .convert import ConversionError, HandlerSignature
+from .convert import ConversionError, HandlerSignature, short_repr
 from .errors import ClientError, Reject
 from .registry import RESERVED_EVENTS, Handler, HandlerTable, Registry, Spawn, call_hooks
 from .wire import Event, Result, WireProtocol
@@ -130,11 +136,13 @@ class Dispatcher:
         handler = self._find_handler(client, event)
         if not handler:
             if request_id is not None:
+                channel = short_repr(event.channel)
                 if handler is False:
-                    self.reject(client, request_id, f"Channel '{event.channel}' does not exist")
+                    self.reject(client, request_id, f"Channel {channel} does not exist")
                 else:
-                    where = f" on channel '{event.channel}'" if event.channel is not None else ""
-                    self.reject(client, request_id, f"No event listener for '{event.name}'{where}")
+                    where = f" on channel {channel}" if event.channel is not None else ""
+                    name = short_repr(event.name)
+                    self.reject(client, request_id, f"No event listener for {name}{where}")
             return
         assert isinstance(handler, HandlerSignature)
         try:
@@ -143,9 +151,11 @@ class Dispatcher:
             self._bad_arguments(client, event, exc)
             return
         except (TypeError, ValueError) as exc:
-            # A type's own validation failed: still the client's bad arguments.
-            message = f"bad arguments for '{event.name}': {exc}"
-            self._bad_arguments(client, event, ConversionError(message))
+            # A type's own validation failed: still the client's bad arguments,
+            # but the text is the server's (told only with debug).
+            error = ConversionError(f"bad arguments for {short_repr(event.name)}")
+            error.__cause__ = exc
+            self._bad_arguments(client, event, error)
             return
         except Exception as exc:
             self._handler_failed(client, event, exc)
@@ -164,18 +174,25 @@ class Dispatcher:
             self._answer(client, event, result)
 
     def _bad_arguments(self, client: Client, event: Event, exc: ConversionError) -> None:
+        name = short_repr(event.name)
         client_caused.log(
             logger,
             logging.INFO,
             ("bad-arguments",),
-            "bad arguments for %r from %s: %s",
-            event.name,
+            "bad arguments for %s from %s: %s",
+            name,
             client.id,
             exc,
         )
+        detail = exc.detail
+        if detail is not None:
+            logger.debug("bad arguments for %s from %s: %s (%s)", name, client.id, exc, detail)
         self.fire_hook("error", client, exc)
         if event.request_id is not None:
-            self.reject(client, event.request_id, str(exc))
+            message = str(exc)
+            if detail is not None and self.debug:
+                message = f"{message} ({detail})"
+            self.reject(client, event.request_id, message)
 
     # -- handlers in flight ----------------------------------------------------------------
 
@@ -225,7 +242,7 @@ class Dispatcher:
             logging.INFO,
             ("refused", reason),
             "%s from %s: %s",
-            event.name,
+            short_repr(event.name),
             client.id,
             reason,
         )
