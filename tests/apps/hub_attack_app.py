@@ -2,17 +2,31 @@
 
 ``slow`` requests wait (a handler in flight each) until ``release``;
 ``running`` says how many do, ``secret`` fails with a secret in its
-exception, ``typed`` takes an ``int``. :func:`make_hub` bounds a client to 4
-handlers in flight; :func:`make_limited_hub` adds a rate limit.
+exception, ``typed`` takes an ``int``, ``account`` an :class:`Account`
+whose validation fails with a secret. :func:`make_hub` bounds a client to 4
+handlers in flight; :func:`make_limited_hub` adds a rate limit;
+:func:`make_iris_hub` speaks iris (``echo`` sends its value back).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
-from wskit.hub import Hub
+from wskit.hub import Client, Hub
 
 MAX_INFLIGHT = 4
+
+
+@dataclasses.dataclass
+class Account:
+    """A type whose own validation fails with the server's secret in its text."""
+
+    number: int
+
+    def __post_init__(self) -> None:
+        if self.number < 0:
+            raise ValueError("lookup failed in postgres://admin:s3cret@db/accounts")
 
 
 def make_hub(**options: object) -> Hub:
@@ -44,6 +58,21 @@ def make_hub(**options: object) -> Hub:
     @hub.on("typed")
     def typed(x: int) -> int:
         return x
+
+    @hub.on("account")
+    def account(a: Account) -> int:
+        return a.number
+
+    return hub
+
+
+def make_iris_hub() -> Hub:
+    """:func:`make_hub` on the iris protocol, with ``echo``."""
+    hub = make_hub(protocol="iris")
+
+    @hub.on("echo")
+    def echo(client: Client, value: str) -> None:
+        client.emit("echo", value)
 
     return hub
 

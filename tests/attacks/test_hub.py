@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import re
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ TIMEOUT = 10
 _spec = importlib.util.spec_from_file_location("hub_attack_app", APPS / "hub_attack_app.py")
 assert _spec is not None and _spec.loader is not None
 attack_app = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = attack_app  # its dataclass looks its module up
 _spec.loader.exec_module(attack_app)
 
 
@@ -162,3 +164,56 @@ async def test_a_client_over_its_rate_is_closed(kind: str) -> None:
             assert await request(conn, i, "typed", i) == {"i": i, "d": i}
         await conn.send(json.dumps({"i": 5, "a": ["typed", 5]}))
         assert await close_of(conn) == (1008, "rate limit exceeded")
+
+
+@SERVERS
+async def test_a_types_secret_is_not_sent_nor_logged(kind: str) -> None:
+    async with hub_server(kind) as served, wskit.connect(served.url) as conn:
+        answer = await request(conn, 1, "account", {"number": -1})
+        assert answer["e"] == {"message": "argument 'a': not a valid Account"}
+        assert await request(conn, 2, "account", {"number": 7}) == {"i": 2, "d": 7}
+    assert "not a valid Account" in served.log
+    assert "s3cret" not in served.log
+
+
+@SERVERS
+async def test_request_ids_are_ints_or_strings_never_bools(kind: str) -> None:
+    async with hub_server(kind) as served, wskit.connect(served.url) as conn:
+        await conn.send(json.dumps({"i": True, "a": ["typed", 1]}))
+        await conn.send(json.dumps({"i": False, "a": ["typed", 2]}))
+        await conn.send(json.dumps({"i": 3, "a": ["typed", 3]}))
+        # Not requests: nothing answers them, the first answer is request 3's.
+        assert json.loads(await asyncio.wait_for(conn.recv(), TIMEOUT)) == {"i": 3, "d": 3}
+
+
+HUGE = "9" * 1_000_000
+
+
+@SERVERS
+async def test_what_a_client_sends_is_quoted_cut_short(kind: str) -> None:
+    async with hub_server(kind) as served, wskit.connect(served.url) as conn:
+        answers = [
+            await request(conn, 1, "typed", "x" + HUGE),
+            await request(conn, 2, "x" + HUGE),
+            await request(conn, 3, "account", {"number": -1, "x" * 500_000: 1}),
+        ]
+        for answer in answers:
+            assert len(json.dumps(answer)) < 1000
+    lines = served.log.splitlines()
+    assert lines and max(len(line) for line in lines) < 1000
+
+
+@SERVERS
+async def test_iris_tags_and_values_a_client_makes_up(kind: str) -> None:
+    async with hub_server(kind, "make_iris_hub") as served, wskit.connect(served.url) as conn:
+        prefix = "iris-websocket-message:"
+        await conn.send(f"{prefix}echo;{'1' * 4400};x")  # int() of the tag would raise
+        await conn.send(f"{prefix}echo;7;unknown tag")
+        await conn.send(f"{prefix}add;1;{HUGE}")  # no handler: nothing happens
+        await conn.send(f"{prefix}typed;1;x{HUGE}")  # not an int: logged, cut short
+        await conn.send(f"{prefix}echo;0;still here")
+        answer = await asyncio.wait_for(conn.recv(), TIMEOUT)
+        assert answer == f"{prefix}echo;0;still here"
+    assert "Traceback" not in served.log
+    assert "'typed'" in served.log and "is not a int" in served.log
+    assert max(len(line) for line in served.log.splitlines()) < 1000
