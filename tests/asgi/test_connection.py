@@ -257,6 +257,29 @@ async def test_reader_stops_while_replies_wait_unsent() -> None:
     await conn.finish()
 
 
+async def test_reader_stops_when_the_queue_holds_max_size() -> None:
+    # Few messages, but large: the queue is bounded in size (max_size) as well
+    # as in messages, so the reader stops pulling after two of 600 KB.
+    fake = FakeServer()
+    conn = AsgiConn(fake.scope, fake.receive, fake.send, max_size=2**20, max_queue=16)
+    await fake.inbox.put({"type": "websocket.connect"})
+    await conn.accept()
+    assert (await fake.sent())["type"] == "websocket.accept"
+    count = 10
+    for i in range(count):
+        await fake.inbox.put({"type": "websocket.receive", "bytes": bytes([i]) * 600_000})
+    async with asyncio.timeout(TIMEOUT):
+        while not conn._reading_paused:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert len(conn._queue) == 2 and fake.inbox.qsize() == count - 2
+    for i in range(count):
+        assert await conn.recv() == bytes([i]) * 600_000
+    assert conn._queue_size == 0
+    await fake.inbox.put({"type": "websocket.disconnect", "code": 1000})
+    await conn.finish()
+
+
 async def test_standalone_conn_in_a_bare_asgi_app() -> None:
     """AsgiConn used directly, without the endpoint, in a hand-written ASGI app."""
 

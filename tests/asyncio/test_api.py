@@ -35,10 +35,12 @@ class Scripted(ConnectionAPI):
         self, messages: list[Data | tuple[Data, bool]], end: ConnectionClosed, max_queue: int = 32
     ) -> None:
         self._queue = collections.deque()
+        self._queue_size = 0
         self._partial = None
         self._read_waiter = None
         self._reading_paused = False
         self.max_queue = max_queue
+        self.max_size = None
         self.end = end
         self.ended = False
         self.resumed = 0
@@ -56,6 +58,7 @@ class Scripted(ConnectionAPI):
         for message in messages:
             data, fin = message if isinstance(message, tuple) else (message, True)
             self._queue.append(DataReceived(data, fin))
+            self._queue_size += len(data)
         self._reading_paused = len(self._queue) > self.max_queue
         self._wake_reader()
 

@@ -592,6 +592,54 @@ async def test_reading_pauses_when_queue_is_full() -> None:
         assert transport.is_reading()
 
 
+async def test_reading_pauses_when_the_queue_holds_max_size() -> None:
+    # Compressed, a 1 MiB message of zeros takes about 1 KB on the wire:
+    # counting messages alone, max_queue of them would hold 16 MiB. The queue
+    # is bounded in size too: max_size plus the message that crossed it.
+    max_size = 2**20
+    count = 40
+    message = bytes(max_size)
+    async with connected(max_size=max_size, max_queue=16) as (client, server_conn, _):
+        assert server_conn is not None and server_conn.transport is not None
+        assert client.compression_enabled
+        for _ in range(count):
+            await client.send(message)
+        transport = server_conn.transport
+        async with asyncio.timeout(TIMEOUT):
+            while transport.is_reading():
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert not transport.is_reading()
+        assert server_conn._queue_size <= 2 * max_size
+        assert len(server_conn._queue) <= 2
+        for _ in range(count):
+            assert await server_conn.recv() == message
+        assert server_conn._queue_size == 0
+        assert transport.is_reading()
+
+
+async def test_messages_before_an_eof_are_all_delivered_when_parsing_paused() -> None:
+    # The peer sends compressed messages (more than one read may decompress)
+    # and then its EOF: the EOF waits until every frame before it is parsed.
+    max_size = 2**16
+    count = 30
+    async with connected(max_size=max_size, max_queue=4) as (client, server_conn, _):
+        assert server_conn is not None and client.transport is not None
+        assert client.protocol is not None
+        # All in one write, so that one read of the server holds them all.
+        for n in range(count):
+            client.protocol.send_text(f"{n:02d}" + "z" * (max_size - 2))
+        received: list[str] = []
+        # A callback takes the messages at once, so reading never pauses:
+        # the EOF is read while frames before it still wait to be parsed.
+        server_conn.on_message = received.append  # type: ignore[assignment]
+        client.transport.write(b"".join(client.protocol.data_to_send()))
+        client.transport.write_eof()
+        await asyncio.wait_for(server_conn.wait_closed(), TIMEOUT)
+        assert [message[:2] for message in received] == [f"{n:02d}" for n in range(count)]
+        assert server_conn.close_code == 1006
+
+
 def send_raw_pings(conn: wskit.Conn, first: int, count: int) -> None:
     """Queue ``count`` pings numbered from ``first`` (125-byte payloads) without futures."""
     assert conn.protocol is not None

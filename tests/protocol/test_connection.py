@@ -1070,3 +1070,49 @@ def test_deferred_failure_wins_over_an_application_close() -> None:
     server.send_close(1000)
     assert not server.failure_pending
     assert_failed(server, 1002)
+
+
+def test_one_read_decompresses_at_most_about_max_size() -> None:
+    # Each 1 MiB message of zeros compresses to about 1 KB: 40 of them fit
+    # in one read. Parsing stops once what it decompressed passes max_size,
+    # the rest waits in `unparsed`, and receive_data(b"") goes on.
+    max_size = 2**20
+    client, server = make_pair(deflate={}, max_size=max_size)
+    message = bytes(max_size)
+    for _ in range(40):
+        client.send_binary(message)
+    wire = b"".join(client.data_to_send())
+    assert len(wire) < 100_000
+    server.receive_data(wire)
+    got = server.events_received()
+    assert 1 <= len(got) <= 2 and server.inflate_paused and server.unparsed
+    received = len(got)
+    for _ in range(100):
+        if not server.inflate_paused:
+            break
+        server.receive_data(b"")
+        got = server.events_received()
+        assert len(got) <= 2
+        assert all(event == DataReceived(message, True) for event in got)
+        received += len(got)
+    assert received == 40 and not server.unparsed
+    # Uncompressed frames are bounded by the read itself: no pause.
+    client, server = make_pair(max_size=max_size)
+    for _ in range(40):
+        client.send_binary(bytes(1000))
+    server.receive_data(b"".join(client.data_to_send()))
+    assert len(server.events_received()) == 40 and not server.inflate_paused
+
+
+def test_a_close_frame_after_paused_parsing_waits_its_turn() -> None:
+    client, server = make_pair(deflate={}, max_size=2**16)
+    for _ in range(5):
+        client.send_text("a" * 2**16)
+    client.send_close(1000, "bye")
+    server.receive_data(b"".join(client.data_to_send()))
+    events = server.events_received()
+    while server.inflate_paused:
+        server.receive_data(b"")
+        events += server.events_received()
+    assert [type(event) for event in events] == [DataReceived] * 5 + [CloseReceived]
+    assert server.close_rcvd == (1000, "bye")

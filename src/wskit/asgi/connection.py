@@ -214,6 +214,7 @@ class AsgiConn(ConnectionAPI):
         # as DataReceived(message, True); _space is clear while the reader
         # loop waits for the queue to go below max_queue.
         self._queue: collections.deque[DataReceived] = collections.deque()
+        self._queue_size = 0
         self._partial = None
         self._read_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
@@ -374,7 +375,7 @@ class AsgiConn(ConnectionAPI):
         try:
             while True:
                 while (
-                    len(queue) >= self.max_queue or self._writes_pending_over_limit()
+                    self._queue_full() or self._writes_pending_over_limit()
                 ) and not self._close_queued:
                     self._reading_paused = True
                     self._space.clear()
@@ -401,6 +402,7 @@ class AsgiConn(ConnectionAPI):
                     self._queue_close(1009, f"message over {self.max_size} bytes")
                     continue
                 queue.append(DataReceived(data, True))
+                self._queue_size += len(data)
                 self._wake_reader()
         except asyncio.CancelledError:
             raise
@@ -535,8 +537,15 @@ class AsgiConn(ConnectionAPI):
             raise ASGIProtocolError("accept the connection before receiving")
         return self._new_read_waiter()
 
+    def _queue_full(self) -> bool:
+        """Whether the receive queue holds ``max_queue`` messages, or more than ``max_size``."""
+        max_size = self.max_size
+        return len(self._queue) >= self.max_queue or (
+            max_size is not None and self._queue_size > max_size
+        )
+
     def _maybe_resume_reading(self) -> None:
-        if len(self._queue) < self.max_queue:
+        if not self._queue_full():
             self._reading_paused = False
             self._space.set()
 

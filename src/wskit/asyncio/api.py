@@ -15,11 +15,17 @@ Whatever arrives goes into ``_queue`` as
 :class:`~wskit.protocol.events.DataReceived` ``(data, fin)`` pairs (a
 fragment each for ``Conn``, whole messages for ``AsgiConn``), and the one
 waiting reader is woken with :meth:`ConnectionAPI._wake_reader`. The reader
-takes them out in :meth:`ConnectionAPI._receive`, joining fragments. Each
-class bounds the queue its own way: past ``max_queue`` entries ``Conn``
-pauses its transport's reading and ``AsgiConn`` stops asking the server for
-messages; both start again in ``_maybe_resume_reading`` once the reader has
-taken enough out.
+takes them out in :meth:`ConnectionAPI._receive`, joining fragments.
+
+The queue is bounded twice: in entries (``max_queue``) and in size
+(``_queue_size``, the bytes, or characters for text, of what waits; past
+``max_size``). The size matters because a peer can make each entry cheap to
+send and dear to keep: with permessage-deflate a 16 MiB message may take 20
+KB on the wire, and ``max_queue`` of them would hold 256 MiB. Past either
+bound ``Conn`` pauses its transport's reading and ``AsgiConn`` stops asking
+the server for messages; both start again in ``_maybe_resume_reading`` once
+the reader has taken enough out. So the queue holds at most ``max_size``
+plus the one message that crossed it.
 
 Fragments are joined in one growing buffer (:class:`io.StringIO` for text,
 :class:`io.BytesIO` for binary), not kept as a list of pieces: a message in
@@ -62,15 +68,17 @@ class ConnectionAPI:
     # The receive queue (see the module's docstring): frames or messages not
     # read yet, the fragments of a message being joined, the reader waiting
     # for more, and whether the source is paused because the queue is full.
-    __slots__ = ("_partial", "_queue", "_read_waiter", "_reading_paused")
+    __slots__ = ("_partial", "_queue", "_queue_size", "_read_waiter", "_reading_paused")
 
     request: Request | None
     response: Response | None
     json_loads: Callable[[str | bytes], Any]
     json_dumps: Callable[[Any], str]
     max_queue: int
+    max_size: int | None
     _loop: asyncio.AbstractEventLoop
     _queue: collections.deque[DataReceived]
+    _queue_size: int
     _partial: io.StringIO | io.BytesIO | None
     _read_waiter: asyncio.Future[None] | None
     _reading_paused: bool
@@ -133,6 +141,7 @@ class ConnectionAPI:
     def _pop(self) -> DataReceived:
         """Take the next frame or message out of the queue (which must hold one)."""
         event = self._queue.popleft()
+        self._queue_size -= len(event.data)
         if self._reading_paused:
             self._maybe_resume_reading()
         return event
@@ -155,6 +164,7 @@ class ConnectionAPI:
             queue = self._queue
             if queue:
                 data, fin = queue.popleft()
+                self._queue_size -= len(data)
                 if self._reading_paused:
                     self._maybe_resume_reading()
                 if fin and self._partial is None:

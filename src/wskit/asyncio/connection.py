@@ -4,8 +4,13 @@
 sans-I/O :class:`~wskit.protocol.connection.Connection`, writes what it
 answers (pongs, close frames) and hands complete messages to the reader.
 A reader that is already waiting gets its message directly; otherwise the
-message waits in a bounded queue, and when the queue is full the transport
-stops reading, so a peer cannot make wskit buffer without bound. Writes go
+message waits in a queue bounded in messages (``max_queue``) and in size
+(``max_size``), and when the queue is full the transport stops reading, so a
+peer cannot make wskit buffer without bound. Compressed data is bounded
+before it reaches the queue: the core stops parsing once one read has
+decompressed ``max_size`` (``Connection.inflate_paused``), and :class:`Conn`
+goes on when the queue has room (``_parse_more``; a peer's EOF waits behind
+the frames still to parse). Writes go
 straight to the socket when the transport holds nothing (see
 :mod:`~wskit.asyncio.direct_write`), else to the transport; ``send()`` waits
 only while the transport has asked us to pause (``pause_writing``), which
@@ -18,7 +23,7 @@ the transport stops reading while its write buffer is over ``write_limit``
 (``write_limit // 4``), whatever the buffer holds. One exception keeps two
 wskit peers that both write a lot from waiting on each other forever: while
 a sender of ours waits in ``send()`` for the buffer to drain, reading goes
-on (what the reader may then queue is bounded by ``max_queue``), and pongs
+on (what the reader may then queue is bounded as above), and pongs
 are held back meanwhile, only the latest one kept (RFC 6455 section 5.5.3
 allows answering only the most recent ping), to go out once the buffer has
 drained.
@@ -143,6 +148,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "_close_timer",
         "_closed",
         "_closed_first",
+        "_eof_pending",
         "_drain_waiters",
         "_held_pong",
         "_keepalive",
@@ -225,6 +231,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         #: Bytes received after the opening handshake (frames, as on the wire).
         self.bytes_received = 0
         self._queue = _NO_QUEUE
+        self._queue_size = 0
         self._on_message: MessageHandler | None = None
         # Lists made when first needed (a fragmented message, a full
         # buffer): most connections never need them.
@@ -243,6 +250,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self._closed: asyncio.Future[None] = self._loop.create_future()
         # Whether this side started the closing handshake (for the DEBUG trace).
         self._closed_first = False
+        # The peer's EOF, held until the frames before it are parsed (eof_received).
+        self._eof_pending = False
 
     # -- opening -----------------------------------------------------------
 
@@ -302,6 +311,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             queue = self._queue
             if queue is _NO_QUEUE:
                 queue = self._queue = collections.deque()
+            size = self._queue_size
             for event in events:
                 if type(event) is DataReceived:
                     on_message = self._on_message
@@ -309,11 +319,15 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
                         self._deliver(on_message, event)
                     else:
                         queue.append(event)
+                        size += len(event.data)
                 else:
                     self._handle_control(event)
+            self._queue_size = size
             if self._read_waiter is not None:
                 self._wake_reader()
-            if len(queue) > self.max_queue and not self._reading_paused:
+            if not self._reading_paused and (
+                len(queue) > self.max_queue or (self.max_size is not None and size > self.max_size)
+            ):
                 self._reading_paused = True
                 self.transport.pause_reading()  # type: ignore[union-attr]
         if protocol.output:
@@ -322,6 +336,22 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         # closed, a failure held back) is a change to act on.
         if protocol.phase is not _OPEN:
             self._after_state_change(protocol)
+        if protocol.inflate_paused and not self._reading_paused:
+            # Room in the queue (or a callback took the messages): go on soon.
+            self._loop.call_soon(self._parse_more)
+
+    def _parse_more(self) -> None:
+        """Parse what the protocol core left when it had decompressed enough for one read."""
+        protocol = self.protocol
+        if protocol is None:
+            return
+        if protocol.inflate_paused:
+            self.data_received(b"")
+        if self._eof_pending and not protocol.inflate_paused:
+            self._eof_pending = False
+            self.eof_received()
+            if self.transport is not None:
+                self.transport.close()
 
     def _sync_writer(self) -> None:
         """Tell the writer whether data frames may still go (fan-out reads it)."""
@@ -420,8 +450,15 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool | None:
         """The peer half-closed the stream; the connection is over."""
-        if self.protocol is not None:
-            self.protocol.receive_eof()
+        protocol = self.protocol
+        if protocol is not None:
+            if protocol.inflate_paused:
+                # Frames that came before the EOF still wait to be parsed
+                # (see Connection.inflate_paused): the EOF goes after them,
+                # and _parse_more closes the transport then.
+                self._eof_pending = True
+                return True
+            protocol.receive_eof()
             self._sync_writer()
         # Returning a false value lets asyncio close the transport.
         return None
@@ -512,9 +549,17 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         return self._new_read_waiter()
 
     def _maybe_resume_reading(self) -> None:
-        if len(self._queue) <= self.max_queue // 4 and self.transport:
+        max_size = self.max_size
+        if (
+            len(self._queue) <= self.max_queue // 4
+            and (max_size is None or self._queue_size <= max_size // 4)
+            and self.transport
+        ):
             self._reading_paused = False
             self._update_reading()
+            protocol = self.protocol
+            if protocol is not None and protocol.inflate_paused:
+                self._loop.call_soon(self._parse_more)
 
     # -- writing -------------------------------------------------------------
 
@@ -817,6 +862,9 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self._on_message = _drop_message
         self._reading_paused = False
         self._update_reading()
+        protocol = self.protocol
+        if protocol is not None and protocol.inflate_paused:
+            self._loop.call_soon(self._parse_more)
 
     async def wait_closed(self, timeout: float | None = None) -> None:
         """Wait until the TCP connection is closed; abort it after ``timeout``."""

@@ -35,7 +35,6 @@ async def run_echo(
         port,
         compression="deflate" if compression else None,
         max_size=ECHO_MAX_SIZE,
-        ping_interval=None,
         # Conformance suites connect from anywhere; an echo server has nothing to protect.
         check_origin=lambda request: True,
         **(limits or {}),

@@ -132,6 +132,9 @@ fragments, while fragments of 64 bytes or more, and the last one, count
 exactly their size.
 """
 
+# What one receive_data() call may decompress without a max_size (see inflate_paused).
+_INFLATE_BUDGET = 2**20
+
 
 class Side(enum.Enum):
     """Which end of the connection this is; it decides who masks."""
@@ -200,6 +203,7 @@ class Connection:
         "_in_decoder",
         "_in_opcode",
         "_in_size",
+        "_inflated",
         "_out_compressed",
         "_out_opcode",
         "auto_pong",
@@ -210,6 +214,7 @@ class Connection:
         "deflate",
         "error",
         "events",
+        "inflate_paused",
         "masking",
         "max_size",
         "output",
@@ -257,6 +262,12 @@ class Connection:
         self._in_compressed = False
         self._in_size = 0
         self._in_decoder: codecs.IncrementalDecoder | None = None
+        self._inflated = 0  # bytes decompressed by this receive_data() call
+        #: Whether the last :meth:`receive_data` stopped parsing once it had
+        #: decompressed over ``max_size`` (1 MiB without one): a few compressed
+        #: bytes can stand for megabytes. The rest waits in :attr:`unparsed`;
+        #: the I/O layer goes on with ``receive_data(b"")`` when it has room.
+        self.inflate_paused = False
         # A text frame still arriving: bytes of it decoded so far, and the
         # text, in one buffer made when first needed (not a piece per read).
         self._frame_done = 0
@@ -320,7 +331,11 @@ class Connection:
         """
         phase = self.phase
         if phase is not _OPEN and phase not in RECEIVING:
+            self.inflate_paused = False  # nothing more will be parsed
             return
+        if self._inflated:
+            self._inflated = 0
+            self.inflate_paused = False
         buf = self.unparsed
         # With nothing buffered (the common case) parse the received bytes in
         # place and keep only an incomplete tail: one copy less per frame.
@@ -335,6 +350,7 @@ class Connection:
         except ProtocolError as exc:
             self._fail(exc)
             buf.clear()
+            self.inflate_paused = False
             return
         if source is buf:
             if consumed:
@@ -446,6 +462,9 @@ class Connection:
                 self._receive_ping_or_pong(opcode, payload)
             else:
                 self._receive_data_frame(b0, opcode, payload)
+                if self._inflated > (self.max_size or _INFLATE_BUDGET):
+                    self.inflate_paused = True
+                    break
         return pos
 
     def _check_header(self, b0: int, opcode: int, length: int) -> None:
@@ -537,6 +556,7 @@ class Connection:
             assert self.deflate is not None
             remaining = None if max_size is None else max_size - size
             payload = self.deflate.decode(payload, fin, remaining)
+            self._inflated += len(payload)
         grown = len(payload) + self._frame_done
         if grown < MIN_FRAGMENT_COST and not fin:
             grown = MIN_FRAGMENT_COST  # a fragment but the last: see the module's docstring
