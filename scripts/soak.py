@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,11 +184,23 @@ def frame(opcode: int, payload: bytes = b"", *, fin: bool = True) -> bytes:
     return head + ZERO_MASK + payload
 
 
-def handshake_request(path: str = "/") -> bytes:
+DEFLATE_OFFER = "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
+
+
+def handshake_request(path: str = "/", deflate: bool = False) -> bytes:
+    extensions = f"Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n" if deflate else ""
     return (
         f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extensions}\r\n"
     ).encode()
+
+
+def compressed_frame(opcode: int, payload: bytes) -> bytes:
+    """A whole message compressed with permessage-deflate (no context takeover): RSV1 set."""
+    compressor = zlib.compressobj(wbits=-15)
+    data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    whole = frame(opcode, data[:-4])  # without the 00 00 ff ff tail (RFC 7692 7.2.1)
+    return bytes([whole[0] | 0x40]) + whole[1:]
 
 
 class FrameReader:
@@ -237,9 +250,9 @@ class FrameReader:
 class RawClient:
     """One blocking socket with a WebSocket handshake done; floods without a library."""
 
-    def __init__(self, port: int, path: str = "/") -> None:
+    def __init__(self, port: int, path: str = "/", deflate: bool = False) -> None:
         self.sock = socket.create_connection((HOST, port), timeout=10)
-        self.sock.sendall(handshake_request(path))
+        self.sock.sendall(handshake_request(path, deflate))
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.sock.recv(4096)
@@ -249,6 +262,8 @@ class RawClient:
         head, _, rest = head.partition(b"\r\n\r\n")
         if b" 101 " not in head.split(b"\r\n")[0]:
             raise ConnectionError(f"handshake refused: {head[:200]!r}")
+        if deflate and b"permessage-deflate" not in head:
+            raise ConnectionError("the server declined permessage-deflate")
         self.reader = FrameReader()
         self.reader.feed(rest) if rest else None
         self.sock.setblocking(False)
@@ -468,6 +483,27 @@ def slow_requests(server: Server, outcome: Outcome) -> None:
     outcome.figure = f"{taken:,} of {count:,} requests sent, {len(client.reader.texts):,} answered"
     outcome.figure += ", then it stopped reading" if stalled else ""
     client.reset()
+
+
+@attack("compressed-queue", "hub")
+def compressed_queue(server: Server, outcome: Outcome) -> None:
+    """Compressed 1 MiB messages (about 1 KB each on the wire) to a hub that stopped reading.
+
+    Twenty slow requests take every handler slot (max_inflight), so the hub
+    reads no more; then 40 messages of 1 MiB each, compressed, from each of
+    4 connections. Counted in messages only, the queue would hold them all.
+    """
+    clients = [RawClient(server.port, deflate=True) for _ in range(4)]
+    slow = b"".join(hub_request(i, "slow") for i in range(20))
+    message = compressed_frame(1, b" " * (2**20 - 64))
+    count = scaled(40)
+    for client in clients:
+        client.pump(slow + message * count, read=False, stall=2.0)
+    server.settle()
+    outcome.figure = f"{len(clients)} connections x {count} messages of 1 MiB"
+    outcome.figure += f" ({len(message):,} bytes each on the wire)"
+    for client in clients:
+        client.reset()
 
 
 @attack("secret", "hub")
