@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+import msgspec
 
 import wskit
 from wskit.exceptions import ConnectionClosed
@@ -169,3 +172,28 @@ async def cluster(count: int = 2, **options: Any) -> AsyncIterator[Cluster]:
         for server in made.servers:
             server.close()
             await server.wait_closed()
+
+
+#: What a type's own validation may carry: a client must never read it.
+SECRET = "lookup failed in postgres://admin:s3cret@db/accounts"
+
+
+@dataclasses.dataclass
+class Account:
+    """A handler parameter type whose validation raises with server data in its text."""
+
+    number: int
+
+    def __post_init__(self) -> None:
+        if self.number < 0:
+            raise ValueError(SECRET)
+
+
+class StructAccount(msgspec.Struct):
+    """The same as a msgspec Struct."""
+
+    number: int
+
+    def __post_init__(self) -> None:
+        if self.number < 0:
+            raise ValueError(SECRET)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, NotRequired, Optional, TypedDict, Un
 import msgspec
 import pytest
 
+from hub.hub_support import SECRET, Account, StructAccount
 from wskit.hub import Client
 from wskit.hub.convert import ConversionError, convert, short_repr, signature_of, to_builtins
 from wskit.hub.wire import IrisProtocol, IrisValue
@@ -162,26 +163,6 @@ def test_convert_refuses_with_a_clear_message(value: Any, hint: Any, message: st
 def test_convert_refuses_unsupported_hints() -> None:
     with pytest.raises(ConversionError, match="unsupported type hint"):
         convert(1, "NotAType", "arg")
-
-
-SECRET = "lookup failed in postgres://admin:s3cret@db/accounts"
-
-
-@dataclasses.dataclass
-class Account:
-    number: int
-
-    def __post_init__(self) -> None:
-        if self.number < 0:
-            raise ValueError(SECRET)
-
-
-class StructAccount(msgspec.Struct):
-    number: int
-
-    def __post_init__(self) -> None:
-        if self.number < 0:
-            raise ValueError(SECRET)
 
 
 @dataclasses.dataclass

@@ -13,7 +13,15 @@ from typing import Any, Literal, TypedDict
 import msgspec
 import pytest
 
-from hub.hub_support import Peer, fresh_log_limits, pinging_hub, serving
+from hub.hub_support import (
+    SECRET,
+    Account,
+    Peer,
+    StructAccount,
+    fresh_log_limits,
+    pinging_hub,
+    serving,
+)
 from wskit.hub import Client, ClientError, Hub, Reject
 
 # --------------------------------------------------------------------------- handlers
@@ -129,26 +137,6 @@ async def test_bad_arguments_are_answered_but_logged_at_a_bounded_rate(
         records = [r for r in caplog.records if "bad arguments" in r.getMessage()]
         assert 1 <= len(records) <= 10  # a burst of 5, then 0.2 per second
         await peer.close()
-
-
-SECRET = "lookup failed in postgres://admin:s3cret@db/accounts"
-
-
-@dataclasses.dataclass
-class Account:
-    number: int
-
-    def __post_init__(self) -> None:
-        if self.number < 0:
-            raise ValueError(SECRET)
-
-
-class StructAccount(msgspec.Struct):
-    number: int
-
-    def __post_init__(self) -> None:
-        if self.number < 0:
-            raise ValueError(SECRET)
 
 
 @pytest.mark.parametrize(
