@@ -30,7 +30,9 @@ from wskit.protocol.handshake import (
     check_origin_same_host,
     generate_key,
     is_redirect,
+    is_websocket_upgrade,
     reject,
+    requested_subprotocols,
     server_handshake,
 )
 from wskit.protocol.headers import Headers
@@ -949,3 +951,30 @@ class TestOurClientAgainstWebsocketsServer:
             client.process_response(parsed)
         assert info.value.status == 403
         assert b"Origin" in info.value.body
+
+
+@pytest.mark.parametrize(
+    ("fields", "drop", "expected"),
+    [
+        ({}, (), True),
+        ({"Connection": "keep-alive, Upgrade", "Upgrade": "WebSocket"}, (), True),
+        ({"Upgrade": "h2c"}, (), False),
+        ({"Connection": "keep-alive"}, (), False),
+        ({}, ("Upgrade",), False),
+        ({}, ("Connection",), False),
+    ],
+)
+def test_is_websocket_upgrade(
+    fields: dict[str, str], drop: tuple[str, ...], expected: bool
+) -> None:
+    assert is_websocket_upgrade(make_request(drop=drop, **fields)) is expected
+
+
+def test_requested_subprotocols() -> None:
+    assert requested_subprotocols(make_request()) == []
+    offered = make_request(**{"Sec-WebSocket-Protocol": ["chat.v2, chat.v1", "json"]})
+    assert requested_subprotocols(offered) == ["chat.v2", "chat.v1", "json"]
+    # Malformed: none (the handshake itself refuses it with 400).
+    malformed = make_request(**{"Sec-WebSocket-Protocol": "chat v1"})
+    assert requested_subprotocols(malformed) == []
+    assert refused(malformed, subprotocols=["chat"]).status == 400

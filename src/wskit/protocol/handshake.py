@@ -55,7 +55,9 @@ __all__ = [
     "choose_subprotocol",
     "generate_key",
     "is_redirect",
+    "is_websocket_upgrade",
     "reject",
+    "requested_subprotocols",
     "server_handshake",
     "verify_origin",
 ]
@@ -176,6 +178,31 @@ def _single(request: Request, name: str) -> str:
     if len(values) > 1:
         raise InvalidRequest(f"more than one {name} header", 400)
     return values[0].strip(" \t")
+
+
+def is_websocket_upgrade(request: Request) -> bool:
+    """Whether ``request`` asks for a WebSocket upgrade (gorilla's ``IsWebSocketUpgrade``).
+
+    True when its ``Connection`` header has the token ``upgrade`` and its
+    ``Upgrade`` header the token ``websocket`` (both case-insensitive): what
+    an HTTP route serving both plain requests and WebSockets checks first.
+    The handshake checks more (the key, the version...).
+    """
+    return "websocket" in _tokens(request.headers, "Upgrade") and "upgrade" in _tokens(
+        request.headers, "Connection"
+    )
+
+
+def requested_subprotocols(request: Request) -> list[str]:
+    """The subprotocols the client offers, in its order (gorilla's ``Subprotocols``).
+
+    Empty when it offers none, or when its ``Sec-WebSocket-Protocol`` header
+    is malformed (the handshake then refuses the request with 400).
+    """
+    try:
+        return parse_token_list(request.headers.get_all("Sec-WebSocket-Protocol"))
+    except ValueError:
+        return []
 
 
 def _check_upgrade(request: Request) -> None:
