@@ -10,7 +10,20 @@ core in :mod:`wskit.protocol`, and an asyncio server and client on top::
             await conn.send(message)
 
     server = await wskit.serve(echo, "127.0.0.1", 8765)
+
+The hub (:class:`Hub`, :class:`Client`) is here too, imported on first use,
+so that ``import wskit`` does not load :mod:`wskit.hub`.
 """
+
+from importlib import metadata as _metadata
+from typing import TYPE_CHECKING, Any
+
+# The version has one source, the package metadata (pyproject.toml). It is set
+# before the submodules are imported: the handshake's User-Agent reads it.
+try:
+    __version__: str = _metadata.version("wskit")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 from .asyncio.broadcast import broadcast
 from .asyncio.client import ClientConn, connect
@@ -40,9 +53,11 @@ from .protocol.frames import CloseCode
 from .protocol.headers import Headers
 from .protocol.http11 import Request, Response
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from .hub import Client, Hub
 
 __all__ = [
+    "Client",
     "ClientConn",
     "CloseCode",
     "Conn",
@@ -52,6 +67,7 @@ __all__ = [
     "DeflateOptions",
     "HandshakeRejected",
     "Headers",
+    "Hub",
     "InvalidHandshake",
     "InvalidRequest",
     "InvalidResponse",
@@ -76,3 +92,23 @@ __all__ = [
     "is_unexpected_close_error",
     "serve",
 ]
+
+
+#: The names imported on first use, and the module each comes from.
+_LAZY = {"Hub": "wskit.hub", "Client": "wskit.hub"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the hub's names on first use (PEP 562): ``import wskit`` stays light."""
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'wskit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # later lookups do not come here again
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

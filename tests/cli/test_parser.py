@@ -73,3 +73,10 @@ def test_workers_get_the_same_limits(flags: list[str]) -> None:
     args = parser.parse_args(["serve", "app:hub", "--workers", "2", *flags])
     worker = parser.parse_args([*_worker_args(args), "--host", "127.0.0.1", "--port", "1"])
     assert limit_options(worker) == limit_options(args)
+
+
+def test_version_option_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"wskit {wskit.__version__}\n"

@@ -121,9 +121,17 @@ def _limit_args(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def _version() -> str:
+    """The package's version, as ``wskit.__version__`` holds it (from the package metadata)."""
+    # The package is always imported before its submodules; the command line is
+    # a lower layer than the package, so it reads the module rather than importing it.
+    return str(sys.modules["wskit"].__version__)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``wskit`` command."""
     parser = argparse.ArgumentParser(prog="wskit", description="WebSocket toolkit")
+    parser.add_argument("--version", action="version", version=f"wskit {_version()}")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     # --log-level is accepted after the subcommand too.
     common = argparse.ArgumentParser(add_help=False)
