@@ -5,6 +5,7 @@ Every test serves a :class:`~wskit.hub.Hub` and talks to it with
 """
 
 import asyncio
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -134,4 +135,29 @@ async def test_an_async_handler_may_ask_the_client_before_answering() -> None:
         assert asked["a"] == ["your_name"]
         await peer.send({"i": asked["i"], "d": "ann"})
         assert await peer.response(request_id) == {"i": request_id, "d": "hello ann"}
+        await peer.close()
+
+
+async def test_requests_time_out_after_the_hubs_request_timeout_unless_the_call_says() -> None:
+    hub = pinging_hub(request_timeout=0.05)
+    assert Hub().request_timeout == 60.0
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        await peer.call("ping")
+        (client,) = hub.clients.values()
+
+        # The hub's default: no answer, RequestError, and the client is told to cancel.
+        with pytest.raises(RequestError, match=r"timed out after 0\.05 s"):
+            await client.request("ignored")
+        asked = await peer.recv()
+        assert await peer.recv() == {"i": asked["i"], "x": 1}
+
+        # The call's own timeout wins, longer or without limit (math.inf).
+        for timeout in (30.0, math.inf):
+            pending = asyncio.create_task(client.request("slow", timeout=timeout))
+            asked = await peer.recv()
+            await asyncio.sleep(0.1)  # past the hub's default, with no timer to fire
+            assert not pending.done()
+            await peer.send({"i": asked["i"], "d": "late but fine"})
+            assert await pending == "late but fine"
         await peer.close()

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -87,6 +88,47 @@ async def test_emit_to_one_client() -> None:
         assert b.backlog == []  # b received neither message
         await a.close()
         await b.close()
+
+
+async def test_emits_of_a_reserved_name_are_refused() -> None:
+    hub = Hub(id_generator=lambda request: "a")
+    hub.on("ping", lambda: "pong")
+    refused: list[str] = []
+
+    @hub.on("try_all")
+    async def try_all(client: Client) -> list[str]:
+        attempts: dict[str, Callable[[], object]] = {
+            "hub": lambda: hub.emit("error", "boom"),
+            "room": lambda: hub.to("a").emit("close"),
+            "client_id": lambda: hub.emit_to_client("a", "message", 1),
+            "client": lambda: client.emit("open"),
+            "broadcast": lambda: client.to("a").emit("disconnect"),
+        }
+        for where, attempt in attempts.items():
+            try:
+                attempt()
+            except ValueError:
+                refused.append(where)
+        try:
+            await client.request("connect")
+        except ValueError:
+            refused.append("request")
+        hub.of("chat").emit("error", "fine here")
+        return refused
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        assert await peer.call("try_all") == [
+            "hub",
+            "room",
+            "client_id",
+            "client",
+            "broadcast",
+            "request",
+        ]
+        # Nothing of them went out: only the named channel's event came.
+        assert peer.backlog == [{"c": "chat", "a": ["error", "fine here"]}]
+        await peer.close()
 
 
 async def test_hub_disconnect_by_id() -> None:

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from wskit.hub.wire import (
+    RESERVED_EVENTS,
     Cancel,
     Event,
     IrisProtocol,
@@ -116,6 +117,18 @@ class Box:
 
 class Shape(msgspec.Struct):
     sides: int
+
+
+@pytest.mark.parametrize("name", sorted(RESERVED_EVENTS))
+def test_ws_wrapper_refuses_to_encode_reserved_names_on_the_default_channel(name: str) -> None:
+    # The npm client drops such an event or request unread.
+    with pytest.raises(ValueError, match="reserved event name"):
+        WS.encode_event(name, (1,))
+    with pytest.raises(ValueError, match="reserved event name"):
+        WS.encode_request(1, name, ())
+    # On a named channel they are ordinary names.
+    assert json.loads(WS.encode_event(name, (1,), "chat")) == {"c": "chat", "a": [name, 1]}
+    assert json.loads(WS.encode_request(2, name, (), "chat")) == {"i": 2, "c": "chat", "a": [name]}
 
 
 def test_ws_wrapper_encodes_dataclasses_structs_and_sets() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
@@ -44,15 +45,24 @@ class ClientChannel(Registry):
         self.client = client
 
     def emit(self, event: str, *args: Any) -> bool:
-        """Send ``event`` to this client on this channel; ``False`` if it was not written."""
+        """Send ``event`` to this client on this channel; ``False`` if it was not written.
+
+        A reserved name on the default channel raises ``ValueError``.
+        """
         return self.client.send(self.client.hub.protocol.encode_event(event, args, self.name))
 
     async def request(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         """Ask the client; return its answer.
 
+        ``timeout`` is in seconds; ``None`` (the default) takes the hub's
+        ``request_timeout``, and ``math.inf`` waits as long as the client
+        stays connected.
+
         Raises:
-            RequestError: the client rejected it, did not answer within
-                ``timeout`` seconds, or disconnected first.
+            RequestError: the client rejected it, did not answer in time (the
+                client is then told to cancel), or disconnected first.
+            ValueError: ``event`` is reserved on the default channel (see
+                :data:`~wskit.hub.wire.RESERVED_EVENTS`).
         """
         return await self.client._request(self.name, event, args, timeout)
 
@@ -177,6 +187,10 @@ class Client(ClientChannel):
     ) -> Any:
         if self.closed:
             raise RequestError(f"client {self.id} is disconnected")
+        if timeout is None:
+            timeout = self.hub.request_timeout
+        if timeout == math.inf:
+            timeout = None
         request_id = next(self._next_request)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future

@@ -181,7 +181,11 @@ class HubChannel(Registry):
         self.hub = hub
 
     def emit(self, event: str, *args: Any) -> None:
-        """Send ``event`` on this channel to every client of every node."""
+        """Send ``event`` on this channel to every client of every node.
+
+        A reserved name on the default channel raises ``ValueError``
+        (:data:`~wskit.hub.wire.RESERVED_EVENTS`), as on every emit.
+        """
         message = self.hub.protocol.encode_event(event, args, self.name)
         self.hub.backplane.publish(Target.ALL, "", message)
 
@@ -240,6 +244,12 @@ class Hub(HubChannel):
         presence: keep who is in which room across nodes (:meth:`presence`,
             :meth:`on_presence`); ``presence_info(client) -> dict`` adds
             what the entries say about each client.
+        request_timeout: seconds ``client.request()`` waits for the client's
+            answer (60 by default; ``None``: as long as the client stays
+            connected); a call may pass its own ``timeout``. Past it the
+            request fails with :class:`RequestError` and the client is told
+            to cancel it. A client that never answers would otherwise hold
+            the awaiting handler, and its slot, for as long as it stays.
 
     ``backplane`` may also be a URL, ``"redis://host:port/db"``, for a
     :class:`~wskit.hub.backplane.redis.RedisBackplane` (which needs the ``redis`` package).
@@ -283,8 +293,12 @@ class Hub(HubChannel):
         recovery: bool | Recovery = False,
         presence: bool = False,
         presence_info: Callable[[Client], dict[str, Any]] | None = None,
+        request_timeout: float | None = 60.0,
     ) -> None:
         super().__init__(self, None)
+        #: Seconds a request to a client (``client.request()``) waits for
+        #: its answer unless the call says otherwise; ``None``: no limit.
+        self.request_timeout = request_timeout
         self.hooks = {}
         self.protocol = _protocol_of(protocol, max_depth, max_items)
         if max_inflight < 1:

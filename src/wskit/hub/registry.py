@@ -23,13 +23,11 @@ from typing import Any
 
 from ..limits import report_failure
 from .convert import HandlerSignature, signature_of
+from .wire import RESERVED_EVENTS
 
 __all__ = ["RESERVED_EVENTS", "Handler", "Spawn", "HandlerTable", "Registry", "call_hooks"]
 
 logger = logging.getLogger("wskit.hub")
-
-RESERVED_EVENTS = frozenset(("open", "connect", "message", "error", "close", "disconnect"))
-"""Event names of the default channel that are hooks, never wire events."""
 
 Handler = Callable[..., Any]
 """A handler or hook: a plain function or an ``async def``."""

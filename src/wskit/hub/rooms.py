@@ -102,7 +102,10 @@ class RoomSessions(Protocol[M_contra]):
 
 
 class Publisher(Protocol):
-    """What emitting needs of a hub: its wire protocol, to encode, and its backplane."""
+    """What emitting needs of a hub: its wire protocol, to encode, and its backplane.
+
+    (And, for a client's requests, their default timeout.)
+    """
 
     @property
     def protocol(self) -> WireProtocol:
@@ -112,6 +115,11 @@ class Publisher(Protocol):
     @property
     def backplane(self) -> Backplane:
         """Carries emits to every node."""
+        ...
+
+    @property
+    def request_timeout(self) -> float | None:
+        """Seconds a request to a client waits for its answer by default (``None``: no limit)."""
         ...
 
 

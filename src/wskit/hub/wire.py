@@ -42,6 +42,7 @@ __all__ = [
     "IrisProtocol",
     "IrisValue",
     "WireError",
+    "RESERVED_EVENTS",
 ]
 
 HUB_CHANNEL = "_wskit"
@@ -235,6 +236,22 @@ def _fastest_loads() -> JsonLoads:
     return decode
 
 
+RESERVED_EVENTS = frozenset(("open", "connect", "message", "error", "close", "disconnect"))
+"""Event names of the default channel that are hooks, never wire events.
+
+A ws-wrapper client keeps them for its own events: it drops an event or
+request of the peer named so, so the hub refuses to send one
+(``ValueError``), and registering one on the hub adds a hook. On a named
+channel they are ordinary names."""
+
+
+def _reserved(name: str) -> ValueError:
+    return ValueError(
+        f"{name!r} is a reserved event name on the default channel (a ws-wrapper client "
+        "drops it): choose another name, or emit it on a named channel"
+    )
+
+
 class WsWrapperProtocol(WireProtocol):
     """The ws-wrapper JSON protocol.
 
@@ -342,16 +359,31 @@ class WsWrapperProtocol(WireProtocol):
             raise WireError(problem, request_id if "a" in obj else None)
 
     def encode_event(self, name: str, args: tuple[Any, ...], channel: str | None = None) -> str:
-        """``{"c": channel, "a": [name, *args]}``."""
+        """``{"c": channel, "a": [name, *args]}``.
+
+        Raises:
+            ValueError: ``name`` is reserved on the default channel
+                (:data:`RESERVED_EVENTS`), where a ws-wrapper client
+                would drop it unread.
+        """
         if channel is None:
+            if name in RESERVED_EVENTS:
+                raise _reserved(name)
             return self.dumps({"a": [name, *args]})
         return self.dumps({"c": channel, "a": [name, *args]})
 
     def encode_request(
         self, request_id: int, name: str, args: tuple[Any, ...], channel: str | None = None
     ) -> str:
-        """``{"i": id, "c": channel, "a": [name, *args]}``."""
+        """``{"i": id, "c": channel, "a": [name, *args]}``.
+
+        Raises:
+            ValueError: ``name`` is reserved on the default channel, as for
+                :meth:`encode_event`.
+        """
         if channel is None:
+            if name in RESERVED_EVENTS:
+                raise _reserved(name)
             return self.dumps({"i": request_id, "a": [name, *args]})
         return self.dumps({"i": request_id, "c": channel, "a": [name, *args]})
 
