@@ -112,6 +112,37 @@ async def test_room_emits_broadcast_except_sender_and_emit_to_all() -> None:
             await peer.close()
 
 
+async def test_client_broadcast_reaches_every_client_but_the_sender_on_every_node() -> None:
+    ids = iter(["a", "b", "other"])
+    async with cluster(2, id_generator=lambda request: next(ids)) as c:
+        for hub in c.hubs:
+
+            @hub.on("tell")
+            def tell(client: Client, text: str) -> None:
+                client.broadcast.emit("told", client.id, text)
+
+            @hub.of("chat").on("tell")
+            def tell_on_chat(client: Client, text: str) -> None:
+                client.of("chat").broadcast.emit("told", text)
+
+            hub.on("ping", lambda: "pong")
+        a, b = await Peer.open(c.url(0)), await Peer.open(c.url(0))
+        other = await Peer.open(c.url(1))  # on the other node, in no room
+        for peer in (a, b, other):
+            await peer.call("ping")
+        assert await a.call("tell", "hi") is None
+        for peer in (b, other):
+            await peer.next_only({"a": ["told", "a", "hi"]})
+        await a.call("tell", "on chat", channel="chat")
+        for peer in (b, other):
+            await peer.next_only({"c": "chat", "a": ["told", "on chat"]})
+        # The sender got neither: its answers came, nothing before them.
+        assert await a.call("ping") == "pong"
+        assert a.backlog == []
+        for peer in (a, b, other):
+            await peer.close()
+
+
 # --------------------------------------------------------------------------- backpressure
 
 

@@ -26,7 +26,7 @@ from ..protocol.connection import PreparedMessage
 from .errors import RequestError
 from .hub_client import HubClient
 from .registry import Registry
-from .rooms import LocalRooms, Publisher, RoomEmitter
+from .rooms import BroadcastEmitter, LocalRooms, Publisher, RoomEmitter
 
 if TYPE_CHECKING:
     from ..asyncio.connection import Conn
@@ -50,6 +50,16 @@ class ClientChannel(Registry):
         A reserved name on the default channel raises ``ValueError``.
         """
         return self.client.send(self.client.hub.protocol.encode_event(event, args, self.name))
+
+    @property
+    def broadcast(self) -> BroadcastEmitter:
+        """Emit on this channel to every client of the hub, on every node, except this one.
+
+        ``client.broadcast.emit("joined", name)``: iris's ``To(Broadcast)``,
+        socket.io's ``socket.broadcast.emit``; no room is needed (for the
+        members of a room but this client, see :meth:`Client.to`).
+        """
+        return BroadcastEmitter(self.client.hub, self.name, self.client.id)
 
     async def request(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         """Ask the client; return its answer.
@@ -161,7 +171,10 @@ class Client(ClientChannel):
         return room in self.rooms
 
     def to(self, room: str) -> RoomEmitter:
-        """Emit to the members of ``room`` except this client (iris's ``Broadcast``)."""
+        """Emit to the members of ``room`` except this client (socket.io's ``socket.to(room)``).
+
+        To every client but this one, in any room, see :attr:`broadcast`.
+        """
         return RoomEmitter(self.hub, room, None, self.id)
 
     # -- writing -----------------------------------------------------------------------

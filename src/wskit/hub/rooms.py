@@ -49,6 +49,7 @@ __all__ = [
     "Overflow",
     "LocalRooms",
     "RoomEmitter",
+    "BroadcastEmitter",
 ]
 
 logger = logging.getLogger("wskit.hub")
@@ -142,6 +143,30 @@ class RoomEmitter:
     def send(self, message: str) -> None:
         """Send a raw message (iris's ``EmitMessage``) to every member."""
         self.hub.backplane.publish(Target.ROOM, self.room, message, self.exclude)
+
+
+class BroadcastEmitter:
+    """Emits to every client of every node except one: the sender (``client.broadcast``).
+
+    iris's ``To(Broadcast)`` and socket.io's ``socket.broadcast``: no room
+    is needed.
+    """
+
+    __slots__ = ("hub", "channel", "exclude")
+
+    def __init__(self, hub: Publisher, channel: str | None, exclude: str) -> None:
+        self.hub = hub
+        self.channel = channel
+        self.exclude = exclude
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to every client (on every node) but the excluded one."""
+        message = self.hub.protocol.encode_event(event, args, self.channel)
+        self.hub.backplane.publish(Target.ALL, "", message, self.exclude)
+
+    def send(self, message: str) -> None:
+        """Send a raw message to every client but the excluded one."""
+        self.hub.backplane.publish(Target.ALL, "", message, self.exclude)
 
 
 class LocalRooms(Generic[M]):
