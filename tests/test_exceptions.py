@@ -8,11 +8,18 @@ from wskit.exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
+    HandshakeRejected,
+    InvalidHandshake,
+    ProxyError,
     WebSocketError,
     closed_exception,
     is_close_error,
     is_unexpected_close_error,
 )
+from wskit.hub.backplane.interface import HistoryError
+from wskit.hub.convert import ConversionError
+from wskit.hub.errors import ClientError, Reject, RequestError
+from wskit.protocol.headers import Headers
 
 
 @pytest.mark.parametrize(
@@ -64,3 +71,36 @@ def test_is_unexpected_close_error() -> None:
     assert is_unexpected_close_error(closed_exception(1000))  # nothing expected
     assert not is_unexpected_close_error(OSError("reset"), 1000)
     assert not is_unexpected_close_error(None)
+
+
+@pytest.mark.parametrize(
+    "exc", [RequestError("timed out"), Reject(42), ClientError("no"), HistoryError("epoch")]
+)
+def test_the_hubs_exceptions_are_websocket_errors(exc: Exception) -> None:
+    assert isinstance(exc, WebSocketError)
+
+
+def test_a_conversion_error_is_a_websocket_error_and_still_a_value_error() -> None:
+    exc = ConversionError("argument 'a': expected int")
+    assert isinstance(exc, WebSocketError)
+    assert isinstance(exc, ValueError)
+
+
+def test_a_proxy_error_is_a_handshake_error() -> None:
+    assert issubclass(ProxyError, InvalidHandshake)
+
+
+def test_handshake_rejected_carries_the_response_headers_as_headers() -> None:
+    headers = Headers([("Retry-After", "4"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+    exc = HandshakeRejected(503, headers, b"busy", "Service Unavailable")
+    assert exc.headers.get("retry-after") == "4"
+    assert exc.headers.get("X-Missing") is None
+    assert exc.headers.get_all("set-cookie") == ["a=1", "b=2"]
+    assert list(exc.headers) == ["Retry-After", "Set-Cookie"]
+    assert exc.headers.raw_items()[0] == ("Retry-After", "4")
+    assert str(exc) == "server rejected WebSocket connection: HTTP 503: Service Unavailable"
+
+
+def test_handshake_rejected_refuses_plain_pairs() -> None:
+    with pytest.raises(TypeError, match=r"wskit\.Headers"):
+        HandshakeRejected(403, [("X", "1")])  # type: ignore[arg-type]

@@ -9,15 +9,18 @@ which carry the close code to answer with), in the manner of h11 and wsproto::
     ├── InvalidHandshake              bad opening handshake
     │   ├── HandshakeRejected         client side: the server answered non-101
     │   ├── InvalidRequest            server side: refuse with an HTTP status
-    │   └── InvalidResponse           client side: a 101 that breaks the rules
-    ├── ProxyError                    an HTTP CONNECT or SOCKS5 proxy failed
+    │   ├── InvalidResponse           client side: a 101 that breaks the rules
+    │   └── ProxyError                an HTTP CONNECT or SOCKS5 proxy failed
     ├── ProtocolError                 the peer broke RFC 6455/7692 (close code)
     │   ├── PayloadTooBig             a message over ``max_size`` (1009)
     │   └── InvalidUTF8               text that is not UTF-8 (1007)
     ├── LocalProtocolError            the application misused the API
-    └── ConnectionClosed              the connection is closed (code, reason)
-        ├── ConnectionClosedOK        ... with 1000 or 1001 both ways
-        └── ConnectionClosedError     ... any other way
+    ├── ConnectionClosed              the connection is closed (code, reason)
+    │   ├── ConnectionClosedOK        ... with 1000 or 1001 both ways
+    │   └── ConnectionClosedError     ... any other way
+    └── the hub's (wskit.hub)         RequestError, Reject, ClientError,
+                                      ConversionError (also a ValueError),
+                                      HistoryError
 
 Which closes are normal is decided here, once: :func:`closed_exception`
 builds the right one of the two from the close codes, and
@@ -27,6 +30,12 @@ builds the right one of the two from the close codes, and
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Only a type: Headers lives in the protocol layer, above this module,
+    # which builds the HandshakeRejected it raises with the response's Headers.
+    from .protocol.headers import Headers
 
 __all__ = [
     "WebSocketError",
@@ -71,20 +80,30 @@ class HandshakeRejected(InvalidHandshake):
 
     ``status``, ``headers`` and ``body`` are the server's response, so that a
     caller can handle redirects or authentication (gorilla's
-    ``ErrBadHandshake`` with its ``*http.Response``).
+    ``ErrBadHandshake`` with its ``*http.Response``). ``headers`` is a
+    :class:`~wskit.Headers`, case-insensitive: ``exc.headers.get("Location")``;
+    iterating it gives the field names, ``exc.headers.raw_items()`` the
+    ``(name, value)`` pairs.
+
+    Raises:
+        TypeError: ``headers`` is not a :class:`~wskit.Headers` (build one
+            from pairs or a dict: ``wskit.Headers([("Retry-After", "4")])``).
     """
 
     def __init__(
         self,
         status: int,
-        headers: Iterable[tuple[str, str]] = (),
+        headers: Headers,
         body: bytes = b"",
         reason: str = "",
     ) -> None:
+        # Duck-typed: this module sits below the protocol layer that defines Headers.
+        if not hasattr(headers, "get_all"):
+            raise TypeError(f"headers must be a wskit.Headers, not {type(headers).__name__}")
         detail = f": {reason}" if reason else ""
         super().__init__(f"server rejected WebSocket connection: HTTP {status}{detail}")
         self.status = status
-        self.headers = list(headers)
+        self.headers: Headers = headers
         self.body = body
 
 
@@ -113,8 +132,12 @@ class InvalidResponse(InvalidHandshake):
     """A server's handshake response breaks RFC 6455 (bad accept key, ...)."""
 
 
-class ProxyError(WebSocketError):
-    """Connecting through an HTTP CONNECT or SOCKS5 proxy failed."""
+class ProxyError(InvalidHandshake):
+    """Connecting through an HTTP CONNECT or SOCKS5 proxy failed.
+
+    A handshake error: the proxy's handshake comes before the WebSocket one,
+    and ``except InvalidHandshake`` around ``connect()`` sees both.
+    """
 
 
 class ProtocolError(WebSocketError):

@@ -701,3 +701,13 @@ async def test_silent_proxy_times_out_and_socket_is_closed(
     assert time.monotonic() - start < 5
     # Cancellation closed the socket to the proxy: the proxy sees EOF.
     await asyncio.wait_for(proxy.eof.wait(), 5)
+
+
+async def test_a_proxy_that_cannot_be_reached_is_a_handshake_error() -> None:
+    # ProxyError sits under InvalidHandshake: one except clause around
+    # connect() sees a failed proxy and a refused WebSocket handshake.
+    proxy = f"http://127.0.0.1:{unused_port()}"
+    with pytest.raises(wskit.InvalidHandshake) as info:
+        await wskit.connect(f"ws://127.0.0.1:{unused_port()}/", proxy=proxy)
+    assert isinstance(info.value, wskit.ProxyError)
+    assert "cannot connect to proxy" in str(info.value)

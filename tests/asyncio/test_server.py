@@ -257,7 +257,7 @@ async def test_process_request_refuses_with_response() -> None:
             await wskit.connect(uri(server, "/private"))
         assert info.value.status == 403
         assert info.value.body == b"go away"
-        assert ("X-Reason", "private") in info.value.headers
+        assert info.value.headers.get("X-Reason") == "private"
         async with wskit.connect(uri(server, "/public")) as client:
             await client.send("ok")
             assert await client.recv() == "ok"

@@ -563,7 +563,7 @@ class TestReject:
             client.process_response(response)
         assert rejected.value.status == 426
         assert rejected.value.body == exc.body
-        assert ("Sec-WebSocket-Version", "13") in rejected.value.headers
+        assert rejected.value.headers.get("Sec-WebSocket-Version") == "13"
 
 
 # --- client --------------------------------------------------------------------------------
@@ -683,7 +683,8 @@ class TestClientResponse:
         exc = info.value
         assert exc.status == 403
         assert exc.body == b"no entry\n"
-        assert exc.headers == [("Content-Type", "text/plain")]
+        assert exc.headers.get("content-type") == "text/plain"
+        assert exc.headers.raw_items() == [("Content-Type", "text/plain")]
         assert "403" in str(exc)
         assert "Forbidden" in str(exc)
 

@@ -33,6 +33,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..exceptions import WebSocketError
 from .wire import IrisValue, is_struct, to_builtins
 
 __all__ = [
@@ -84,8 +85,11 @@ def _clip(text: str, limit: int = _MAX_TEXT) -> str:
     return f"{text[:half]}...{text[-half:]}"
 
 
-class ConversionError(ValueError):
+class ConversionError(WebSocketError, ValueError):
     """A wire value does not fit the handler's type hint.
+
+    A :class:`~wskit.WebSocketError` like every wskit exception, and still a
+    :class:`ValueError`, which code that converts values catches.
 
     Its message is meant for the client: it names the argument and what was
     wrong, quoting the client's values cut short. When a type's own code

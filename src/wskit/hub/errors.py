@@ -12,17 +12,20 @@ client reads depends on what was raised:
   the same id (see :func:`wskit.limits.report_failure`), unless the hub
   runs with ``debug=True``.
 
-They sit below every other module of the hub, which all raise or catch them.
+They sit below every other module of the hub, which all raise or catch them,
+and under :class:`wskit.WebSocketError` with every exception of wskit.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..exceptions import WebSocketError
+
 __all__ = ["RequestError", "Reject", "ClientError"]
 
 
-class RequestError(Exception):
+class RequestError(WebSocketError):
     """A request was rejected by the peer, timed out, or its client went away.
 
     ``data`` is the rejection value as the peer sent it (for a serialized
@@ -34,7 +37,7 @@ class RequestError(Exception):
         self.data = data
 
 
-class Reject(Exception):
+class Reject(WebSocketError):
     """Raise it in a request handler to reject with ``value`` as it is.
 
     ``Reject(value)`` sends ``value`` itself, so the client's promise
@@ -47,7 +50,7 @@ class Reject(Exception):
         self.value = value
 
 
-class ClientError(Exception):
+class ClientError(WebSocketError):
     """Raise it in a handler to reject the request with an ``Error`` carrying ``message``.
 
     The message is meant for the client and sent as it is

@@ -538,7 +538,7 @@ class ClientHandshake:
         """
         if response.status != 101:
             raise HandshakeRejected(
-                response.status, response.headers.raw_items(), response.body, response.reason
+                response.status, response.headers, response.body, response.reason
             )
         headers = response.headers
         if "websocket" not in _tokens(headers, "Upgrade"):

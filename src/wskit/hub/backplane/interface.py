@@ -54,7 +54,7 @@ class Entry:
     exclude: str | None = None
 
 
-class HistoryError(Exception):
+class HistoryError(WebSocketError):
     """The history cannot give a recovery what it needs.
 
     ``reason`` is one of ``"expired"`` (the session is unknown or its window
