@@ -40,10 +40,10 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 from ..asyncio.admission import ServerCounters
-from ..asyncio.server import ServerOptions
+from ..asyncio.server import ServerOptions, ServerOptionsKwargs
 from ..exceptions import ConnectionClosed, InvalidRequest
 from ..limits import client_caused, public_error_message, report_failure
 from ..protocol.frames import fit_close_reason
@@ -398,7 +398,7 @@ def asgi_app(
     options: ServerOptions | None = None,
     authorize: Authorize | None = None,
     upgrade_error: UpgradeErrorHandler | None = None,
-    **kwargs: Any,
+    **kwargs: Unpack[ServerOptionsKwargs],
 ) -> WebSocketEndpoint:
     """An ASGI application running ``handler`` (``async def h(conn)``, or a hub) per WebSocket.
 

@@ -13,8 +13,8 @@ import logging
 import socket
 import ssl as ssl_module
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypedDict, Unpack, cast
 
 from ..exceptions import HandshakeRejected, InvalidHandshake, InvalidResponse, InvalidURI
 from ..protocol.connection import Connection, Side
@@ -23,11 +23,11 @@ from ..protocol.handshake import USER_AGENT, ClientHandshake, is_redirect
 from ..protocol.headers import Headers
 from ..protocol.http11 import Response, ResponseParser, serialize_request
 from ..protocol.uri import ProxyURI, WebSocketURI, parse_proxy_uri, parse_uri, redirect_uri
-from .connection import Conn, logger
+from .connection import CloseHandler, Conn, PingHandler, logger
 from .opening import Opening
 from .server import _compression_options
 
-__all__ = ["connect", "ClientConn"]
+__all__ = ["connect", "ClientConn", "ConnOptions"]
 
 HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -146,6 +146,31 @@ def _proxy_for(uri: WebSocketURI, proxy: str | bool | None) -> ProxyURI | None:
     return parse_proxy_uri(proxy)
 
 
+class ConnOptions(TypedDict, total=False):
+    """The options of :class:`Conn`, as keyword arguments of :func:`connect`.
+
+    With ``**conn_options: Unpack[ConnOptions]`` a type checker refuses a
+    misspelled option; at run time :func:`connect` refuses an unknown name
+    with :exc:`TypeError` when it is called, not when it is awaited.
+    ``tests/test_typing.py`` checks it against ``Conn.__init__``.
+    """
+
+    max_size: int | None
+    max_queue: int
+    ping_interval: float | None
+    ping_timeout: float | None
+    close_timeout: float
+    write_limit: int
+    on_ping: PingHandler | None
+    on_pong: PingHandler | None
+    on_close: CloseHandler | None
+    json_loads: Callable[[str | bytes], Any]
+    json_dumps: Callable[[Any], str]
+
+
+_CONN_OPTIONS = ConnOptions.__optional_keys__
+
+
 class connect(Opening[ClientConn]):
     """Open a WebSocket connection: ``conn = await connect("ws://host/path")``.
 
@@ -191,8 +216,11 @@ class connect(Opening[ClientConn]):
         max_redirects: int = 5,
         unix_path: str | None = None,
         sock: socket.socket | None = None,
-        **conn_options: Any,
+        **conn_options: Unpack[ConnOptions],
     ) -> None:
+        unknown = sorted(conn_options.keys() - _CONN_OPTIONS)
+        if unknown:
+            raise TypeError(f"connect() got an unexpected keyword argument {unknown[0]!r}")
         self.uri = uri
         self.origin = origin
         self.subprotocols = subprotocols

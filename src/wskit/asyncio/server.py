@@ -36,7 +36,7 @@ import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from ..exceptions import ConnectionClosed, InvalidRequest
 from ..limits import client_caused, public_error_message, report_failure
@@ -56,10 +56,22 @@ from .admission import (
 from .connection import Conn, logger
 from .opening import Opening
 
-__all__ = ["serve", "Server", "ServerConn", "ServerOptions", "Handler", "ProcessRequest"]
+__all__ = [
+    "serve",
+    "Server",
+    "ServerConn",
+    "ServerOptions",
+    "ServerOptionsKwargs",
+    "Handler",
+    "ProcessRequest",
+]
 
-Handler = Callable[[Conn], Awaitable[Any]]
-"""A connection handler: ``async def handler(conn): ...``."""
+Handler = Callable[["ServerConn"], Awaitable[Any]]
+"""A connection handler: ``async def handler(conn: ServerConn) -> None: ...``.
+
+It receives a :class:`ServerConn`, so it may be annotated with that type or
+with any base of it (:class:`Conn`, :class:`~wskit.asyncio.api.ConnectionAPI`).
+"""
 
 ProcessRequest = Callable[["ServerConn", Request], "Response | Awaitable[Response | None] | None"]
 """A hook that sees the upgrade request; returning a :class:`Response` refuses it."""
@@ -566,12 +578,47 @@ class Server:
         await self.wait_closed()
 
 
+class ServerOptionsKwargs(TypedDict, total=False):
+    """The fields of :class:`ServerOptions` as keyword arguments (of :func:`serve`, ``asgi_app()``).
+
+    With ``**options: Unpack[ServerOptionsKwargs]`` a type checker refuses a
+    misspelled option and checks each value's type; at run time
+    :class:`ServerOptions` refuses an unknown name with :exc:`TypeError`.
+    ``tests/test_typing.py`` checks it against the dataclass, field by field.
+    """
+
+    subprotocols: Sequence[str]
+    select_subprotocol: Callable[[Sequence[str], Sequence[str]], str | None] | None
+    origins: Sequence[str | None] | None
+    check_origin: Callable[[Request], bool] | None
+    compression: str | DeflateOptions | None
+    extra_headers: HeadersLike | Callable[[Request], HeadersLike] | None
+    path: str | None
+    process_request: ProcessRequest | None
+    server_header: str | None
+    handshake_timeout: float
+    max_size: int | None
+    max_queue: int
+    ping_interval: float | None
+    ping_timeout: float | None
+    close_timeout: float
+    write_limit: int
+    max_header_size: int
+    max_connections: int | None
+    max_connections_per_ip: int | None
+    handshake_rate: float | None
+    handshake_burst: int
+    debug: bool
+    logger: logging.Logger
+
+
 class serve(Opening[Server]):
     """Start a WebSocket server: ``server = await serve(handler, host, port)``.
 
     Also ``async with serve(handler, host, port) as server: ...``, which
     closes the server on exit. ``handler`` is an ``async def`` taking a
-    :class:`Conn`; when it returns, the connection is closed with 1000.
+    :class:`ServerConn` (annotate it so, or with :class:`Conn`); when it
+    returns, the connection is closed with 1000.
 
     Args:
         handler: the coroutine function run for each connection.
@@ -598,7 +645,7 @@ class serve(Opening[Server]):
         reuse_port: bool | None = None,
         backlog: int = 1024,
         options: ServerOptions | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[ServerOptionsKwargs],
     ) -> None:
         if options is None:
             options = ServerOptions(**kwargs)

@@ -106,7 +106,7 @@ from .cluster import Cluster
 from .dispatch import Dispatcher
 from .errors import ClientError, Reject, RequestError
 from .recovery import Recovery, SessionManager
-from .registry import RESERVED_EVENTS, Handler, Registry, call_hooks
+from .registry import RESERVED_EVENTS, Handler, HandlerT, Registry, call_hooks
 from .rooms import LocalRooms, Overflow, RoomEmitter
 from .wire import (
     HUB_CHANNEL,
@@ -449,12 +449,12 @@ class Hub(HubChannel):
 
     # -- registration --------------------------------------------------------------
 
-    def on_leave(self, handler: Handler) -> Handler:
+    def on_leave(self, handler: HandlerT) -> HandlerT:
         """Register ``handler(client, room)``, called when a client leaves a room."""
         self._add_hook("leave", handler, once=False)
         return handler
 
-    def on_presence(self, handler: Handler) -> Handler:
+    def on_presence(self, handler: HandlerT) -> HandlerT:
         """Register ``handler(event)``, called with each :class:`PresenceEvent`.
 
         It runs on the node where the client joined or left, and on every
@@ -463,7 +463,7 @@ class Hub(HubChannel):
         self._add_hook("presence", handler, once=False)
         return handler
 
-    def on_native(self, handler: Handler) -> Handler:
+    def on_native(self, handler: HandlerT) -> HandlerT:
         """Register ``handler(client, message)`` for messages the wire protocol ignores."""
         self._add_hook("native", handler, once=False)
         return handler

@@ -19,18 +19,29 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Self, TypeVar, overload
 
 from ..limits import report_failure
 from .convert import HandlerSignature, signature_of
 from .wire import RESERVED_EVENTS
 
-__all__ = ["RESERVED_EVENTS", "Handler", "Spawn", "HandlerTable", "Registry", "call_hooks"]
+__all__ = [
+    "RESERVED_EVENTS",
+    "Handler",
+    "HandlerT",
+    "Spawn",
+    "HandlerTable",
+    "Registry",
+    "call_hooks",
+]
 
 logger = logging.getLogger("wskit.hub")
 
 Handler = Callable[..., Any]
 """A handler or hook: a plain function or an ``async def``."""
+
+HandlerT = TypeVar("HandlerT", bound=Handler)
+"""The type of one handler: the registering decorators return the function unchanged, typed."""
 
 Spawn = Callable[[Awaitable[Any]], "asyncio.Future[Any]"]
 """Runs an awaitable as one of the hub's background tasks (which ``Hub.close()`` waits for)."""
@@ -111,16 +122,26 @@ class Registry:
 
         hooks.setdefault(hook, []).append(func)
 
+    @overload
+    def on(self, event: str) -> Callable[[HandlerT], HandlerT]: ...
+    @overload
+    def on(self, event: str, handler: Handler) -> Self: ...
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Handle ``event`` with ``handler`` (usable as ``@channel.on("event")``).
 
         One handler per event: registering again replaces it. Reserved
         names on the default channel register hooks instead (see above).
+        As a decorator it returns the function unchanged (its type too);
+        called with the handler, it returns the channel, for chaining.
         """
         return self._register(self.handlers.on, event, handler, once=False)
 
+    @overload
+    def once(self, event: str) -> Callable[[HandlerT], HandlerT]: ...
+    @overload
+    def once(self, event: str, handler: Handler) -> Self: ...
     def once(self, event: str, handler: Handler | None = None) -> Any:
-        """Handle the next ``event`` only, then forget the handler."""
+        """Handle the next ``event`` only, then forget the handler (a decorator like :meth:`on`)."""
         return self._register(self.handlers.once, event, handler, once=True)
 
     def off(self, event: str) -> None:
