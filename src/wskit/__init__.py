@@ -27,7 +27,7 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 
 from .asyncio.broadcast import broadcast
 from .asyncio.client import ClientConn, connect
-from .asyncio.connection import Conn, MessageWriter
+from .asyncio.connection import Conn, ConnectionAPI, MessageWriter
 from .asyncio.server import Server, ServerConn, ServerOptions, serve
 from .exceptions import (
     ConnectionClosed,
@@ -49,7 +49,7 @@ from .exceptions import (
 )
 from .protocol.connection import PreparedMessage, State
 from .protocol.deflate import DeflateOptions
-from .protocol.frames import CloseCode
+from .protocol.frames import CloseCode, encode_close_payload
 from .protocol.headers import Headers
 from .protocol.http11 import Request, Response
 
@@ -61,6 +61,7 @@ __all__ = [
     "ClientConn",
     "CloseCode",
     "Conn",
+    "ConnectionAPI",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
@@ -88,6 +89,7 @@ __all__ = [
     "WebSocketError",
     "broadcast",
     "connect",
+    "encode_close_payload",
     "is_close_error",
     "is_unexpected_close_error",
     "serve",

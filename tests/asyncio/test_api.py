@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import json
 import logging
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import pytest
 
+import wskit
+from asgi.support import uvicorn_serving
+from wskit.asgi import asgi_app
+from wskit.asgi.connection import AsgiConn
 from wskit.asyncio.api import ConnectionAPI, Data
+from wskit.asyncio.connection import Conn
 from wskit.exceptions import ConnectionClosed, ConnectionClosedError, closed_exception
 from wskit.protocol.events import DataReceived
 from wskit.protocol.headers import Headers
@@ -45,7 +54,7 @@ class Scripted(ConnectionAPI):
         self.ended = False
         self.resumed = 0
         self.sent: list[Any] = []
-        self.closed: tuple[int, str] | None = None
+        self.closed_with: tuple[int, str] | None = None
         self.request: Request | None = None
         self.response: Response | None = None
         self.json_loads = json.loads
@@ -76,7 +85,7 @@ class Scripted(ConnectionAPI):
         self.sent.append(message)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.closed = (code, reason)
+        self.closed_with = (code, reason)
 
 
 async def test_iteration_ends_on_a_normal_close() -> None:
@@ -145,8 +154,8 @@ async def test_async_with_closes_normally() -> None:
     conn = Scripted([], closed_exception(1000))
     async with conn as entered:
         assert entered is conn
-        assert conn.closed is None
-    assert conn.closed == (1000, "")
+        assert conn.closed_with is None
+    assert conn.closed_with == (1000, "")
 
 
 async def test_handshake_headers() -> None:
@@ -182,3 +191,106 @@ async def test_handlers_run_coroutines_as_tasks_and_contain_errors(
     assert calls == [(1000, "bye"), (b"ping",)]
     assert "in the failing handler" in caplog.text
     assert "ValueError: handler bug" in caplog.text  # the traceback, with an error id
+
+
+# -- the documented connection type: Conn and AsgiConn are both a ConnectionAPI ------------
+
+#: The members of ConnectionAPI that each connection class defines for itself.
+DEFINED_BY_EACH = (
+    "send",
+    "send_nowait",
+    "write_prepared",
+    "send_prepared",
+    "ping",
+    "pong",
+    "close",
+    "wait_closed",
+    "state",
+    "closed",
+    "close_code",
+    "close_reason",
+    "local_address",
+    "remote_address",
+    "write_buffer_size",
+)
+
+
+def test_conn_and_asgi_conn_are_the_top_level_connection_type() -> None:
+    assert wskit.ConnectionAPI is ConnectionAPI
+    assert issubclass(Conn, ConnectionAPI)
+    assert issubclass(wskit.ServerConn, ConnectionAPI)
+    assert issubclass(wskit.ClientConn, ConnectionAPI)
+    assert issubclass(AsgiConn, ConnectionAPI)
+
+
+@pytest.mark.parametrize("cls", [Conn, AsgiConn])
+@pytest.mark.parametrize("name", DEFINED_BY_EACH)
+def test_each_class_defines_the_members_of_the_type(cls: type, name: str) -> None:
+    # Not the base's placeholder that raises NotImplementedError.
+    assert inspect.getattr_static(cls, name) is not inspect.getattr_static(ConnectionAPI, name)
+
+
+async def handle_either(conn: ConnectionAPI) -> None:
+    """One handler for serve() and asgi_app(): echo, and tell the subprotocol and state."""
+    await conn.send(f"{conn.subprotocol} {conn.state.name} {conn.closed}")
+    async for message in conn:
+        await conn.send(message)
+
+
+async def test_one_handler_annotated_with_the_type_serves_both() -> None:
+    async with wskit.serve(handle_either, "127.0.0.1", 0) as server:
+        conn = await wskit.connect(f"ws://127.0.0.1:{server.port}/")
+        assert await conn.recv() == "None OPEN False"
+        await conn.send("over wskit")
+        assert await conn.recv() == "over wskit"
+        await conn.close()
+    async with uvicorn_serving(asgi_app(handle_either)) as served:
+        conn = await wskit.connect(served.ws())
+        assert await conn.recv() == "None OPEN False"
+        await conn.send("over ASGI")
+        assert await conn.recv() == "over ASGI"
+        await conn.close()
+
+
+#: A handler annotated with the documented type, given to serve() and
+#: asgi_app(); the client's connection passed where the type is expected.
+TYPED_PROGRAM = """
+import wskit
+from wskit.asgi import asgi_app
+
+
+async def handler(conn: wskit.ConnectionAPI) -> None:
+    print(conn.request_headers.get("User-Agent"), conn.remote_address, conn.subprotocol)
+    async for message in conn:
+        await conn.send(message)
+    print(conn.close_code, conn.close_reason)
+
+
+async def main() -> None:
+    async with wskit.serve(handler, "127.0.0.1", 0) as server:
+        async with wskit.connect(f"ws://127.0.0.1:{server.port}/") as conn:
+            await handler(conn)
+
+
+app = asgi_app(handler)
+"""
+
+
+def test_a_handler_annotated_with_the_type_passes_mypy_strict(tmp_path: Any) -> None:
+    (tmp_path / "program.py").write_text(textwrap.dedent(TYPED_PROGRAM))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "program.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

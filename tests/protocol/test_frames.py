@@ -304,3 +304,11 @@ def test_a_fitted_reason_always_makes_a_close_frame(reason: str) -> None:
 )
 def test_close_payload_round_trip_property(code: int, reason: str) -> None:
     assert parse_close_payload(encode_close_payload(code, reason)) == (code, reason)
+
+
+def test_encode_close_payload_is_exported_at_the_top_level() -> None:
+    # gorilla's FormatCloseMessage: the payload of a close frame, for raw frame writers.
+    import wskit
+
+    assert wskit.encode_close_payload is encode_close_payload
+    assert wskit.encode_close_payload(wskit.CloseCode.GOING_AWAY, "restart") == b"\x03\xe9restart"

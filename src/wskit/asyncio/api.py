@@ -47,6 +47,8 @@ from ..limits import report_failure
 from ..protocol.events import DataReceived
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, Response
+from ..protocol.prepared import PreparedMessage
+from ..protocol.state import State
 
 __all__ = ["ConnectionAPI", "Data"]
 
@@ -57,12 +59,30 @@ Data = str | bytes
 
 
 class ConnectionAPI:
-    """What every wskit connection offers, written on top of its own primitives.
+    """The connection a handler receives, whichever server runs it: annotate handlers with it.
 
-    :class:`Conn` and the ASGI adapter's ``AsgiConn`` define ``send``,
-    ``close``, ``request``, ``json_loads``/``json_dumps``, and feed the
-    receive queue (see the module's docstring); this base class adds
-    receiving, iteration, JSON and ``async with`` to both, once.
+    ``wskit.ConnectionAPI`` is the documented type of a connection. Both of
+    wskit's connections are one: :class:`~wskit.Conn` (``serve()`` hands its
+    :class:`~wskit.ServerConn`, ``connect()`` its :class:`~wskit.ClientConn`)
+    and the ASGI adapter's ``AsgiConn`` (``asgi_app()``, under uvicorn or any
+    ASGI server), so one handler serves both::
+
+        async def echo(conn: wskit.ConnectionAPI) -> None:
+            async for message in conn:
+                await conn.send(message)
+
+    Every member below works on both, except where the ASGI side cannot:
+
+    * ``ping()`` and ``pong()`` raise :class:`NotImplementedError` on ASGI,
+      which has no such messages (the ASGI server sends its own keepalive
+      pings, e.g. uvicorn's ``--ws-ping-interval``);
+    * ``Conn`` alone has ``on_ping``/``on_pong``/``auto_pong``, ``abort()``,
+      ``on_message``, ``id``, the keepalive options and the compression
+      switches: annotate with :class:`~wskit.Conn` to use them.
+
+    Underneath, each class defines its primitives (``send``, ``close``,
+    where messages come from, see the module's docstring); this base class
+    writes receiving, iteration, JSON and ``async with`` once, for both.
     """
 
     # The receive queue (see the module's docstring): frames or messages not
@@ -70,12 +90,20 @@ class ConnectionAPI:
     # for more, and whether the source is paused because the queue is full.
     __slots__ = ("_partial", "_queue", "_queue_size", "_read_waiter", "_reading_paused")
 
+    #: The handshake request (sent by the client, received by the server).
     request: Request | None
+    #: The handshake response.
     response: Response | None
+    #: The negotiated subprotocol, or ``None``.
+    subprotocol: str | None
+    #: Called with ``(code, reason)`` when the peer's close frame arrives.
+    on_close: Callable[[int, str], object] | None
     json_loads: Callable[[str | bytes], Any]
     json_dumps: Callable[[Any], str]
     max_queue: int
     max_size: int | None
+    close_timeout: float
+    write_limit: int
     _loop: asyncio.AbstractEventLoop
     _queue: collections.deque[DataReceived]
     _queue_size: int
@@ -216,6 +244,65 @@ class ConnectionAPI:
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection (defined by each connection class)."""
+        raise NotImplementedError
+
+    def send_nowait(self, message: Data) -> None:
+        """Send a message without waiting for the write buffer to drain (defined by each class)."""
+        raise NotImplementedError
+
+    def write_prepared(self, message: PreparedMessage, max_buffer: int | None = None) -> bool:
+        """Write a message prepared once for many connections (defined by each class)."""
+        raise NotImplementedError
+
+    async def send_prepared(self, message: PreparedMessage) -> None:
+        """Send a message prepared once for many connections (defined by each class)."""
+        raise NotImplementedError
+
+    def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
+        """Send a ping; a future for the round-trip time. ASGI: :class:`NotImplementedError`."""
+        raise NotImplementedError
+
+    async def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited pong. ASGI: :class:`NotImplementedError`."""
+        raise NotImplementedError
+
+    async def wait_closed(self, timeout: float | None = None) -> None:
+        """Wait until the connection has ended (defined by each class)."""
+        raise NotImplementedError
+
+    @property
+    def state(self) -> State:
+        """The protocol state: ``OPEN``, ``CLOSING`` or ``CLOSED``."""
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has ended."""
+        raise NotImplementedError
+
+    @property
+    def close_code(self) -> int | None:
+        """The peer's close code once closed (1005: none given, 1006: no close frame)."""
+        raise NotImplementedError
+
+    @property
+    def close_reason(self) -> str | None:
+        """The peer's close reason once closed."""
+        raise NotImplementedError
+
+    @property
+    def local_address(self) -> Any:
+        """This end's address, as the socket (or the ASGI scope) gives it."""
+        raise NotImplementedError
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as the socket (or the ASGI scope) gives it."""
+        raise NotImplementedError
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes written and not yet sent to the peer."""
         raise NotImplementedError
 
     def __aiter__(self) -> ConnectionAPI:
