@@ -23,6 +23,8 @@ from hub.hub_support import (
     serving,
 )
 from wskit.hub import Client, ClientError, Hub, Reject
+from wskit.hub.dispatch import Answer, MiddlewareOutcome
+from wskit.hub.wire import Event
 
 # --------------------------------------------------------------------------- handlers
 
@@ -543,4 +545,126 @@ async def test_wire_rules_missing_handlers_channels_and_reserved_names() -> None
         assert len(connects) == 1
         assert '{"ws-wrapper": false, "a": ["ping"], "i": 99}' in native
         assert "not json" in native
+        await peer.close()
+
+
+# ------------------------------------------------------------------ middleware and catch-all
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_middleware_sees_every_event_in_order_and_may_stop_answer_or_change_it(
+    asynchronous: bool,
+) -> None:
+    hub = pinging_hub()
+    seen: list[tuple[str, str, tuple[Any, ...]]] = []
+    handled: list[tuple[str, int]] = []
+
+    def first(client: Client, event: Event) -> MiddlewareOutcome:
+        seen.append(("first", event.name, event.args))
+        if event.name == "forbidden":
+            return None
+        if event.name == "cached":
+            return Answer("from the cache")
+        if event.name == "rejected":
+            raise ClientError("not for you")
+        if event.name == "add":  # change the arguments
+            return event._replace(args=tuple(n * 10 for n in event.args))
+        return event
+
+    def second(client: Client, event: Event) -> MiddlewareOutcome:
+        seen.append(("second", event.name, event.args))
+        return event
+
+    async def later(client: Client, event: Event) -> MiddlewareOutcome:
+        await asyncio.sleep(0)
+        return second(client, event)
+
+    hub.use(first)
+    hub.use(later if asynchronous else second)
+
+    @hub.on("add")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @hub.on("note")
+    def note(n: int) -> None:
+        handled.append(("note", n))
+
+    @hub.of("chat").on("add")
+    def add_on_chat(a: int) -> int:
+        return a
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        assert await peer.call("add", 1, 2) == 30
+        assert await peer.request("forbidden") == {
+            "i": 2,
+            "e": {"message": "Event 'forbidden' was refused"},
+            "_": 1,
+        }
+        assert await peer.call("cached") == "from the cache"
+        assert (await peer.request("rejected"))["e"] == {"message": "not for you"}
+        assert await peer.call("add", 4, channel="chat") == 40
+        await peer.emit("note", 7)
+        await peer.emit("forbidden")
+        assert await peer.call("ping") == "pong"
+        assert handled == [("note", 7)]
+        # Each event meets the middleware in order (async ones may interleave events).
+        assert [(name, args) for where, name, args in seen if where == "first"] == [
+            ("add", (1, 2)),
+            ("forbidden", ()),
+            ("cached", ()),
+            ("rejected", ()),
+            ("add", (4,)),
+            ("note", (7,)),
+            ("forbidden", ()),
+            ("ping", ()),
+        ]
+        assert [(name, args) for where, name, args in seen if where == "second"] == [
+            ("add", (10, 20)),
+            ("add", (40,)),
+            ("note", (7,)),
+            ("ping", ()),
+        ]
+        await peer.close()
+
+
+async def test_on_any_handles_what_no_handler_takes() -> None:
+    hub = pinging_hub()
+    caught: list[tuple[str, str, tuple[Any, ...]]] = []
+    native: list[str] = []
+    hub.on_native(lambda client, message: native.append(message))
+
+    @hub.on_any
+    def anything(client: Client, event: str, *args: Any) -> str:
+        caught.append((client.id, event, args))
+        return f"caught {event}"
+
+    @hub.of("chat").on_any
+    async def anything_on_chat(client: Client, event: str, *args: Any) -> list[Any]:
+        return [event, *args]
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        assert await peer.call("ping") == "pong"  # a handled event: not caught
+        assert await peer.call("unknown", 1, [2]) == "caught unknown"
+        assert await peer.call("what", "x", channel="chat") == ["what", "x"]
+        # A channel nobody registered has no catch-all: still refused.
+        answer = await peer.request("x", channel="nowhere")
+        assert answer["e"] == {"message": "Channel 'nowhere' does not exist"}
+        await peer.send("not an event")
+        assert await peer.call("ping") == "pong"
+        assert [(event, args) for _, event, args in caught] == [("unknown", (1, [2]))]
+        assert native == ["not an event"]
+        await peer.close()
+
+
+async def test_middleware_is_registered_before_clients_connect() -> None:
+    hub = pinging_hub()
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        await peer.call("ping")
+        with pytest.raises(RuntimeError, match="before clients connect"):
+            hub.use(lambda client, event: None)
+        assert await peer.call("ping") == "pong"
         await peer.close()

@@ -5,19 +5,23 @@ The hub hands every :class:`~wskit.hub.wire.Event` a client sends to
 
 1. Reserved names (:data:`~wskit.hub.registry.RESERVED_EVENTS`) on the
    default channel are never dispatched from the wire.
-2. One handler runs, the first of: the client's ``once``, the client's
-   ``on``, the hub's ``once``, the hub's ``on`` (ws-server-wrapper's order).
-3. Its arguments are converted by its type hints
+2. The hub's middleware (:meth:`Hub.use <wskit.hub.hub.Hub.use>`) sees the
+   event, in registration order: each may pass it on (changed or not), stop
+   it or answer it (:data:`Middleware`).
+3. One handler runs, the first of: the client's ``once``, the client's
+   ``on``, the hub's ``once``, the hub's ``on`` (ws-server-wrapper's order);
+   else the channel's catch-all (``on_any``: the client's, then the hub's).
+4. Its arguments are converted by its type hints
    (:mod:`wskit.hub.convert`); a parameter annotated
    :class:`~wskit.hub.client.Client` receives the calling client.
-4. A plain function runs inline; an ``async def`` (or a plain function
+5. A plain function runs inline; an ``async def`` (or a plain function
    that returns an awaitable) runs as a task, so a handler may itself
    ``await client.request(...)`` without blocking the reading of that
    client's messages. At most ``max_inflight`` such tasks run per client;
    the hub stops reading a client whose slots are all taken (see
    :mod:`wskit.hub.hub`), and what it must read meanwhile waits in
    ``client.parked``. A request's task can be cancelled by the peer.
-5. A request is answered with the handler's return value. A handler that
+6. A request is answered with the handler's return value. A handler that
    raises rejects it: :class:`~wskit.hub.errors.Reject` with its plain
    value, :class:`~wskit.hub.errors.ClientError` with its message, and any
    other exception with "Internal server error (error <id>)" only (its type
@@ -43,8 +47,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NamedTuple
 
 from ..limits import client_caused, public_error_message, report_failure
 from .client import Client
@@ -53,9 +57,30 @@ from .errors import ClientError, Reject
 from .registry import RESERVED_EVENTS, Handler, HandlerTable, Registry, Spawn, call_hooks
 from .wire import Event, Result, WireProtocol
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "Answer", "Middleware", "MiddlewareOutcome"]
 
 logger = logging.getLogger("wskit.hub")
+
+
+class Answer(NamedTuple):
+    """What a middleware returns to answer a request itself: ``value`` is the answer.
+
+    The handler does not run; an event (no request) is dropped.
+    """
+
+    value: Any
+
+
+MiddlewareOutcome = Event | Answer | None
+"""What a middleware decides: the event to pass on (the one it got, or a
+changed one: ``event._replace(args=...)``), an :class:`Answer`, or ``None``
+to stop it (a request is then rejected with "Event ... was refused"; raise
+:class:`~wskit.hub.errors.ClientError` or :class:`~wskit.hub.errors.Reject`
+to reject it with your own message or value)."""
+
+Middleware = Callable[[Client, Event], MiddlewareOutcome | Awaitable[MiddlewareOutcome]]
+"""``middleware(client, event)``, a plain function or ``async def``: see
+:data:`MiddlewareOutcome`. An exception is handled as a handler's is."""
 
 
 class Dispatcher:
@@ -86,6 +111,8 @@ class Dispatcher:
         self.protocol = protocol
         self.debug = debug
         self.max_inflight = max_inflight
+        #: The hub's middleware, in the order they run (``Hub.use`` appends).
+        self.middleware: list[Middleware] = []
         self._spawn = spawn
 
     # -- hooks -----------------------------------------------------------------------------
@@ -127,7 +154,12 @@ class Dispatcher:
         return None
 
     def dispatch(self, client: Client, event: Event) -> None:
-        """Run the handler of ``event`` from ``client``; answer it if it is a request."""
+        """Run the handler of ``event`` from ``client``; answer it if it is a request.
+
+        The middleware is not run here: the hub calls :meth:`dispatch_through_middleware`
+        instead when it has some (deciding once per connection keeps a
+        check off the path of every event).
+        """
         request_id = event.request_id
         if event.channel is None and event.name in RESERVED_EVENTS:
             if request_id is not None:
@@ -135,6 +167,8 @@ class Dispatcher:
             return
         handler = self._find_handler(client, event)
         if not handler:
+            if handler is None and self._catch_all(client, event):
+                return
             if request_id is not None:
                 channel = short_repr(event.channel)
                 if handler is False:
@@ -172,6 +206,84 @@ class Dispatcher:
             self._start(client, event, result)
         elif request_id is not None:
             self._answer(client, event, result)
+
+    def _catch_all(self, client: Client, event: Event) -> bool:
+        """Run the channel's ``on_any`` handler for ``event``, if it has one; whether it did."""
+        tables: tuple[HandlerTable, ...]
+        if event.channel is None:
+            tables = (client.handlers, self._hub_handlers)
+        else:
+            channels = (client.channels.get(event.channel), self._channels.get(event.channel))
+            tables = tuple(channel.handlers for channel in channels if channel is not None)
+        func = next((table.any for table in tables if table.any is not None), None)
+        if func is None:
+            return False
+        try:
+            result = func(client, event.name, *event.args)
+        except Exception as exc:
+            self._handler_failed(client, event, exc)
+            return True
+        if inspect.isawaitable(result):
+            self._start(client, event, result)
+        elif event.request_id is not None:
+            self._answer(client, event, result)
+        return True
+
+    # -- middleware --------------------------------------------------------------------------
+
+    def dispatch_through_middleware(self, client: Client, event: Event) -> None:
+        """Run the middleware on ``event``, then (if they pass it on) :meth:`dispatch` it.
+
+        The first middleware that awaits goes on, with the rest, in a task
+        that takes one of the client's slots.
+        """
+        if event.channel is None and event.name in RESERVED_EVENTS:
+            self.dispatch(client, event)  # never an event: refused before any middleware
+            return
+        outcome: MiddlewareOutcome | Awaitable[MiddlewareOutcome] = event
+        for index, func in enumerate(self.middleware):
+            try:
+                outcome = func(client, event)
+            except Exception as exc:
+                self._handler_failed(client, event, exc)
+                return
+            if inspect.isawaitable(outcome):
+                # The task takes a slot; it answers nothing itself (no request
+                # id): what the middleware decides does.
+                rest = self._await_middleware(client, event, outcome, index + 1)
+                self._start(client, event._replace(request_id=None), rest)
+                return
+            if type(outcome) is not Event:
+                break
+            event = outcome
+        self._decided(client, event, outcome)
+
+    async def _await_middleware(
+        self, client: Client, event: Event, pending: Awaitable[MiddlewareOutcome], index: int
+    ) -> None:
+        try:
+            outcome = await pending
+            for func in self.middleware[index:]:
+                if type(outcome) is not Event:
+                    break
+                event = outcome
+                decided = func(client, event)
+                outcome = await decided if inspect.isawaitable(decided) else decided
+        except Exception as exc:
+            self._handler_failed(client, event, exc)
+            return
+        self._decided(client, event, outcome)
+
+    def _decided(self, client: Client, event: Event, outcome: object) -> None:
+        """Act on what the middleware decided of ``event`` (see :data:`MiddlewareOutcome`)."""
+        if type(outcome) is Event:
+            self.dispatch(client, outcome)
+        elif event.request_id is None:
+            return
+        elif type(outcome) is Answer:
+            self._answer(client, event, outcome.value)
+        else:
+            self.reject(client, event.request_id, f"Event {short_repr(event.name)} was refused")
 
     def _bad_arguments(self, client: Client, event: Event, exc: ConversionError) -> None:
         name = short_repr(event.name)

@@ -91,7 +91,7 @@ import inspect
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from ..asyncio.connection import Conn
 from ..asyncio.direct_write import Writer
@@ -103,7 +103,7 @@ from .background import BackgroundTasks
 from .backplane import Backplane, HistoryError, MemoryBackplane, Position, PresenceEvent, Target
 from .client import Client, ClientChannel
 from .cluster import Cluster
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, Middleware
 from .errors import ClientError, Reject, RequestError
 from .recovery import Recovery, SessionManager
 from .registry import RESERVED_EVENTS, Handler, HandlerT, Registry, call_hooks
@@ -140,6 +140,7 @@ MAX_CLIENT_ROOM_NAME = 256
 IdGenerator = Callable[[Request], str]
 RateLimitPolicy = Literal["reject", "close"]
 RoomGuard = Callable[[Client, str], bool | Awaitable[bool]]
+MiddlewareT = TypeVar("MiddlewareT", bound=Middleware)
 
 
 class _Deliver(Protocol):
@@ -468,6 +469,25 @@ class Hub(HubChannel):
         self._add_hook("native", handler, once=False)
         return handler
 
+    def use(self, middleware: MiddlewareT) -> MiddlewareT:
+        """Register ``middleware(client, event)``, which sees every incoming event first.
+
+        Every event and request from a client, on any channel, goes through
+        the middleware in registration order before its handler: each may
+        pass it on (or a changed :class:`~wskit.hub.wire.Event`), answer it
+        (:class:`~wskit.hub.dispatch.Answer`), or stop it (``None``, or raise
+        :class:`ClientError`); see :data:`~wskit.hub.dispatch.MiddlewareOutcome`.
+
+        Raises:
+            RuntimeError: clients are connected already (a connection takes
+                the hub's middleware when it opens, and a check the middleware
+                should make must not miss the clients already there).
+        """
+        if self._table.clients:
+            raise RuntimeError("register middleware before clients connect")
+        self._dispatcher.middleware.append(middleware)
+        return middleware
+
     def of(self, name: str) -> HubChannel:
         """The hub's channel ``name`` (created on first use), with its own handlers."""
         channel = self._channels.get(name)
@@ -684,7 +704,10 @@ class Hub(HubChannel):
             client.join(client.id)
         # Read once per connection: the loop below runs for every message.
         fire_hook = self._dispatcher.fire_hook
-        dispatch = self._dispatcher.dispatch
+        dispatcher = self._dispatcher
+        dispatch = (
+            dispatcher.dispatch_through_middleware if dispatcher.middleware else dispatcher.dispatch
+        )
         hub_hooks = self.hooks
         cancel = self._dispatcher.cancel
         max_inflight = self._dispatcher.max_inflight

@@ -65,11 +65,13 @@ class HandlerTable:
     annotated with it receives the calling client.
     """
 
-    __slots__ = ("on", "once", "client_class")
+    __slots__ = ("on", "once", "any", "client_class")
 
     def __init__(self, client_class: type) -> None:
         self.on: dict[str, HandlerSignature] = {}
         self.once: dict[str, HandlerSignature] = {}
+        #: The catch-all handler (``on_any``), for the events no other takes.
+        self.any: Handler | None = None
         self.client_class = client_class
 
 
@@ -143,6 +145,20 @@ class Registry:
     def once(self, event: str, handler: Handler | None = None) -> Any:
         """Handle the next ``event`` only, then forget the handler (a decorator like :meth:`on`)."""
         return self._register(self.handlers.once, event, handler, once=True)
+
+    def on_any(self, handler: HandlerT) -> HandlerT:
+        """Handle, as ``handler(client, event, *args)``, every event no handler of its own takes.
+
+        The catch-all of this channel (one: registering again replaces it):
+        it runs where the client would otherwise read "No event listener";
+        its arguments are as they came (not converted by type hints), and
+        what it returns answers a request, as for any handler. It is not
+        :meth:`~wskit.hub.hub.Hub.on_native`, which gets the messages that
+        are not events at all; to see every event, handled or not, use
+        :meth:`~wskit.hub.hub.Hub.use`.
+        """
+        self.handlers.any = handler
+        return handler
 
     def off(self, event: str) -> None:
         """Remove the ``on`` and ``once`` handlers of ``event``."""
