@@ -143,6 +143,36 @@ async def test_client_broadcast_reaches_every_client_but_the_sender_on_every_nod
             await peer.close()
 
 
+async def test_close_room_makes_every_member_on_every_node_leave_and_stay_connected() -> None:
+    ids = iter(["a", "b", "c", "d"])
+    async with cluster(2, recovery=False, id_generator=lambda request: next(ids)) as c:
+        left: list[tuple[str, str]] = []
+        for hub in c.hubs:
+            hub.on("ping", lambda: "pong")
+            hub.on_leave(lambda client, room: left.append((client.id, room)))
+        a, b = await Peer.open(c.url(0)), await Peer.open(c.url(0))
+        other, outside = await Peer.open(c.url(1)), await Peer.open(c.url(1))
+        for peer in (a, b, other):
+            assert await peer.call("join", "room", channel="_wskit") is True
+        await a.call("join", "kept", channel="_wskit")
+        await outside.call("ping")
+
+        assert await c.hubs[0].close_room("room") == 3
+        assert [hub.count("room") for hub in c.hubs] == [0, 0]
+        assert sorted(left) == [("a", "room"), ("b", "room"), ("c", "room")]
+        client_a = c.hubs[0].get("a")
+        assert client_a is not None and client_a.rooms == {"kept"}
+        assert await c.hubs[1].close_room("room") == 0
+        # Still connected, and no longer sent the room's messages.
+        c.emit("room", "after")
+        c.emit("kept", "still")
+        await a.next_only({"a": ["said", "still"]})
+        for peer in (a, b, other, outside):
+            assert await peer.call("ping") == "pong"
+            assert peer.backlog == []
+            await peer.close()
+
+
 # --------------------------------------------------------------------------- backpressure
 
 

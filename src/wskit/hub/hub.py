@@ -608,6 +608,19 @@ class Hub(HubChannel):
         await self.backplane.close()
         self._starting = None
 
+    async def close_room(self, room: str) -> int:
+        """Make every member of ``room``, on every node, leave it; how many left.
+
+        The members stay connected (socket.io's ``socketsLeave``); each
+        leave calls the leave hooks. Nodes that do not answer within
+        ``hub.cluster.timeout`` are not counted.
+        """
+        left = self._table.clear(room)
+        answers = await self.backplane.call(
+            "close_room", {"room": room}, None, self.cluster.timeout
+        )
+        return left + sum(answer for answer in answers if type(answer) is int)
+
     def to(self, room: str) -> RoomEmitter:
         """Emit to every member of ``room`` on every node."""
         return RoomEmitter(self, room, None, None)
@@ -632,6 +645,8 @@ class Hub(HubChannel):
             return [{"id": c.id, "node": self.node_id, "rooms": sorted(c.rooms)} for c in members]
         if op == "rooms":
             return sorted(table.members)
+        if op == "close_room":
+            return self._table.clear(str(args["room"]))
         client = table.clients.get(str(args.get("client")))
         if client is None:
             return False

@@ -250,6 +250,13 @@ class LocalRooms(Generic[M]):
             self.backplane.unsubscribe(room)
         return True
 
+    def clear(self, room: str) -> int:
+        """Make every local member leave ``room`` (after the leave hooks); how many left."""
+        members = list(self.members.get(room, ()))
+        for client in members:
+            self.leave(client, room)
+        return len(members)
+
     # -- presence ----------------------------------------------------------------------
 
     def presence_info_of(self, client: M) -> dict[str, Any]:
