@@ -841,3 +841,110 @@ async def test_close_reads_past_a_full_queue_to_the_peers_close() -> None:
         assert server.close_code == 1000
         assert client.close_code == 1000
         assert client.close_reason == "bye"
+
+
+# --------------------------------------------------------------------------- handlers that decide
+
+
+async def test_auto_pong_off_lets_on_ping_answer_or_not() -> None:
+    # The server answers only the pings its handler chooses; the client's
+    # pongs arrive in order, so an automatic answer to b"drop" would be seen.
+    async def choosy(conn: wskit.Conn) -> None:
+        async def on_ping(data: bytes) -> None:
+            if data.startswith(b"keep"):
+                await conn.pong(data)
+
+        conn.auto_pong = False
+        conn.on_ping = on_ping
+        await conn.send("ready")
+        await conn.wait_closed()
+
+    pongs: list[bytes] = []
+    async with connected(choosy, client_options={"on_pong": pongs.append}) as (client, _, _):
+        assert await client.recv() == "ready"
+        dropped = client.ping(b"drop")
+        await asyncio.wait_for(client.ping(b"keep"), TIMEOUT)
+        assert pongs == [b"keep"]
+        assert dropped.done()  # a pong acknowledges the earlier pings too
+
+
+async def test_auto_pong_on_again_answers_pings() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None and server_conn.auto_pong
+        server_conn.auto_pong = False
+        server_conn.auto_pong = True
+        await asyncio.wait_for(client.ping(b"back"), TIMEOUT)
+
+
+async def test_on_close_chooses_the_reply_to_a_websockets_client() -> None:
+    from websockets.asyncio.client import connect as websockets_connect
+
+    closes: list[tuple[int, str]] = []
+
+    async def refuse_politely(conn: wskit.Conn) -> None:
+        def on_close(code: int, reason: str) -> tuple[int, str]:
+            closes.append((code, reason))
+            return 4000, f"seen {code}"
+
+        conn.on_close = on_close
+        with pytest.raises(ConnectionClosedError) as info:
+            await conn.recv()
+        assert (info.value.code, info.value.sent_code) == (1000, 4000)
+
+    async with asyncio.timeout(TIMEOUT), serving(refuse_politely) as pair:
+        async with websockets_connect(pair.uri) as ws:
+            await ws.close(1000, "done")
+        assert (ws.close_code, ws.close_reason) == (4000, "seen 1000")
+    assert closes == [(1000, "done")]
+
+
+async def test_on_close_returning_nothing_echoes_the_peer() -> None:
+    async def observer(conn: wskit.Conn) -> None:
+        conn.on_close = lambda code, reason: None
+        await conn.wait_closed()
+
+    async with connected(observer) as (client, _, _):
+        await client.close(4001, "mine")
+    assert (client.close_code, client.close_reason) == (4001, "mine")
+
+
+async def test_on_close_with_an_invalid_code_is_reported_and_echoes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def wrong(conn: wskit.Conn) -> None:
+        conn.on_close = lambda code, reason: (1005, "not sendable")
+        await conn.wait_closed()
+
+    with caplog.at_level("ERROR", logger="wskit"):
+        async with connected(wrong) as (client, _, _):
+            await client.close(1000, "bye")
+    assert (client.close_code, client.close_reason) == (1000, "bye")
+    assert "on_close" in caplog.text or "<lambda>" in caplog.text
+
+
+async def test_abort_drops_the_connection_without_a_close_frame() -> None:
+    from websockets.asyncio.client import connect as websockets_connect
+    from websockets.exceptions import ConnectionClosedError as WebSocketsClosedError
+
+    server_side: list[wskit.Conn] = []
+
+    async def dropper(conn: wskit.Conn) -> None:
+        server_side.append(conn)
+        await conn.recv()
+        conn.abort()
+        conn.abort()  # harmless twice
+        with pytest.raises(ConnectionClosedError) as info:
+            await conn.recv()
+        assert info.value.code == 1006
+        assert info.value.sent_code is None  # no close frame went out
+
+    async with (
+        asyncio.timeout(TIMEOUT),
+        serving(dropper) as pair,
+        websockets_connect(pair.uri) as ws,
+    ):
+        await ws.send("go")
+        with pytest.raises(WebSocketsClosedError):
+            await ws.recv()
+        assert ws.protocol.close_rcvd is None  # no close frame came
+    assert server_side[0].closed

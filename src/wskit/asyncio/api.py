@@ -76,6 +76,9 @@ class ConnectionAPI:
     * ``ping()`` and ``pong()`` raise :class:`NotImplementedError` on ASGI,
       which has no such messages (the ASGI server sends its own keepalive
       pings, e.g. uvicorn's ``--ws-ping-interval``);
+    * ``on_close`` is called on both, but only on ``Conn`` can it choose the
+      close frame that answers the peer's (by returning ``(code, reason)``):
+      the ASGI server answers the close itself;
     * ``Conn`` alone has ``on_ping``/``on_pong``/``auto_pong``, ``abort()``,
       ``on_message``, ``id``, the keepalive options and the compression
       switches: annotate with :class:`~wskit.Conn` to use them.
@@ -96,7 +99,8 @@ class ConnectionAPI:
     response: Response | None
     #: The negotiated subprotocol, or ``None``.
     subprotocol: str | None
-    #: Called with ``(code, reason)`` when the peer's close frame arrives.
+    #: Called with ``(code, reason)`` when the peer's close frame arrives (on
+    #: ``Conn``, a ``(code, reason)`` it returns is the close frame that answers).
     on_close: Callable[[int, str], object] | None
     json_loads: Callable[[str | bytes], Any]
     json_dumps: Callable[[Any], str]

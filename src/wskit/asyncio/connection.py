@@ -52,6 +52,8 @@ import itertools
 import json
 import logging
 import os
+import socket
+import struct
 import threading
 import time
 from collections.abc import AsyncIterable, Callable, Iterable
@@ -62,6 +64,7 @@ from ..exceptions import ConnectionClosed, LocalProtocolError
 from ..limits import client_caused, public_error_message, report_failure
 from ..protocol.connection import Connection, Side
 from ..protocol.events import CloseReceived, DataReceived, PingReceived, PongReceived
+from ..protocol.frames import Opcode, encode_close_payload, encode_frame
 from ..protocol.http11 import Request, Response
 from ..protocol.prepared import PreparedMessage
 from ..protocol.state import CLOSE_RECEIVED, SENDING, Phase, State
@@ -88,6 +91,8 @@ _NO_QUEUE = cast("collections.deque[DataReceived]", ())
 # The ids of connections (Conn.id): short, and unique within the process.
 _conn_ids = itertools.count(1)
 _RECEIVE_BUFFER_SIZE = 256 * 1024
+# SO_LINGER on, timeout 0: closing the socket sends RST and drops what is unsent (abort()).
+_LINGER_RESET = struct.pack("ii", 1, 0)
 _receive_buffers = threading.local()
 
 
@@ -131,8 +136,12 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     as binary, an iterable or async iterable of them as one fragmented
     message), ``conn.message_writer()``, ``await conn.send_json(obj)``.
     Control: ``await conn.ping()``, ``await conn.pong()``,
-    ``await conn.close(code, reason)``, and the ``on_ping``, ``on_pong`` and
-    ``on_close`` handlers.
+    ``await conn.close(code, reason)``, ``conn.abort()``, and the
+    ``on_ping``, ``on_pong`` and ``on_close`` handlers. Handlers may decide,
+    not only observe: with ``conn.auto_pong = False`` pings are not answered
+    by wskit and ``on_ping`` answers (``await conn.pong(data)``) or not; an
+    ``on_close`` that returns ``(code, reason)`` chooses the close frame
+    that answers the peer's.
     The callback path: ``conn.on_message = callback`` hands every message
     to ``callback(message)`` as it arrives, in the event loop's own call,
     instead of queuing it for ``recv()``: no task wakes up per message, the
@@ -155,6 +164,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "_loop",
         "_on_message",
         "_pings",
+        "_auto_pong",
         "_rbuf",
         "_send_lock",
         "frame_writer",
@@ -205,12 +215,17 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self.write_limit = write_limit
-        #: Called with the payload of every ping received (after the pong is queued).
+        #: Called with the payload of every ping received (after the pong is
+        #: queued, unless :attr:`auto_pong` is off: then it may answer itself).
         self.on_ping = on_ping
         #: Called with the payload of every pong received.
         self.on_pong = on_pong
         #: Called with ``(code, reason)`` when the peer's close frame arrives.
+        #: A plain function that returns ``(code, reason)`` chooses the close
+        #: frame that answers it (the peer's own code and reason otherwise).
         self.on_close = on_close
+        # Whether pings are answered for the application (see auto_pong).
+        self._auto_pong = True
         self.json_loads = json_loads
         self.json_dumps = json_dumps
         #: The handshake request (sent by the client, received by the server).
@@ -265,6 +280,8 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self.protocol = protocol
         self.transport = transport
         self.frame_writer = new_writer(transport, protocol)
+        if not self._auto_pong:
+            protocol.auto_pong = False
         transport.set_write_buffer_limits(high=self.write_limit)
         self._schedule_keepalive()
         if leftover:
@@ -398,7 +415,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def _handle_control(self, event: object) -> None:
         if type(event) is PingReceived:
             protocol = self.protocol
-            if protocol is not None and not protocol.auto_pong:
+            if protocol is not None and not protocol.auto_pong and self._auto_pong:
                 # Pongs are held back while the write buffer is full: answer the latest only.
                 self._held_pong = event.data
             if self.on_ping is not None:
@@ -408,7 +425,55 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             if self.on_pong is not None:
                 self._call_handler(self.on_pong, event.data)
         elif type(event) is CloseReceived and self.on_close is not None:
-            self._call_handler(self.on_close, event.code, event.reason)
+            self._on_close_received(self.on_close, event.code, event.reason)
+
+    def _on_close_received(self, handler: CloseHandler, code: int, reason: str) -> None:
+        """Call ``on_close``; a ``(code, reason)`` it returns replaces the echo of the peer's close.
+
+        Called while the core's output of this read is still unwritten: when
+        the peer closed first, the core's echo of its close frame is the last
+        frame there (nothing is queued after a close frame), and is swapped
+        for ours. When we closed first, ours is out already and the answer
+        is ignored. An invalid code or reason is reported like a failing
+        handler, and the echo goes out.
+        """
+        try:
+            result = handler(code, reason)
+            if asyncio.iscoroutine(result):
+                self._loop.create_task(result)
+            elif result is not None:
+                reply_code, reply_reason = cast("tuple[int, str]", result)
+                protocol = self.protocol
+                if protocol is not None and not self._closed_first and protocol.output:
+                    payload = encode_close_payload(reply_code, reply_reason)
+                    frame = encode_frame(Opcode.CLOSE, payload, mask=protocol.masking)
+                    protocol.output[-1] = frame
+                    protocol.close_sent = (reply_code, reply_reason)
+        except Exception as exc:
+            name = getattr(handler, "__name__", "on_close")
+            report_failure(logger, exc, f"the {name} handler")
+
+    @property
+    def auto_pong(self) -> bool:
+        """Whether wskit answers every ping with a pong (``True``, as RFC 6455 requires).
+
+        Set it to ``False`` to decide in ``on_ping``: answer with ``await
+        conn.pong(data)`` (the same payload, to satisfy the peer's ping), or
+        not at all. Only for peers you control: a peer whose pings go
+        unanswered may close the connection.
+        """
+        return self._auto_pong
+
+    @auto_pong.setter
+    def auto_pong(self, value: bool) -> None:
+        self._auto_pong = value
+        if not value:
+            self._held_pong = None
+        protocol = self.protocol
+        # While the write buffer is full pongs are held back (pause_writing):
+        # resume_writing turns answering on again, if it is still wanted.
+        if protocol is not None and not self._write_paused:
+            protocol.auto_pong = value
 
     @property
     def on_message(self) -> MessageHandler | None:
@@ -480,7 +545,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         """The write buffer drained below the low mark: answer the held ping, send, read again."""
         self._write_paused = False
         protocol = self.protocol
-        if protocol is not None and not protocol.auto_pong:
+        if protocol is not None and not protocol.auto_pong and self._auto_pong:
             protocol.auto_pong = True
             pong, self._held_pong = self._held_pong, None
             if pong is not None and protocol.phase in SENDING:
@@ -865,6 +930,29 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         protocol = self.protocol
         if protocol is not None and protocol.inflate_paused:
             self._loop.call_soon(self._parse_more)
+
+    def abort(self) -> None:
+        """Drop the connection at once: no close frame, no closing handshake.
+
+        What is still buffered for the peer is discarded and the TCP
+        connection is reset (``SO_LINGER`` 0: the peer reads
+        ``ECONNRESET``), like gorilla's ``UnderlyingConn().Close()``. Readers
+        and writers then get :class:`~wskit.ConnectionClosedError` with code
+        1006. For a peer that must go now (abuse, a failed authorization
+        midway); :meth:`close` is the polite way.
+        """
+        transport = self.transport
+        if transport is None or self._closed.done():
+            return
+        if self.frame_writer is not None:
+            self.frame_writer.detach()
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            except OSError:  # the socket is gone already
+                pass
+        transport.abort()
 
     async def wait_closed(self, timeout: float | None = None) -> None:
         """Wait until the TCP connection is closed; abort it after ``timeout``."""
