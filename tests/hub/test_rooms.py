@@ -173,6 +173,69 @@ async def test_close_room_makes_every_member_on_every_node_leave_and_stay_connec
             await peer.close()
 
 
+async def test_emit_to_rooms_with_exclusions_reaches_each_member_once_on_every_node() -> None:
+    ids = iter(["a", "b", "c", "d", "e"])
+    async with cluster(2, recovery=False, id_generator=lambda request: next(ids)) as c:
+        for hub in c.hubs:
+            hub.on("ping", lambda: "pong")
+        a, b = await Peer.open(c.url(0)), await Peer.open(c.url(0))
+        cc, d = await Peer.open(c.url(1)), await Peer.open(c.url(1))
+        e = await Peer.open(c.url(0))
+        # a and c in both rooms, b and d in one each, e in none.
+        for peer, rooms in ((a, "xy"), (b, "x"), (cc, "xy"), (d, "y")):
+            for room in rooms:
+                assert await peer.call("join", room, channel="_wskit") is True
+        await e.call("ping")
+        hub = c.hubs[0]
+        emitter = hub.to("x", "y", "x")
+        assert (emitter.rooms, emitter.excluded) == (("x", "y"), ())
+
+        emitter.emit("both", 1)
+        hub.to("x", "y").exclude("a", "d").emit("but_a_d", 2)
+        hub.to("x").exclude("b").exclude("c").emit("x_but_b_c", 3)
+        hub.of("chat").to("y", "x").exclude("nobody").emit("chat", 4)
+        assert hub.to("x").exclude("b", "c").excluded == ("b", "c")
+        with pytest.raises(ValueError, match="at least one room"):
+            hub.to()
+        for peer, expected in (
+            (a, [["both", 1], ["x_but_b_c", 3], ["chat", 4]]),
+            (b, [["both", 1], ["but_a_d", 2], ["chat", 4]]),
+            (cc, [["both", 1], ["but_a_d", 2], ["chat", 4]]),
+            (d, [["both", 1], ["chat", 4]]),
+            (e, []),
+        ):
+            assert await peer.call("ping") == "pong"
+            assert [message["a"] for message in peer.backlog] == expected
+            for message in peer.backlog:
+                assert message.get("c") == ("chat" if message["a"][0] == "chat" else None)
+            await peer.close()
+
+
+async def test_a_client_id_that_looks_like_a_selection_is_still_just_an_id() -> None:
+    ids = iter(["\x00[null, []]", "plain"])
+    hub = Hub(id_generator=lambda request: next(ids))
+    hub.on("ping", lambda: "pong")
+
+    @hub.on("tell")
+    def tell(client: Client) -> None:
+        client.broadcast.emit("told", client.id)
+        client.to("room").emit("in_room")
+
+    hub.on("join", join_room)
+    async with serving(hub) as url:
+        odd, plain = await Peer.open(url), await Peer.open(url)
+        await odd.call("join", "room")
+        await plain.call("join", "room")
+        await odd.call("tell")
+        await plain.next_only({"a": ["told", "\x00[null, []]"]})
+        await plain.next_only({"a": ["in_room"]})
+        assert odd.backlog == []
+        assert await odd.call("ping") == "pong"
+        assert odd.backlog == []
+        await odd.close()
+        await plain.close()
+
+
 # --------------------------------------------------------------------------- backpressure
 
 

@@ -170,12 +170,12 @@ class Client(ClientChannel):
         """Whether this client is in ``room``."""
         return room in self.rooms
 
-    def to(self, room: str) -> RoomEmitter:
-        """Emit to the members of ``room`` except this client (socket.io's ``socket.to(room)``).
+    def to(self, *rooms: str) -> RoomEmitter:
+        """Emit to the members of ``rooms`` except this client (socket.io's ``socket.to(room)``).
 
         To every client but this one, in any room, see :attr:`broadcast`.
         """
-        return RoomEmitter(self.hub, room, None, self.id)
+        return RoomEmitter(self.hub, rooms, None, self.id)
 
     # -- writing -----------------------------------------------------------------------
 

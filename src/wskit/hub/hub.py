@@ -190,9 +190,9 @@ class HubChannel(Registry):
         message = self.hub.protocol.encode_event(event, args, self.name)
         self.hub.backplane.publish(Target.ALL, "", message)
 
-    def to(self, room: str) -> RoomEmitter:
-        """Emit on this channel to the members of ``room``."""
-        return RoomEmitter(self.hub, room, self.name, None)
+    def to(self, *rooms: str) -> RoomEmitter:
+        """Emit on this channel to the members of ``rooms`` (see :meth:`Hub.to`)."""
+        return RoomEmitter(self.hub, rooms, self.name, None)
 
 
 class Hub(HubChannel):
@@ -621,9 +621,9 @@ class Hub(HubChannel):
         )
         return left + sum(answer for answer in answers if type(answer) is int)
 
-    def to(self, room: str) -> RoomEmitter:
-        """Emit to every member of ``room`` on every node."""
-        return RoomEmitter(self, room, None, None)
+    def to(self, *rooms: str) -> RoomEmitter:
+        """Emit to the members of ``rooms`` on every node, once each (``.exclude(*ids)``)."""
+        return RoomEmitter(self, rooms, None, None)
 
     def emit_to_client(self, client_id: str, event: str, *args: Any) -> None:
         """Emit to one client by id, on whichever node it is."""

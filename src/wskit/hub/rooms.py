@@ -27,6 +27,7 @@ read of a client; the hub's :class:`~wskit.hub.client.Client` is one.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
@@ -50,6 +51,7 @@ __all__ = [
     "LocalRooms",
     "RoomEmitter",
     "BroadcastEmitter",
+    "SELECTION_MARK",
 ]
 
 logger = logging.getLogger("wskit.hub")
@@ -124,25 +126,89 @@ class Publisher(Protocol):
         ...
 
 
+SELECTION_MARK = "\x00"
+"""Starts the ``exclude`` field of an emit to everyone that carries a selection.
+
+An emit to several rooms, or with several clients left out, goes to every
+node as an emit to everyone (:attr:`Target.ALL <wskit.hub.backplane.Target>`)
+whose ``exclude`` is this mark and the JSON ``[rooms, excluded ids]``
+(``rooms`` ``null``: every client): each node writes it once to each local
+client in any of the rooms and not excluded. Every backplane carries
+``exclude`` as it is, so this needs nothing of them."""
+
+
+def _selection(rooms: Iterable[str] | None, excluded: Iterable[str]) -> str:
+    return SELECTION_MARK + json.dumps([None if rooms is None else list(rooms), list(excluded)])
+
+
 class RoomEmitter:
-    """Emits to the members of a room, optionally except one client."""
+    """Emits to the members of one room or several, except some clients.
 
-    __slots__ = ("hub", "room", "channel", "exclude")
+    ``hub.to("a", "b").exclude(client_id).emit(...)``: a client in several
+    of the rooms gets the message once, also across nodes. An emit to one
+    room that leaves out at most one client is an ordinary room message
+    (numbered for recovery, sent only to the nodes with members); any
+    other goes to every node (see :data:`SELECTION_MARK`) and is not kept
+    for recovery.
+    """
 
-    def __init__(self, hub: Publisher, room: str, channel: str | None, exclude: str | None) -> None:
+    __slots__ = ("hub", "channel", "_target", "_name", "_exclude")
+
+    def __init__(
+        self,
+        hub: Publisher,
+        room: str | tuple[str, ...],
+        channel: str | None,
+        exclude: str | tuple[str, ...] | None,
+    ) -> None:
         self.hub = hub
-        self.room = room
         self.channel = channel
-        self.exclude = exclude
+        rooms = (room,) if isinstance(room, str) else room
+        excluded = () if exclude is None else (exclude,) if isinstance(exclude, str) else exclude
+        # What emit() publishes, decided once here (the usual case first: an
+        # emitter is made for every emit); rooms and excluded are read back
+        # from it.
+        if len(rooms) == 1 and len(excluded) <= 1:
+            self._target, self._name = Target.ROOM, rooms[0]
+            self._exclude = excluded[0] if excluded else None
+        else:
+            rooms = tuple(dict.fromkeys(rooms))
+            if not rooms:
+                raise ValueError("emit to at least one room")
+            self._target, self._name = Target.ALL, ""
+            self._exclude = _selection(rooms, excluded)
+
+    @property
+    def rooms(self) -> tuple[str, ...]:
+        """The rooms emitted to."""
+        if self._target is Target.ROOM:
+            return (self._name,)
+        return tuple(json.loads(self._exclude[1:])[0])  # type: ignore[index]
+
+    @property
+    def excluded(self) -> tuple[str, ...]:
+        """The ids of the clients left out."""
+        if self._target is Target.ROOM:
+            return () if self._exclude is None else (self._exclude,)
+        return tuple(json.loads(self._exclude[1:])[1])  # type: ignore[index]
+
+    @property
+    def room(self) -> str:
+        """The first of :attr:`rooms`."""
+        return self.rooms[0]
+
+    def exclude(self, *client_ids: str) -> RoomEmitter:
+        """The same emitter, leaving out the clients with these ids as well."""
+        return RoomEmitter(self.hub, self.rooms, self.channel, (*self.excluded, *client_ids))
 
     def emit(self, event: str, *args: Any) -> None:
-        """Send ``event`` to every member (on every node), except the excluded client."""
+        """Send ``event`` to every member (on every node), except the excluded clients."""
         message = self.hub.protocol.encode_event(event, args, self.channel)
-        self.hub.backplane.publish(Target.ROOM, self.room, message, self.exclude)
+        self.hub.backplane.publish(self._target, self._name, message, self._exclude)
 
     def send(self, message: str) -> None:
         """Send a raw message (iris's ``EmitMessage``) to every member."""
-        self.hub.backplane.publish(Target.ROOM, self.room, message, self.exclude)
+        self.hub.backplane.publish(self._target, self._name, message, self._exclude)
 
 
 class BroadcastEmitter:
@@ -157,7 +223,8 @@ class BroadcastEmitter:
     def __init__(self, hub: Publisher, channel: str | None, exclude: str) -> None:
         self.hub = hub
         self.channel = channel
-        self.exclude = exclude
+        # An id that looks like a selection travels as one.
+        self.exclude = exclude if exclude[:1] != SELECTION_MARK else _selection(None, (exclude,))
 
     def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` to every client (on every node) but the excluded one."""
@@ -304,6 +371,8 @@ class LocalRooms(Generic[M]):
             members = (client,) if client is not None else ()
         else:
             members = self.clients.values()
+            if exclude is not None and exclude[:1] == SELECTION_MARK:
+                members, exclude = self._selected(exclude), None
         prepared = PreparedMessage(message)
         max_buffer = self.max_buffer
         skip = None if exclude is None else self.clients.get(exclude)
@@ -321,6 +390,21 @@ class LocalRooms(Generic[M]):
             else:
                 self._overflowed(client)
         return sent
+
+    def _selected(self, selection: str) -> dict[M, Writer | None]:
+        """The local clients a selection (see :data:`SELECTION_MARK`) is for, with their writers."""
+        rooms, excluded = json.loads(selection[1:])
+        if rooms is None:
+            selected = {client: client.frame_writer for client in self.clients.values()}
+        else:
+            selected = {}
+            for room in rooms:
+                selected.update(self.members.get(room, {}))
+        for client_id in excluded:
+            client = self.clients.get(client_id)
+            if client is not None:
+                selected.pop(client, None)
+        return selected
 
     def write(self, client: M, prepared: PreparedMessage) -> bool:
         """Write ``prepared`` to ``client`` now, under the overflow policy; ``False`` if not."""
