@@ -70,7 +70,8 @@ class User(msgspec.Struct):
         (True, bool, True),
         (None, None, None),
         (None, type(None), None),
-        ("abc", bytes, b"abc"),
+        ("AAH/", bytes, b"\x00\x01\xff"),  # base64, as the hub sends bytes
+        ("", bytes, b""),
         ({"any": [1]}, Any, {"any": [1]}),
         ([1, 2], list[int], [1, 2]),
         ([1, 2], list, [1, 2]),
@@ -124,6 +125,8 @@ def test_convert_accepts(value: Any, hint: Any, expected: Any) -> None:
         (None, str, "argument 'arg': expected str, got null"),
         (0, None, "argument 'arg': expected None, got int"),
         (5, bytes, "argument 'arg': expected bytes, got int"),
+        ("QUFILw=", bytes, "argument 'arg': not valid base64"),
+        ("not base64!", bytes, "argument 'arg': not valid base64"),
         ({"a": 1}, list[int], "argument 'arg': expected list, got dict"),
         ([1, "x"], list[int], "argument 'arg[1]': expected int, got str"),
         ([1], tuple[int, int], "argument 'arg': expected 2 items, got 1"),
@@ -276,6 +279,10 @@ def test_an_iris_json_value_too_deep_is_a_conversion_error() -> None:
         (IrisValue(1, "42.0"), int, 42),
         (IrisValue(1, "3.25"), float, 3.25),
         (IrisValue(1, "7"), float, 7.0),
+        # Exactly, not through float (which gives 100000000000000004764729344).
+        (IrisValue(1, "99999999999999999999999999"), int, 99999999999999999999999999),
+        (IrisValue(1, " -12"), int, -12),
+        (IrisValue(1, "3.0"), int, 3),
         (IrisValue(1, "42"), str, "42"),  # a numeric string tagged as int
         (IrisValue(1, "true"), bool, True),  # a JavaScript true tagged as int
         (IrisValue(2, "false"), bool, False),

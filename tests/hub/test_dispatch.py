@@ -668,3 +668,21 @@ async def test_middleware_is_registered_before_clients_connect() -> None:
             hub.use(lambda client, event: None)
         assert await peer.call("ping") == "pong"
         await peer.close()
+
+
+async def test_bytes_arguments_read_the_base64_the_hub_sends_for_bytes() -> None:
+    hub = pinging_hub()
+
+    @hub.on("echo")
+    def echo(data: bytes) -> bytes:
+        return data
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        sent = await peer.call("echo", "AAH/")  # base64 of b"\x00\x01\xff"
+        assert sent == "AAH/"
+        # What the hub sent, sent back, is the same bytes again.
+        assert await peer.call("echo", sent) == "AAH/"
+        answer = await peer.request("echo", "QUFILw=")
+        assert answer["e"] == {"message": "argument 'data': not valid base64"}
+        await peer.close()

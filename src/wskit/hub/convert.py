@@ -8,6 +8,10 @@ turns the event's raw arguments into the call's arguments. Supported hints:
 ``Literal``, enums, dataclasses, ``TypedDict`` and msgspec ``Struct``s. A
 parameter annotated with the hub's client class receives the calling client.
 
+A ``bytes`` parameter takes base64 text (what the hub sends for ``bytes``,
+as msgspec does), or an iris bytes value. An iris integer is read exactly,
+whatever its size (not through ``float``).
+
 A value that does not fit raises :class:`ConversionError`, whose message
 names the argument and what was wrong, e.g. ``argument 'age': expected
 int, got str``; the hub answers the request with it. The message quotes
@@ -24,6 +28,7 @@ here.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 import inspect
@@ -150,7 +155,11 @@ def _from_iris(value: IrisValue, tp: Any, path: str) -> Any:
                 return False
             raise ValueError(text)
         if tp is int:
-            number = float(text)
+            stripped = text.strip()
+            digits = stripped[1:] if stripped[:1] in ("+", "-") else stripped
+            if digits.isascii() and digits.isdecimal():
+                return int(stripped)  # exactly, however large (within int's digit limit)
+            number = float(text)  # "3.0", "1e3"
             if not number.is_integer():
                 raise ValueError(text)
             return int(number)
@@ -224,7 +233,11 @@ def convert(value: Any, tp: Any, path: str = "value") -> Any:
         raise _fail(path, str, value)
     if tp is bytes:
         if isinstance(value, str):
-            return value.encode()
+            # Base64: what the hub sends for bytes (to_builtins), and msgspec reads.
+            try:
+                return base64.b64decode(value, validate=True)
+            except ValueError:
+                raise ConversionError(f"{_argument(path)}: not valid base64") from None
         if isinstance(value, bytes):
             return value
         raise _fail(path, bytes, value)
