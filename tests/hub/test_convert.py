@@ -1,12 +1,16 @@
 """Unit tests of typed handlers (``wskit.hub.convert``)."""
 
 import dataclasses
+import datetime
+import decimal
 import enum
+import uuid
 from typing import Annotated, Any, Literal, NotRequired, Optional, TypedDict, Union
 
 import msgspec
 import pytest
 
+import wskit.hub.convert as convert_module
 from hub.hub_support import SECRET, Account, StructAccount
 from wskit.hub import Client
 from wskit.hub.convert import ConversionError, convert, short_repr, signature_of, to_builtins
@@ -417,3 +421,98 @@ def test_to_builtins() -> None:
     assert to_builtins({"k": {Color.RED}}) == {"k": ["red"]}
     with pytest.raises(TypeError, match="cannot send a object"):
         to_builtins(object())
+
+
+# --------------------------------------------------------------------------- dates, UUIDs, decimals
+
+TEXT_TYPE_CASES: list[tuple[Any, Any]] = [
+    ("2024-01-02T03:04:05Z", datetime.datetime),
+    ("2024-01-02t03:04:05z", datetime.datetime),
+    ("2024-01-02 03:04:05", datetime.datetime),
+    ("2024-01-02T03:04:05.123+02:00", datetime.datetime),
+    ("2024-01-02T03:04:05-0130", datetime.datetime),
+    ("2024-01-02T03:04:05-00:00", datetime.datetime),
+    ("2024-01-02T03:04:05.1234565Z", datetime.datetime),  # rounded half up
+    ("2024-01-02T03:04:05.123456789Z", datetime.datetime),
+    ("2024-12-31T23:59:59.9999996Z", datetime.datetime),  # rounds into the next year
+    ("2024-01-02T03:04", datetime.datetime),
+    ("2024-01-02T03:04:05+02", datetime.datetime),
+    ("20240102T030405", datetime.datetime),
+    ("2024-01-02T24:00:00", datetime.datetime),
+    ("2024-13-02T03:04:05", datetime.datetime),
+    ("2024-01-02", datetime.date),
+    ("2024-1-02", datetime.date),
+    ("2024-02-30", datetime.date),
+    ("03:04:05", datetime.time),
+    ("03:04:05.5+01:00", datetime.time),
+    ("03:04", datetime.time),
+    ("c0a8f6f4-5a6b-4c9e-9f7e-1234567890ab", uuid.UUID),
+    ("C0A8F6F45A6B4C9E9F7E1234567890AB", uuid.UUID),
+    ("{c0a8f6f4-5a6b-4c9e-9f7e-1234567890ab}", uuid.UUID),
+    ("c0a8f6f4-5a6b4c9e-9f7e-1234567890ab", uuid.UUID),
+    ("1.50", decimal.Decimal),
+    ("-1e3", decimal.Decimal),
+    ("NaN", decimal.Decimal),
+    ("one", decimal.Decimal),
+    (0.1, decimal.Decimal),
+    (3, decimal.Decimal),
+    (True, decimal.Decimal),
+    (5, datetime.datetime),
+    (None, uuid.UUID),
+]
+
+
+def _outcome(value: Any, hint: Any) -> str:
+    try:
+        return repr(convert(value, hint, "arg"))
+    except ConversionError as exc:
+        return f"error: {exc}"
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+class Shade(enum.Enum):
+    DARK = "dark"
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        (1, Literal[1]),
+        (True, Literal[1]),
+        (1.0, Literal[1]),
+        ("a", Literal["a", "b"]),
+        (None, Literal[None]),
+        (1, Level),
+        (True, Level),
+        (1.0, Level),
+        ("dark", Shade),
+        ("DARK", Shade),
+        (1, Shade),
+        ([1], Shade),
+    ],
+)
+def test_enums_and_literals_convert_as_msgspec(value: Any, hint: Any) -> None:
+    try:
+        expected = repr(msgspec.convert(value, hint))
+    except msgspec.ValidationError:
+        assert _outcome(value, hint).startswith("error: argument 'arg': ")
+    else:
+        assert _outcome(value, hint) == expected
+
+
+@pytest.mark.parametrize(("value", "hint"), TEXT_TYPE_CASES)
+def test_dates_uuids_and_decimals_convert_as_msgspec_with_or_without_it(
+    value: Any, hint: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_msgspec = _outcome(value, hint)
+    monkeypatch.setattr(convert_module, "_msgspec_convert", None)
+    assert _outcome(value, hint) == with_msgspec
+    try:
+        expected = repr(msgspec.convert(value, hint))
+    except msgspec.ValidationError:
+        assert with_msgspec.startswith("error: argument 'arg': ")
+    else:
+        assert with_msgspec == expected

@@ -686,3 +686,27 @@ async def test_bytes_arguments_read_the_base64_the_hub_sends_for_bytes() -> None
         answer = await peer.request("echo", "QUFILw=")
         assert answer["e"] == {"message": "argument 'data': not valid base64"}
         await peer.close()
+
+
+async def test_dates_uuids_and_decimals_come_in_and_go_out_as_text() -> None:
+    import datetime
+    import decimal
+    import uuid
+
+    hub = pinging_hub()
+
+    @hub.on("later")
+    def later(when: datetime.datetime, days: decimal.Decimal, ref: uuid.UUID) -> list[Any]:
+        return [when + datetime.timedelta(days=int(days)), days * 2, ref]
+
+    async with serving(hub) as url:
+        peer = await Peer.open(url)
+        ref = "c0a8f6f4-5a6b-4c9e-9f7e-1234567890ab"
+        assert await peer.call("later", "2024-01-02T03:04:05Z", "1.5", ref.upper()) == [
+            "2024-01-03T03:04:05Z",
+            "3.0",
+            ref,
+        ]
+        answer = await peer.request("later", "yesterday", 1, ref)
+        assert answer["e"] == {"message": "argument 'when': 'yesterday' is not a valid datetime"}
+        await peer.close()

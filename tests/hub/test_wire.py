@@ -339,6 +339,37 @@ def test_both_json_encoders_write_the_same_values() -> None:
     assert json.loads(fast(value))["a"][4] == "AP8="
 
 
+def test_dates_times_uuids_and_decimals_go_out_as_msgspec_writes_them() -> None:
+    import datetime
+    import decimal
+    import uuid
+
+    from wskit.hub import wire
+
+    plus_two = datetime.timezone(datetime.timedelta(hours=2))
+    values = [
+        datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        datetime.datetime(2024, 1, 2, 3, 4, 5, 123000, tzinfo=plus_two),
+        datetime.datetime(2024, 1, 2, 3, 4, 5),
+        datetime.date(2024, 1, 2),
+        datetime.time(3, 4, tzinfo=datetime.UTC),
+        uuid.UUID(int=1),
+        decimal.Decimal("1.50"),
+    ]
+    expected = [
+        "2024-01-02T03:04:05Z",
+        "2024-01-02T03:04:05.123000+02:00",
+        "2024-01-02T03:04:05",
+        "2024-01-02",
+        "03:04:00Z",
+        "00000000-0000-0000-0000-000000000001",
+        "1.50",
+    ]
+    assert json.loads(wire._compact_dumps(values)) == expected
+    assert json.loads(wire._fastest_dumps()(values)) == expected
+    assert msgspec.to_builtins(values) == expected
+
+
 # --------------------------------------------------------------------------- decoding bounds
 
 

@@ -4,9 +4,17 @@
 returns a :class:`HandlerSignature` whose :meth:`~HandlerSignature.bind`
 turns the event's raw arguments into the call's arguments. Supported hints:
 ``str``, ``int``, ``float``, ``bool``, ``bytes``, ``None``, ``Any``,
+``datetime``/``date``/``time``, ``UUID``, ``Decimal``,
 ``list``/``tuple``/``set``/``dict`` of them, ``Optional``/unions,
 ``Literal``, enums, dataclasses, ``TypedDict`` and msgspec ``Struct``s. A
 parameter annotated with the hub's client class receives the calling client.
+
+Dates, times, UUIDs and decimals are read from text as msgspec reads them
+(RFC 3339; a UUID's 32 hex digits, hyphens or not; a Decimal also from a
+number), through ``msgspec.convert`` when msgspec is installed and the
+built-in parsers otherwise, with the same results; enums and ``Literal``
+take a value of the same type only (``True`` is not ``1``), as msgspec.
+Results go out the same way (:func:`to_builtins`).
 
 A ``bytes`` parameter takes base64 text (what the hub sends for ``bytes``,
 as msgspec does), or an iris bytes value. An iris integer is read exactly,
@@ -30,11 +38,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
+import decimal
 import enum
 import inspect
+import re
 import reprlib
 import types
 import typing
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -206,9 +218,10 @@ def convert(value: Any, tp: Any, path: str = "value") -> Any:
             f"{_argument(path)}: {_value_type(value)} fits none of {_type_name(tp)}"
         )
     if origin is typing.Literal:
-        if value in typing.get_args(tp):
-            return value
         choices = typing.get_args(tp)
+        # Of the same type too, as msgspec says: True is not 1, nor 1.0.
+        if any(value == choice and type(value) is type(choice) for choice in choices):
+            return value
         raise ConversionError(f"{_argument(path)}: {short_repr(value)} is not one of {choices}")
     if origin is typing.Annotated:
         return convert(value, typing.get_args(tp)[0], path)
@@ -241,6 +254,8 @@ def convert(value: Any, tp: Any, path: str = "value") -> Any:
         if isinstance(value, bytes):
             return value
         raise _fail(path, bytes, value)
+    if tp in _PARSERS:
+        return _convert_text_type(value, tp, path)
     if origin in (list, Sequence, set, frozenset, tuple) or tp in (list, set, frozenset, tuple):
         return _convert_sequence(value, tp, origin or tp, path)
     if origin in (dict, Mapping) or tp is dict:
@@ -256,11 +271,15 @@ def convert(value: Any, tp: Any, path: str = "value") -> Any:
         }
     if isinstance(tp, type):
         if issubclass(tp, enum.Enum):
+            # By value, of the same type too (as msgspec: True is not 1, nor 1.0).
             try:
-                return tp(value)
-            except ValueError:
-                message = f"{_argument(path)}: {short_repr(value)} is not a {tp.__name__}"
-                raise ConversionError(message) from None
+                member = tp._value2member_map_.get(value)
+            except TypeError:  # an unhashable value
+                member = None
+            if member is not None and type(member.value) is type(value):
+                return member
+            message = f"{_argument(path)}: {short_repr(value)} is not a {tp.__name__}"
+            raise ConversionError(message)
         if dataclasses.is_dataclass(tp):
             return _convert_dataclass(value, tp, path)
         if _is_typeddict(tp):
@@ -271,6 +290,99 @@ def convert(value: Any, tp: Any, path: str = "value") -> Any:
             return value
         raise _fail(path, tp, value)
     raise ConversionError(f"{_argument(path)}: unsupported type hint {tp!r}")
+
+
+# -- dates, times, UUIDs and decimals, as msgspec reads them -------------------------------
+
+_OFFSET = r"(?:(?P<z>[Zz])|(?P<sign>[+-])(?P<oh>\d{2}):?(?P<om>\d{2}))?"
+_TIME = r"(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})(?:\.(?P<frac>\d+))?" + _OFFSET
+_DATE = r"(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})"
+_DATE_RE = re.compile(_DATE)
+_TIME_RE = re.compile(_TIME)
+_DATETIME_RE = re.compile(_DATE + "[Tt ]" + _TIME)
+_UUID_RE = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def _parse_datetime(text: str) -> datetime.datetime:
+    """RFC 3339, as msgspec reads it: fractions rounded to the microsecond."""
+    match = _DATETIME_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(text)
+    g = match.group
+    tz: datetime.tzinfo | None = None
+    if g("z"):
+        tz = datetime.UTC
+    elif g("sign"):
+        minutes = int(g("oh")) * 60 + int(g("om"))
+        tz = datetime.timezone(
+            datetime.timedelta(minutes=-minutes if g("sign") == "-" else minutes)
+        )
+    whole = datetime.datetime(
+        int(g("y")), int(g("m")), int(g("d")), int(g("H")), int(g("M")), int(g("S")), tzinfo=tz
+    )
+    # Round half up to the microsecond, as msgspec does (a carry may change the second).
+    frac = (g("frac") or "")[:7].ljust(7, "0")
+    return whole + datetime.timedelta(microseconds=(int(frac) + 5) // 10)
+
+
+def _parse_time(text: str) -> datetime.time:
+    if _TIME_RE.fullmatch(text) is None:
+        raise ValueError(text)
+    return _parse_datetime("2000-01-01T" + text).timetz()
+
+
+def _parse_date(text: str) -> datetime.date:
+    if _DATE_RE.fullmatch(text) is None:
+        raise ValueError(text)
+    return datetime.date.fromisoformat(text)
+
+
+def _parse_uuid(text: str) -> uuid.UUID:
+    if _UUID_RE.fullmatch(text) is None:
+        raise ValueError(text)
+    return uuid.UUID(text)
+
+
+def _parse_decimal(text: str) -> decimal.Decimal:
+    try:
+        return decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise ValueError(text) from None
+
+
+_PARSERS: dict[Any, Callable[[str], Any]] = {
+    datetime.datetime: _parse_datetime,
+    datetime.date: _parse_date,
+    datetime.time: _parse_time,
+    uuid.UUID: _parse_uuid,
+    decimal.Decimal: _parse_decimal,
+}
+"""The types read from text like msgspec reads them: through ``msgspec.convert``
+when msgspec is installed, else through these parsers, with the same results."""
+
+_msgspec_convert: Callable[[Any, Any], Any] | None
+_ValidationError: type[Exception]
+try:
+    import msgspec
+
+    _msgspec_convert, _ValidationError = msgspec.convert, msgspec.ValidationError
+except ImportError:  # pragma: no cover - msgspec is optional
+    _msgspec_convert, _ValidationError = None, ValueError
+
+
+def _convert_text_type(value: Any, tp: Any, path: str) -> Any:
+    """Read ``value`` as one of :data:`_PARSERS`' types (a Decimal also from a number)."""
+    if tp is decimal.Decimal and type(value) in (int, float):
+        return decimal.Decimal(repr(value))  # 0.1 is Decimal("0.1"), as msgspec says
+    if type(value) is not str:
+        raise _fail(path, tp, value)
+    try:
+        if _msgspec_convert is not None:
+            return _msgspec_convert(value, tp)
+        return _PARSERS[tp](value)
+    except (ValueError, _ValidationError):
+        message = f"{_argument(path)}: {short_repr(value)} is not a valid {_type_name(tp)}"
+        raise ConversionError(message) from None
 
 
 def _convert_sequence(value: Any, tp: Any, origin: Any, path: str) -> Any:

@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
+import decimal
 import enum
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
@@ -176,7 +179,12 @@ def is_struct(tp: Any) -> bool:
 
 
 def to_builtins(value: Any) -> Any:
-    """Turn a handler's result into JSON-ready values (dataclasses, Structs, enums, sets)."""
+    """Turn a handler's result into JSON-ready values, as msgspec writes them.
+
+    Dataclasses and Structs become objects, enums their values, sets
+    arrays, bytes base64, and datetimes, dates, times, UUIDs and Decimals
+    text (RFC 3339, canonical, the digits as they are).
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {k: to_builtins(v) for k, v in dataclasses.asdict(value).items()}
     if isinstance(value, enum.Enum):
@@ -190,6 +198,12 @@ def to_builtins(value: Any) -> Any:
     if isinstance(value, bytes):
         # Base64, the usual way to put bytes in JSON (msgspec does the same).
         return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime.datetime | datetime.time):
+        # RFC 3339 as msgspec writes it: "Z" for UTC.
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, datetime.date | uuid.UUID | decimal.Decimal):
+        return str(value)  # ISO date, canonical UUID, the decimal's own digits (as msgspec)
     if is_struct(type(value)):
         import msgspec
 
