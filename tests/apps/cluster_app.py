@@ -54,6 +54,17 @@ def emit(room: str, event: str, *args: Any) -> bool:
     return True
 
 
+@hub.on("emit_to")
+def emit_to(rooms: list[str], exclude: list[str], event: str, *args: Any) -> bool:
+    hub.to(*rooms).exclude(*exclude).emit(event, *args)
+    return True
+
+
+@hub.on("close_room")
+async def close_room(room: str) -> int:
+    return await hub.close_room(room)
+
+
 @hub.on("pump")
 def pump(room: str, count: int, interval: float) -> bool:
     """Emit ("seq", 0), ("seq", 1)... to ``room``, one every ``interval`` seconds."""

@@ -102,6 +102,35 @@ async def test_three_nodes_room_emits_reach_every_member_exactly_once(
             assert node.alive()
 
 
+async def test_three_nodes_emits_to_several_rooms_reach_each_member_once_and_close_room(
+    redis_server: RedisServer,
+) -> None:
+    with nodes(redis_server.url, 3) as (n0, n1, n2):
+        async with peers(n0.url, n1.url, n2.url, n2.url) as group:
+            ids = [await peer.request("whoami") for peer in group]
+            # group[0] and group[1] in both rooms, group[2] in "y", group[3] in none.
+            await join_all(group[:2], "x")
+            await join_all(group[:3], "y")
+            await group[3].request("join", "z", channel="_wskit")
+            assert await group[3].request("emit_to", ["x", "y"], [], "m", 1)
+            assert await group[3].request("emit_to", ["x", "y"], [ids[1]], "m", 2)
+            assert await group[3].request("emit_to", ["y"], [ids[0], ids[2]], "m", 3)
+            # The last emit from the same node: once it came, every one before it had.
+            assert await group[3].request("emit_to", ["x", "y", "z"], [], "end")
+            await until(lambda: all(peer.got("end") for peer in group))
+            assert [event[1] for event in group[0].got("m")] == [1, 2]
+            assert [event[1] for event in group[1].got("m")] == [1, 3]
+            assert [event[1] for event in group[2].got("m")] == [1, 2]
+            assert group[3].got("m") == []
+            assert [len(peer.got("end")) for peer in group] == [1, 1, 1, 1]
+
+            assert await group[3].request("close_room", "y") == 3
+            assert await group[2].request("rooms") == ["x", "z"]
+            assert all(peer.conn.close_code is None for peer in group)
+        for node in (n0, n1, n2):
+            assert node.alive()
+
+
 async def test_kill_9_one_node_the_others_go_on_and_presence_drops_it(
     redis_server: RedisServer,
 ) -> None:
