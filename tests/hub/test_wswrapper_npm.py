@@ -270,3 +270,23 @@ async def test_close_codes_both_ways(node: NodeRuntime) -> None:
         assert (event["type"], event["code"], event["reason"]) == ("close", 4001, "kicked")
         code, _reason = await asyncio.wait_for(closes.get(), 5)
         assert code == 4001
+
+
+async def test_bytes_the_hub_sends_come_back_as_the_same_bytes(node: NodeRuntime) -> None:
+    hub = node_hub()
+
+    @hub.on("echo")
+    def echo(data: bytes) -> bytes:
+        return data
+
+    async with hub_and_peer(hub, node) as (peer, client):
+        await peer.command("listen", event="blob")
+        client.emit("blob", b"\x00\x01\xff")
+        event = await peer.next_event()
+        assert event["args"] == ["AAH/"]  # base64, as the npm client reads it
+        # The npm client sends back what it got: the hub's bytes parameter reads it.
+        answer = await peer.request("echo", *event["args"])
+        assert answer == {"type": "result", "seq": answer["seq"], "ok": True, "value": "AAH/"}
+        answer = await peer.request("echo", "QUFILw=")
+        assert answer["ok"] is False
+        assert answer["error"]["message"] == "argument 'data': not valid base64"
