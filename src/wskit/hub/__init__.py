@@ -22,17 +22,29 @@ from .backplane import (
 from .client import Client, ClientChannel
 from .cluster import ClientInfo, Cluster
 from .convert import ConversionError
+from .dispatch import Answer, Middleware, MiddlewareOutcome
 from .errors import ClientError, Reject, RequestError
 from .hub import Hub, HubChannel
 from .hub_client import HubClient
 from .recovery import Recovery
-from .rooms import RoomEmitter
-from .wire import Cancel, Event, IrisProtocol, IrisValue, Result, WireProtocol, WsWrapperProtocol
+from .rooms import BroadcastEmitter, RoomEmitter
+from .wire import (
+    RESERVED_EVENTS,
+    Cancel,
+    Event,
+    IrisProtocol,
+    IrisValue,
+    Result,
+    WireProtocol,
+    WsWrapperProtocol,
+)
 
 __all__ = [
+    "Answer",
     "Backplane",
     "BackplaneStats",
     "BackplaneUnavailable",
+    "BroadcastEmitter",
     "Cancel",
     "Client",
     "ClientChannel",
@@ -51,7 +63,10 @@ __all__ = [
     "IrisProtocol",
     "IrisValue",
     "MemoryBackplane",
+    "Middleware",
+    "MiddlewareOutcome",
     "Node",
+    "RESERVED_EVENTS",
     "Reject",
     "RequestError",
     "Result",
