@@ -50,6 +50,7 @@ from .exceptions import (
 from .protocol.connection import PreparedMessage, State
 from .protocol.deflate import DeflateOptions
 from .protocol.frames import CloseCode, encode_close_payload
+from .protocol.handshake import is_websocket_upgrade, requested_subprotocols
 from .protocol.headers import Headers
 from .protocol.http11 import Request, Response
 
@@ -90,6 +91,8 @@ __all__ = [
     "broadcast",
     "connect",
     "encode_close_payload",
+    "is_websocket_upgrade",
+    "requested_subprotocols",
     "is_close_error",
     "is_unexpected_close_error",
     "serve",
