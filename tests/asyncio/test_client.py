@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.cookiejar
 import logging
 import socket
 import ssl
@@ -122,6 +123,77 @@ def redirect_to(location: str, status: str = "302 Found") -> bytes:
         f"HTTP/1.1 {status}\r\nLocation: {location}\r\n"
         "Content-Length: 0\r\nConnection: close\r\n\r\n"
     ).encode()
+
+
+# --------------------------------------------------------------------------- cookie jar
+
+
+async def test_cookie_jar_sends_cookies_the_handshake_set(recorder: Recorder) -> None:
+    def set_session(request: wskit.Request) -> list[tuple[str, str]]:
+        if request.headers.get("Cookie") is None:
+            return [("Set-Cookie", "session=s3cr3t; Path=/; HttpOnly")]
+        return []
+
+    jar = http.cookiejar.CookieJar()
+    async with wskit.serve(recorder, "127.0.0.1", 0, extra_headers=set_session) as srv:
+        async with wskit.connect(f"ws://127.0.0.1:{srv.port}/a", cookies=jar):
+            pass
+        assert [cookie.name for cookie in jar] == ["session"]
+        async with wskit.connect(f"ws://127.0.0.1:{srv.port}/b", cookies=jar):
+            pass
+        # A connection without the jar sends no cookie.
+        async with wskit.connect(f"ws://127.0.0.1:{srv.port}/c"):
+            pass
+    cookies = [r.headers.get("Cookie") for r in recorder.requests]
+    assert cookies == [None, "session=s3cr3t", None]
+
+
+async def test_cookie_jar_stores_cookies_of_a_redirect(recorder: Recorder) -> None:
+    def process_request(conn: wskit.ServerConn, request: wskit.Request) -> wskit.Response | None:
+        if request.path == "/login":
+            headers = [("Location", "/app"), ("Set-Cookie", "token=t1; Path=/")]
+            return wskit.Response(302, "Found", wskit.Headers(headers))
+        if request.headers.get("Cookie") != "token=t1":
+            return wskit.Response(401, "Unauthorized", wskit.Headers())
+        return None
+
+    jar = http.cookiejar.CookieJar()
+    async with wskit.serve(recorder, "127.0.0.1", 0, process_request=process_request) as srv:
+        async with wskit.connect(f"ws://127.0.0.1:{srv.port}/login", cookies=jar) as conn:
+            await conn.send("in")
+            assert await conn.recv() == "in"
+        # Without the jar the redirect's cookie is lost: the server refuses.
+        with pytest.raises(wskit.HandshakeRejected) as refused:
+            await wskit.connect(f"ws://127.0.0.1:{srv.port}/login")
+        assert refused.value.status == 401
+    assert [r.target for r in recorder.requests] == ["/app"]
+
+
+async def test_cookie_jar_adds_to_a_given_cookie_header(recorder: Recorder) -> None:
+    def set_b(request: wskit.Request) -> list[tuple[str, str]]:
+        return [("Set-Cookie", "b=2; Path=/")]
+
+    jar = http.cookiejar.CookieJar()
+    async with wskit.serve(recorder, "127.0.0.1", 0, extra_headers=set_b) as srv:
+        for _ in range(2):
+            async with wskit.connect(
+                f"ws://127.0.0.1:{srv.port}/", cookies=jar, headers={"Cookie": "a=1"}
+            ):
+                pass
+    assert [r.headers.get_all("Cookie") for r in recorder.requests] == [["a=1"], ["a=1; b=2"]]
+
+
+async def test_secure_cookie_goes_to_wss_only(recorder: Recorder) -> None:
+    def set_secure(request: wskit.Request) -> list[tuple[str, str]]:
+        return [("Set-Cookie", "s=1; Path=/; Secure")]
+
+    jar = http.cookiejar.CookieJar()
+    async with wskit.serve(recorder, "127.0.0.1", 0, extra_headers=set_secure) as srv:
+        for _ in range(2):
+            async with wskit.connect(f"ws://127.0.0.1:{srv.port}/", cookies=jar):
+                pass
+    assert len(jar) == 1
+    assert [r.headers.get("Cookie") for r in recorder.requests] == [None, None]
 
 
 # --------------------------------------------------------------------------- redirects

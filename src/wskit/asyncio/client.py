@@ -9,6 +9,7 @@ CONNECT or SOCKS5 proxy, or over a Unix socket), wraps it in TLS for
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import logging
 import socket
 import ssl as ssl_module
@@ -132,6 +133,60 @@ class ClientConn(Conn):
             self._trace_close(logger, exc)
 
 
+def _http_url(uri: WebSocketURI) -> str:
+    # Cookies belong to HTTP origins: ws:// and wss:// map to http:// and https://
+    # (as gorilla and browsers do), so a jar shared with an HTTP client works,
+    # and ``Secure`` cookies go to wss:// only.
+    return f"{'https' if uri.secure else 'http'}://{uri.host_header}{uri.path}"
+
+
+class _JarResponse:
+    """The part of ``http.client.HTTPResponse`` that :class:`http.cookiejar.CookieJar` reads."""
+
+    def __init__(self, headers: Headers) -> None:
+        self._headers = headers
+
+    def info(self) -> _JarResponse:
+        """The response headers: this object, for its :meth:`get_all`."""
+        return self
+
+    def get_all(self, name: str, default: list[str] | None = None) -> list[str] | None:
+        """The values of header ``name``, or ``default`` when there is none."""
+        return self._headers.get_all(name) or default
+
+
+def _jar_request(uri: WebSocketURI) -> urllib.request.Request:
+    # The jar asks a urllib Request for the URL, host and origin it decides by.
+    return urllib.request.Request(_http_url(uri))
+
+
+def _cookie_header(jar: http.cookiejar.CookieJar, uri: WebSocketURI) -> str | None:
+    """The ``Cookie`` header value the jar holds for ``uri``, or ``None``."""
+    request = _jar_request(uri)
+    jar.add_cookie_header(request)
+    return request.get_header("Cookie")
+
+
+def _store_cookies(jar: http.cookiejar.CookieJar, uri: WebSocketURI, headers: Headers) -> None:
+    """Put the ``Set-Cookie`` headers of a handshake response to ``uri`` in the jar."""
+    if headers.get("Set-Cookie") is None and headers.get("Set-Cookie2") is None:
+        return
+    jar.extract_cookies(
+        cast(Any, _JarResponse(headers)),  # duck-typed, as the jar reads it
+        _jar_request(uri),
+    )
+
+
+def _with_cookie(headers: HeadersLike | None, cookie: str | None) -> HeadersLike:
+    """``headers`` with the jar's cookies added (after a ``Cookie`` header given there)."""
+    if cookie is None:
+        return headers or ()
+    merged = Headers(headers or ())
+    given = merged.pop("Cookie")
+    merged.add("Cookie", "; ".join([*given, cookie]))
+    return merged
+
+
 def _proxy_for(uri: WebSocketURI, proxy: str | bool | None) -> ProxyURI | None:
     if proxy is None or proxy is False:
         return None
@@ -195,6 +250,12 @@ class connect(Opening[ClientConn]):
         unix_path: connect to this Unix socket instead of the URI's host.
         sock: an already connected socket to use (redirects are then not
             followed: :exc:`HandshakeRejected` carries the 3xx response).
+        cookies: an :class:`http.cookiejar.CookieJar` (gorilla's ``Dialer.Jar``):
+            the cookies it holds for the URI are sent in the ``Cookie`` header
+            (after any given in ``headers``), and the ``Set-Cookie`` headers of
+            every handshake response (the 101, redirects, refusals) are stored
+            in it, so the next :func:`connect` with the jar sends them. It sees
+            ``ws://`` as ``http://`` and ``wss://`` as ``https://``.
         **conn_options: options of :class:`Conn` (``max_size``, ``max_queue``,
             ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``write_limit``,
             ``on_ping``, ``on_pong``, ``on_close``...).
@@ -216,6 +277,7 @@ class connect(Opening[ClientConn]):
         max_redirects: int = 5,
         unix_path: str | None = None,
         sock: socket.socket | None = None,
+        cookies: http.cookiejar.CookieJar | None = None,
         **conn_options: Unpack[ConnOptions],
     ) -> None:
         unknown = sorted(conn_options.keys() - _CONN_OPTIONS)
@@ -234,6 +296,7 @@ class connect(Opening[ClientConn]):
         self.max_redirects = max_redirects
         self.unix_path = unix_path
         self.sock = sock
+        self.cookies = cookies
         self.conn_options = conn_options
 
     async def _open(self) -> ClientConn:
@@ -249,6 +312,8 @@ class connect(Opening[ClientConn]):
             try:
                 conn = await self._connect_once(uri)
             except HandshakeRejected as exc:
+                if self.cookies is not None:
+                    _store_cookies(self.cookies, uri, exc.headers)
                 location = is_redirect(Response(exc.status, "", Headers(exc.headers), exc.body))
                 # A caller-supplied socket is used up by the first attempt: a
                 # redirect cannot be followed, so the caller gets the 3xx.
@@ -264,12 +329,17 @@ class connect(Opening[ClientConn]):
 
     async def _connect_once(self, uri: WebSocketURI) -> ClientConn:
         loop = asyncio.get_running_loop()
+        jar = self.cookies
         handshake = ClientHandshake(
             uri,
             origin=self.origin,
             subprotocols=self.subprotocols,
             compression=self.compression,
-            extra_headers=self.headers or (),
+            extra_headers=(
+                self.headers or ()
+                if jar is None
+                else _with_cookie(self.headers, _cookie_header(jar, uri))
+            ),
             user_agent=self.user_agent,
         )
 
@@ -307,6 +377,8 @@ class connect(Opening[ClientConn]):
             if conn.transport is not None:
                 conn.transport.abort()
             raise
+        if jar is not None and conn.response is not None:
+            _store_cookies(jar, uri, conn.response.headers)
         return conn
 
     async def _close(self, conn: ClientConn) -> None:
