@@ -125,6 +125,109 @@ def redirect_to(location: str, status: str = "302 Found") -> bytes:
     ).encode()
 
 
+# --------------------------------------------------------------------------- dial
+
+
+@dataclass
+class CountingDial:
+    """A ``dial`` for :func:`wskit.connect` that records where it was asked to connect."""
+
+    calls: list[tuple[str, int]] = field(default_factory=list)
+    local_addresses: list[tuple[str, int]] = field(default_factory=list)
+
+    async def __call__(self, host: str, port: int) -> socket.socket:
+        self.calls.append((host, port))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        except BaseException:
+            sock.close()
+            raise
+        self.local_addresses.append(sock.getsockname())
+        return sock
+
+
+async def test_dial_is_called_once_per_attempt_redirects_included(recorder: Recorder) -> None:
+    def process_request(conn: wskit.ServerConn, request: wskit.Request) -> wskit.Response | None:
+        if request.path == "/old":
+            return wskit.Response(302, "Found", wskit.Headers([("Location", "/new")]))
+        return None
+
+    dial = CountingDial()
+    async with (
+        wskit.serve(recorder, "127.0.0.1", 0, process_request=process_request) as srv,
+        wskit.connect(f"ws://127.0.0.1:{srv.port}/old", dial=dial) as conn,
+    ):
+        await conn.send("dialled")
+        assert await conn.recv() == "dialled"
+        assert conn.transport is not None
+        # The connection runs on the socket the last dial made.
+        assert conn.transport.get_extra_info("sockname") == dial.local_addresses[-1]
+        port = srv.port
+    assert dial.calls == [("127.0.0.1", port), ("127.0.0.1", port)]
+    assert [r.target for r in recorder.requests] == ["/new"]
+
+
+async def test_dial_errors_reach_the_caller() -> None:
+    async def broken(host: str, port: int) -> socket.socket:
+        raise ConnectionRefusedError(f"no route to {host}:{port} today")
+
+    with pytest.raises(ConnectionRefusedError, match=r"no route to 127\.0\.0\.1:9 "):
+        await wskit.connect("ws://127.0.0.1:9/", dial=broken)
+
+
+def test_dial_with_sock_or_unix_path_is_refused() -> None:
+    async def dial(host: str, port: int) -> socket.socket:
+        raise AssertionError("not called")
+
+    with pytest.raises(ValueError, match="dial cannot be combined"):
+        wskit.connect("ws://127.0.0.1/", dial=dial, unix_path="/tmp/x.sock")
+
+
+@pytest.fixture
+async def connect_proxy() -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A minimal HTTP CONNECT proxy on 127.0.0.1: its port and the CONNECT heads it read."""
+    heads: list[bytes] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        host, _, port = head.split()[1].decode().rpartition(":")
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    proxy = await asyncio.start_server(handle, "127.0.0.1", 0)
+    yield proxy.sockets[0].getsockname()[1], heads
+    proxy.close()
+    await proxy.wait_closed()
+
+
+async def test_dial_opens_the_connection_to_the_proxy(
+    server: wskit.Server, connect_proxy: tuple[int, list[bytes]]
+) -> None:
+    proxy_port, heads = connect_proxy
+    dial = CountingDial()
+    async with wskit.connect(
+        f"ws://127.0.0.1:{server.port}/", proxy=f"http://127.0.0.1:{proxy_port}", dial=dial
+    ) as conn:
+        await conn.send("tunnelled")
+        assert await conn.recv() == "tunnelled"
+    assert dial.calls == [("127.0.0.1", proxy_port)]
+    assert heads[0].startswith(f"CONNECT 127.0.0.1:{server.port} HTTP/1.1".encode())
+
+
 # --------------------------------------------------------------------------- cookie jar
 
 

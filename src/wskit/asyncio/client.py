@@ -14,7 +14,7 @@ import logging
 import socket
 import ssl as ssl_module
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, Unpack, cast
 
 from ..exceptions import HandshakeRejected, InvalidHandshake, InvalidResponse, InvalidURI
@@ -28,9 +28,17 @@ from .connection import CloseHandler, Conn, PingHandler, logger
 from .opening import Opening
 from .server import _compression_options
 
-__all__ = ["connect", "ClientConn", "ConnOptions"]
+__all__ = ["connect", "ClientConn", "ConnOptions", "Dial"]
 
 HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
+
+Dial = Callable[[str, int], Awaitable[socket.socket]]
+"""``async def dial(host, port) -> socket.socket``: opens the TCP connection of one attempt.
+
+:func:`connect` calls it once per attempt (each redirect is a new one) with
+the host and port to reach: the server's, or the proxy's when there is one.
+It returns a connected socket (gorilla's ``Dialer.NetDialContext``).
+"""
 
 
 class ClientConn(Conn):
@@ -250,6 +258,11 @@ class connect(Opening[ClientConn]):
         unix_path: connect to this Unix socket instead of the URI's host.
         sock: an already connected socket to use (redirects are then not
             followed: :exc:`HandshakeRejected` carries the 3xx response).
+        dial: ``async def dial(host, port) -> socket.socket`` (:data:`Dial`),
+            called for each attempt (a redirect is a new attempt) to open the
+            TCP connection: to the server, or to the proxy when there is one
+            (with ``proxy=True``, as the environment picks it per URI). Not
+            with ``sock`` or ``unix_path``.
         cookies: an :class:`http.cookiejar.CookieJar` (gorilla's ``Dialer.Jar``):
             the cookies it holds for the URI are sent in the ``Cookie`` header
             (after any given in ``headers``), and the ``Set-Cookie`` headers of
@@ -277,12 +290,15 @@ class connect(Opening[ClientConn]):
         max_redirects: int = 5,
         unix_path: str | None = None,
         sock: socket.socket | None = None,
+        dial: Dial | None = None,
         cookies: http.cookiejar.CookieJar | None = None,
         **conn_options: Unpack[ConnOptions],
     ) -> None:
         unknown = sorted(conn_options.keys() - _CONN_OPTIONS)
         if unknown:
             raise TypeError(f"connect() got an unexpected keyword argument {unknown[0]!r}")
+        if dial is not None and (sock is not None or unix_path is not None):
+            raise ValueError("connect(): dial cannot be combined with sock or unix_path")
         self.uri = uri
         self.origin = origin
         self.subprotocols = subprotocols
@@ -296,6 +312,7 @@ class connect(Opening[ClientConn]):
         self.max_redirects = max_redirects
         self.unix_path = unix_path
         self.sock = sock
+        self.dial = dial
         self.cookies = cookies
         self.conn_options = conn_options
 
@@ -362,7 +379,9 @@ class connect(Opening[ClientConn]):
             if proxy is not None:
                 from .proxy import open_tunnel
 
-                sock = await open_tunnel(proxy, uri.host, uri.port)
+                sock = await open_tunnel(proxy, uri.host, uri.port, self.dial)
+            elif self.dial is not None:
+                sock = await self.dial(uri.host, uri.port)
             if sock is not None:
                 _, conn = await loop.create_connection(
                     factory, sock=sock, ssl=ssl_context, server_hostname=server_hostname

@@ -28,6 +28,7 @@ import ipaddress
 import re
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 
 from ..exceptions import ProxyError
 from ..protocol.uri import ProxyURI
@@ -59,13 +60,19 @@ _ATYP_DOMAIN = 0x03
 _ATYP_IPV6 = 0x04
 
 
-async def open_tunnel(proxy: ProxyURI, host: str, port: int) -> socket.socket:
+async def open_tunnel(
+    proxy: ProxyURI,
+    host: str,
+    port: int,
+    dial: Callable[[str, int], Awaitable[socket.socket]] | None = None,
+) -> socket.socket:
     """Connect to ``host``:``port`` through ``proxy``; return the tunnelled socket.
 
     The socket is connected and non-blocking; whatever is written to it
     reaches the target. ``host`` is a host name (IDNA-encoded, as
     :func:`~wskit.protocol.uri.parse_uri` produces it) or an IP address,
-    IPv6 without brackets.
+    IPv6 without brackets. ``dial(proxy_host, proxy_port)``, when given,
+    opens the TCP connection to the proxy (see ``connect(dial=...)``).
 
     Raises:
         ProxyError: the proxy could not be reached, refused the request,
@@ -83,8 +90,15 @@ async def open_tunnel(proxy: ProxyURI, host: str, port: int) -> socket.socket:
         # A target that cannot be expressed or resolved fails before the
         # proxy is even contacted.
         address = await _socks5_address(loop, proxy, host, port)
-    sock = await _connect_to_proxy(loop, proxy)
+    if dial is None:
+        sock = await _connect_to_proxy(loop, proxy)
+    else:
+        try:
+            sock = await dial(proxy.host, proxy.port)
+        except OSError as exc:
+            raise ProxyError(f"cannot connect to proxy {_describe(proxy)}: {exc}") from exc
     try:
+        sock.setblocking(False)  # the loop's sock_* calls need it
         if proxy.scheme == "http":
             await _http_connect(loop, sock, proxy, host, port)
         else:
