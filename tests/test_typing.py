@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import get_type_hints
 
 import pytest
@@ -35,7 +37,7 @@ from typing import Any, assert_type
 
 import wskit
 from wskit.asgi import asgi_app
-from wskit.hub import PresenceEvent
+from wskit.hub import HubClient, PresenceEvent
 
 
 async def echo(conn: wskit.ServerConn) -> None:
@@ -108,6 +110,31 @@ async def decorators_keep_types(client: wskit.Client) -> None:
     assert_type(await hello(client, "you"), str)
     assert_type(left(client, "lobby"), None)
 
+
+hub_client = HubClient("ws://127.0.0.1:8000/")
+
+
+@hub_client.on("news")
+def news(text: str) -> int:
+    return len(text)
+
+
+@hub_client.on("said", channel="chat")
+async def said(text: str) -> None:
+    print(text)
+
+
+def hub_client_keeps_types() -> None:
+    assert_type(news("today"), int)
+    assert_type(hub_client.on("open", news)("again"), int)
+    hub_client.on("close", lambda code, reason: print(code, reason))
+
+
+async def handshake(conn: wskit.ServerConn, client: wskit.ClientConn) -> None:
+    # Set before a handler or connect()'s caller sees the connection: no None to rule out.
+    print(conn.request.path, conn.request.query_params, conn.response.status)
+    print(client.request.host, client.response.headers.get("Server"))
+
 endpoint = asgi_app(echo, origins=["https://example.com"], max_size=2**16, debug=True)
 
 
@@ -159,12 +186,26 @@ async def main() -> None:
 MISSPELLED = ("max_bufer", "max_sise", "jar", "orgins")
 
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_blocks() -> list[str]:
+    """Every ``python`` block of the README (as ``tests/test_readme.py`` runs them)."""
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+#: Each README block is its own module (blocks reuse names, as separate programs do).
+README_FILES = tuple(f"readme_{index:02d}.py" for index in range(len(readme_blocks())))
+
+
 @pytest.fixture(scope="module")
 def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Run ``mypy --strict`` once over both programs; its output for each file."""
+    """Run ``mypy --strict`` once over both programs and the README's blocks; each file's output."""
     directory = tmp_path_factory.mktemp("user_code")
     (directory / "good.py").write_text(textwrap.dedent(GOOD_PROGRAM))
     (directory / "bad.py").write_text(textwrap.dedent(BAD_PROGRAM))
+    for name, block in zip(README_FILES, readme_blocks(), strict=True):
+        (directory / name).write_text(block)
     done = subprocess.run(
         [
             sys.executable,
@@ -174,8 +215,7 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             "--no-error-summary",
             "--cache-dir",
             str(directory / ".mypy_cache"),
-            "good.py",
-            "bad.py",
+            *MYPY_FILES,
         ],
         cwd=directory,
         capture_output=True,
@@ -187,11 +227,22 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {name: "\n".join(line for line in lines if line.startswith(name)) for name in MYPY_FILES}
 
 
-MYPY_FILES = ("good.py", "bad.py")
+MYPY_FILES = ("good.py", "bad.py", *README_FILES)
 
 
 def test_readme_user_program_passes_mypy_strict(mypy_output: dict[str, str]) -> None:
     assert mypy_output["good.py"] == ""
+
+
+def test_readme_has_python_blocks() -> None:
+    assert len(README_FILES) >= 2
+
+
+@pytest.mark.parametrize("name", README_FILES)
+def test_every_readme_example_passes_mypy_strict(mypy_output: dict[str, str], name: str) -> None:
+    # Before: the server example's conn.request.path was a union-attr error
+    # (Request | None), though a handler always has its request.
+    assert mypy_output[name] == ""
 
 
 @pytest.mark.parametrize("option", MISSPELLED)

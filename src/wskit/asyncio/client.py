@@ -96,7 +96,7 @@ class ClientConn(Conn):
             logger.debug(
                 "conn %d: handshake accepted by %s (subprotocol %r, %s)",
                 self.id,
-                self.request.host if self.request is not None else "?",
+                self.request.host,  # set by connection_made
                 result.subprotocol,
                 "deflate" if result.deflate is not None else "no compression",
             )

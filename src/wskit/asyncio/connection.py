@@ -190,6 +190,16 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         "write_limit",
     )
 
+    # Set by the handshake before a handler or connect()'s caller sees the
+    # connection, so typed without None: user code reads conn.request.path
+    # with no check. Unset before (reading raises AttributeError): the
+    # request while it is read, the response until the handshake answers
+    # (serve()'s process_request hook sees the request, not the response).
+    #: The handshake request (sent by the client, received by the server).
+    request: Request
+    #: The handshake response: the ``101``, or the refusal.
+    response: Response
+
     def __init__(
         self,
         side: Side,
@@ -228,10 +238,6 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         self._auto_pong = True
         self.json_loads = json_loads
         self.json_dumps = json_dumps
-        #: The handshake request (sent by the client, received by the server).
-        self.request: Request | None = None
-        #: The handshake response.
-        self.response: Response | None = None
         #: The negotiated subprotocol, or ``None``.
         self.subprotocol: str | None = None
         self.protocol: Connection | None = None

@@ -388,7 +388,9 @@ class ServerConn(Conn):
         self.server.counters.handshakes_refused += 1
         log = self.server.options.logger
         status = response.status
-        path = self.request.path if self.request is not None else None
+        # Refused before its request was read (a limit, a malformed head): no path.
+        request: Request | None = getattr(self, "request", None)
+        path = request.path if request is not None else None
         logged = why is not None and client_caused.log(
             log,
             logging.INFO,

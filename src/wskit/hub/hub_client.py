@@ -36,11 +36,12 @@ import logging
 import random
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 from ..asyncio.client import ClientConn, connect
 from ..exceptions import ConnectionClosed, WebSocketError
 from .errors import RequestError
+from .registry import HandlerT
 from .wire import HUB_CHANNEL, SESSION_QUERY_KEY
 
 __all__ = ["HubClient"]
@@ -104,8 +105,18 @@ class HubClient:
 
     # -- handlers ----------------------------------------------------------------------
 
+    @overload
+    def on(
+        self, event: str, handler: None = None, channel: str | None = None
+    ) -> Callable[[HandlerT], HandlerT]: ...
+    @overload
+    def on(self, event: str, handler: HandlerT, channel: str | None = None) -> HandlerT: ...
     def on(self, event: str, handler: Handler | None = None, channel: str | None = None) -> Any:
-        """Call ``handler(*args)`` for each ``event`` (usable as a decorator)."""
+        """Call ``handler(*args)`` for each ``event`` (usable as ``@client.on("event")``).
+
+        Returns the handler unchanged (its type too), or, without one, the
+        decorator that registers the function it decorates.
+        """
 
         def add(func: Handler) -> Handler:
             self._handlers.setdefault((channel, event), []).append(func)
