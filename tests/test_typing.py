@@ -135,6 +135,11 @@ async def handshake(conn: wskit.ServerConn, client: wskit.ClientConn) -> None:
     print(conn.request.path, conn.request.query_params, conn.response.status)
     print(client.request.host, client.response.headers.get("Server"))
 
+
+async def any_server(conn: wskit.ConnectionAPI) -> None:
+    # The documented type of serve()'s and asgi_app()'s connections: its request is set too.
+    print(conn.request.path, conn.request.headers.get("Origin"))
+
 endpoint = asgi_app(echo, origins=["https://example.com"], max_size=2**16, debug=True)
 
 

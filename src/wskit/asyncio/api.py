@@ -94,7 +94,7 @@ class ConnectionAPI:
     __slots__ = ("_partial", "_queue", "_queue_size", "_read_waiter", "_reading_paused")
 
     #: The handshake request (sent by the client, received by the server).
-    request: Request | None
+    request: Request
     #: The handshake response.
     response: Response | None
     #: The negotiated subprotocol, or ``None``.
