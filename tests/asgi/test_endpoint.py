@@ -302,6 +302,33 @@ async def test_hooks_errors_and_custom_error_body() -> None:
         assert info.value.body == b"custom: 403 Origin not allowed"
 
 
+async def test_one_upgrade_error_in_server_options_shapes_serve_and_asgi_app() -> None:
+    def upgrade_error(request: Request, status: int, reason: str) -> wskit.Response:
+        return reject(status, f"shaped: {status} {reason}")
+
+    def authorize(conn: AsgiConn, request: Request) -> bool:
+        raise UpgradeRefused(401, "log in first", [("WWW-Authenticate", "Bearer")])
+
+    options = wskit.ServerOptions(path="/ws", upgrade_error=upgrade_error)
+    app = asgi_app(echo, options=options, authorize=authorize)
+    assert app.upgrade_error is upgrade_error
+    async with (
+        uvicorn_serving(app) as served,
+        wskit.serve(echo, "127.0.0.1", 0, options=options) as srv,
+    ):
+        with pytest.raises(HandshakeRejected) as info:
+            await wskit.connect(f"ws://127.0.0.1:{srv.port}/other")
+        assert (info.value.status, info.value.body) == (
+            404,
+            b"shaped: 404 No WebSocket endpoint at /other",
+        )
+        with pytest.raises(HandshakeRejected) as info:
+            await wskit.connect(served.ws("/ws"))
+        assert (info.value.status, info.value.body) == (401, b"shaped: 401 log in first")
+        # The headers the refusal carries stay, under the hook's body.
+        assert info.value.headers.get("WWW-Authenticate") == "Bearer"
+
+
 async def test_hook_sees_headers_cookies_query_path_and_address() -> None:
     seen: dict[str, Any] = {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -291,6 +292,69 @@ async def test_process_request_exception_is_500() -> None:
         assert info.value.status == 500
         assert re.fullmatch(rb"Internal server error \(error [0-9a-f]{8}\)\n", info.value.body)
         assert server.counters.handler_errors == 1
+
+
+# --------------------------------------------------------------------------- upgrade_error
+
+
+def json_refusal(request: Request, status: int, reason: str) -> Response:
+    """An ``upgrade_error`` hook answering JSON, as goyave does."""
+    body = json.dumps({"error": reason, "path": request.path})
+    return reject(status, body, [("Content-Type", "application/json")])
+
+
+async def test_upgrade_error_shapes_the_refusals_of_serve() -> None:
+    def hook(conn: wskit.ServerConn, request: Request) -> Response | None:
+        if request.path == "/crash":
+            raise KeyError("the database password")
+        if request.path == "/teapot":
+            return reject(418, "short and stout")
+        return None
+
+    async with serving(
+        echo, process_request=hook, origins=["https://good.example"], upgrade_error=json_refusal
+    ) as server:
+        with pytest.raises(HandshakeRejected) as info:
+            await wskit.connect(uri(server, "/x"), origin="https://evil.example")
+        assert info.value.status == 403
+        assert info.value.headers.get("Content-Type") == "application/json"
+        assert json.loads(info.value.body) == {"error": "Origin not allowed", "path": "/x"}
+        # A failing process_request: the hook is told the error id, not the secret.
+        with pytest.raises(HandshakeRejected) as info:
+            await wskit.connect(uri(server, "/crash"), origin="https://good.example")
+        assert info.value.status == 500
+        error = json.loads(info.value.body)["error"]
+        assert re.fullmatch(r"Internal server error \(error [0-9a-f]{8}\)", error)
+        # What process_request answers itself goes out as it is.
+        with pytest.raises(HandshakeRejected) as info:
+            await wskit.connect(uri(server, "/teapot"), origin="https://good.example")
+        assert (info.value.status, info.value.body) == (418, b"short and stout")
+        # A bad upgrade keeps the header its status needs.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"GET /v HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"
+        )
+        answer = await reader.read()
+        writer.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 426 ")
+        assert b"\r\nSec-WebSocket-Version: 13" in head
+        assert json.loads(body)["path"] == "/v"
+
+
+async def test_upgrade_error_that_fails_falls_back_to_the_default(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(request: Request, status: int, reason: str) -> Response:
+        raise ValueError("hook bug")
+
+    async with serving(echo, path="/ws", upgrade_error=broken) as server:
+        with pytest.raises(HandshakeRejected) as info:
+            await wskit.connect(uri(server, "/elsewhere"))
+    assert info.value.status == 404
+    assert info.value.body == b"No WebSocket endpoint at /elsewhere\n"
+    assert any("upgrade_error" in record.getMessage() for record in caplog.records)
 
 
 # --------------------------------------------------------------------------- origin

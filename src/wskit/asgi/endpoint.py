@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Unpack, cast
 
 from ..asyncio.admission import ServerCounters
-from ..asyncio.server import ServerOptions, ServerOptionsKwargs
+from ..asyncio.server import ServerOptions, ServerOptionsKwargs, UpgradeErrorHandler
 from ..exceptions import ConnectionClosed, InvalidRequest
 from ..limits import client_caused, public_error_message, report_failure
 from ..protocol.frames import fit_close_reason
@@ -74,9 +74,6 @@ ConnHandler = Callable[[Any], Awaitable[Any]]
 Authorize = Callable[[AsgiConn, Request], "bool | Awaitable[bool | None] | None"]
 """``authorize(conn, request)``: ``False`` refuses with 401; raise :class:`UpgradeRefused`
 to choose the status and message."""
-
-UpgradeErrorHandler = Callable[[Request, int, str], Response]
-"""``upgrade_error(request, status, reason) -> Response``: the body of upgrader refusals."""
 
 UPGRADE_REQUIRED_BODY = b"This is a WebSocket endpoint; connect with a WebSocket client.\n"
 """The body of the 426 answer to a plain HTTP request on a WebSocket endpoint."""
@@ -138,7 +135,6 @@ class WebSocketEndpoint(EndpointShutdown):
         handler: the ``Conn`` handler or hub.
         options: the :class:`~wskit.ServerOptions` (upgrader and connection settings).
         authorize: the auth hook, or ``None``.
-        upgrade_error: the refusal-body hook, or ``None`` for goyave's JSON.
         connections: the connections currently open.
     """
 
@@ -153,15 +149,21 @@ class WebSocketEndpoint(EndpointShutdown):
     ) -> None:
         super().__init__()
         self.handler = handler
+        if upgrade_error is not None:
+            kwargs["upgrade_error"] = upgrade_error
         self.options = _merge_options(options, kwargs)
         self.authorize = authorize
-        self.upgrade_error = upgrade_error
         #: The server-wide limits and their counts (:mod:`~wskit.asyncio.admission`).
         self.admission = self.options.admission()
         # A hub (duck-typed: the hub layer sits above this one) serves its JS client.
         self._serves_scripts = callable(getattr(handler, "handle", None)) and callable(
             getattr(handler, "process_request", None)
         )
+
+    @property
+    def upgrade_error(self) -> UpgradeErrorHandler | None:
+        """The refusal hook (``options.upgrade_error``), or ``None`` for goyave's JSON."""
+        return self.options.upgrade_error
 
     @property
     def counters(self) -> ServerCounters:
@@ -326,11 +328,9 @@ class WebSocketEndpoint(EndpointShutdown):
         headers: Iterable[tuple[str, str]] = (),
     ) -> Response:
         """The refusal for ``status``: the ``upgrade_error`` hook's, or goyave's JSON."""
-        if self.upgrade_error is not None:
-            try:
-                return self.upgrade_error(request, status, reason)
-            except Exception as exc:
-                report_failure(self.options.logger, exc, "the upgrade_error handler")
+        shaped = self.options.shaped_refusal(request, status, reason, headers)
+        if shaped is not None:
+            return shaped
         message = reason if public or self.options.debug else None
         return json_error_response(status, message, headers)
 
@@ -397,7 +397,6 @@ def asgi_app(
     *,
     options: ServerOptions | None = None,
     authorize: Authorize | None = None,
-    upgrade_error: UpgradeErrorHandler | None = None,
     **kwargs: Unpack[ServerOptionsKwargs],
 ) -> WebSocketEndpoint:
     """An ASGI application running ``handler`` (``async def h(conn)``, or a hub) per WebSocket.
@@ -416,8 +415,8 @@ def asgi_app(
             the status and message. It may add ``conn.upgrade_headers``.
         upgrade_error: ``upgrade_error(request, status, reason) -> Response``
             builds the refusals; default: ``{"error": "<status text>"}``, or the
-            reason with ``debug=True`` (goyave's format).
+            reason with ``debug=True`` (goyave's format). The same as the
+            :class:`~wskit.ServerOptions` field, which ``serve()`` uses too;
+            given here, it overrides the one of ``options``.
     """
-    return WebSocketEndpoint(
-        handler, options=options, authorize=authorize, upgrade_error=upgrade_error, **kwargs
-    )
+    return WebSocketEndpoint(handler, options=options, authorize=authorize, **kwargs)

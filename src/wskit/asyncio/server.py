@@ -64,6 +64,7 @@ __all__ = [
     "ServerOptionsKwargs",
     "Handler",
     "ProcessRequest",
+    "UpgradeErrorHandler",
 ]
 
 Handler = Callable[["ServerConn"], Awaitable[Any]]
@@ -75,6 +76,13 @@ with any base of it (:class:`Conn`, :class:`~wskit.asyncio.api.ConnectionAPI`).
 
 ProcessRequest = Callable[["ServerConn", Request], "Response | Awaitable[Response | None] | None"]
 """A hook that sees the upgrade request; returning a :class:`Response` refuses it."""
+
+UpgradeErrorHandler = Callable[[Request, int, str], Response]
+"""``upgrade_error(request, status, reason) -> Response``: shapes the refusals of the upgrader.
+
+gorilla's ``Upgrader.Error``. ``reason`` says why in words a client may
+read (a failure's text is replaced by an error id, as in the default body).
+"""
 
 HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -111,6 +119,14 @@ class ServerOptions:
     path: str | None = None
     #: Hook that sees each upgrade request; returning a :class:`Response` refuses it.
     process_request: ProcessRequest | None = None
+    #: ``upgrade_error(request, status, reason) -> Response`` builds the refusals of
+    #: the upgrader (404 path, 403 origin, 400/426 bad upgrade, 500 failing hook;
+    #: gorilla's ``Upgrader.Error``): a JSON body, say. The headers a refusal needs
+    #: (``Sec-WebSocket-Version`` with 426) are added unless it sets them. Not
+    #: called for a response ``process_request`` returns, nor for refusals before
+    #: a request is read (malformed or oversized head, the server-wide limits'
+    #: 503). ``None``: plain text (:func:`serve`), goyave's JSON (``asgi_app()``).
+    upgrade_error: UpgradeErrorHandler | None = None
     #: The ``Server`` header; ``None`` leaves it out.
     server_header: str | None = "wskit"
     #: Seconds a client has to complete the opening handshake.
@@ -180,6 +196,33 @@ class ServerOptions:
         if callable(extra):
             return extra(request)
         return extra
+
+    def shaped_refusal(
+        self,
+        request: Request,
+        status: int,
+        reason: str,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> Response | None:
+        """The refusal that :attr:`upgrade_error` makes, or ``None`` (no hook, or it failed).
+
+        ``headers`` (those the refusal needs) are added unless the hook's
+        response has them. A failing hook is logged; the caller then sends
+        its default refusal.
+        """
+        hook = self.upgrade_error
+        if hook is None:
+            return None
+        try:
+            response = hook(request, status, reason)
+        except Exception as exc:
+            report_failure(self.logger, exc, "the upgrade_error hook")
+            return None
+        merged = Headers(response.headers)
+        for name, value in headers:
+            if merged.get(name) is None:
+                merged.add(name, value)
+        return Response(response.status, response.reason, merged, response.body)
 
     def handshake(self, request: Request) -> tuple[Response, Connection, str | None]:
         """Answer an upgrade request: the 101 response, the protocol core, the subprotocol.
@@ -337,7 +380,7 @@ class ServerConn(Conn):
         try:
             request = parser.feed(data)
         except InvalidRequest as exc:
-            self._refuse(self._error_response(exc), exc.reason)
+            self._refuse(self._error_response(None, exc), exc.reason)
             return
         if request is None:
             return
@@ -365,8 +408,9 @@ class ServerConn(Conn):
         except Exception as exc:
             self.server.counters.handler_errors += 1
             error_id = report_failure(options.logger, exc, "process_request")
-            body = public_error_message(exc, error_id, options.debug) + "\n"
-            self._refuse(reject(500, body), None)
+            message = public_error_message(exc, error_id, options.debug)
+            shaped = options.shaped_refusal(request, 500, message)
+            self._refuse(shaped or reject(500, message + "\n"), None)
             return
         if answer is not None:
             self._refuse(answer, "by process_request")
@@ -375,7 +419,13 @@ class ServerConn(Conn):
             if self.protocol is not None:
                 self._update_reading()  # reading was paused for the hook
 
-    def _error_response(self, exc: InvalidRequest) -> Response:
+    def _error_response(self, request: Request | None, exc: InvalidRequest) -> Response:
+        if request is not None:
+            shaped = self.server.options.shaped_refusal(
+                request, exc.status, exc.reason, exc.headers
+            )
+            if shaped is not None:
+                return shaped
         return reject(exc.status, exc.body, exc.headers)
 
     def _refuse(self, response: Response, why: str | None) -> None:
@@ -413,7 +463,7 @@ class ServerConn(Conn):
         try:
             response, protocol, subprotocol = self.server.options.handshake(request)
         except InvalidRequest as exc:
-            self._refuse(self._error_response(exc), exc.reason)
+            self._refuse(self._error_response(request, exc), exc.reason)
             return
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
@@ -597,6 +647,7 @@ class ServerOptionsKwargs(TypedDict, total=False):
     extra_headers: HeadersLike | Callable[[Request], HeadersLike] | None
     path: str | None
     process_request: ProcessRequest | None
+    upgrade_error: UpgradeErrorHandler | None
     server_header: str | None
     handshake_timeout: float
     max_size: int | None
