@@ -228,6 +228,33 @@ async def test_dial_opens_the_connection_to_the_proxy(
     assert heads[0].startswith(f"CONNECT 127.0.0.1:{server.port} HTTP/1.1".encode())
 
 
+# --------------------------------------------------------------------------- auto_pong
+
+
+@pytest.mark.parametrize("auto_pong", [True, False])
+async def test_connect_auto_pong_option(auto_pong: bool) -> None:
+    answered: list[bool] = []
+
+    async def pinger(conn: wskit.Conn) -> None:
+        pong = conn.ping(b"from the server")
+        await conn.send("pinged")
+        # The client read the ping before this message, and answered it, or not.
+        assert await conn.recv() == "done"
+        answered.append(pong.done())
+        pong.cancel()
+
+    async with (
+        wskit.serve(pinger, "127.0.0.1", 0) as srv,
+        wskit.connect(f"ws://127.0.0.1:{srv.port}/", auto_pong=auto_pong) as conn,
+    ):
+        assert conn.auto_pong is auto_pong
+        assert await conn.recv() == "pinged"
+        await conn.send("done")
+        with pytest.raises(wskit.ConnectionClosedOK):
+            await conn.recv()
+    assert answered == [auto_pong]
+
+
 # --------------------------------------------------------------------------- cookie jar
 
 

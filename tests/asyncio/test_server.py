@@ -294,6 +294,32 @@ async def test_process_request_exception_is_500() -> None:
         assert server.counters.handler_errors == 1
 
 
+# --------------------------------------------------------------------------- auto_pong
+
+
+@pytest.mark.parametrize("auto_pong", [True, False])
+async def test_serve_auto_pong_option(auto_pong: bool) -> None:
+    seen: list[bool] = []
+
+    async def handler(conn: wskit.Conn) -> None:
+        seen.append(conn.auto_pong)
+        async for message in conn:
+            await conn.send(message)
+
+    async with (
+        serving(handler, auto_pong=auto_pong) as server,
+        wskit.connect(uri(server)) as client,
+    ):
+        pong = client.ping(b"p1")
+        await client.send("after the ping")
+        # The server read the ping before the message it echoes: a pong it
+        # answered arrived before the echo.
+        assert await client.recv() == "after the ping"
+        assert pong.done() is auto_pong
+        pong.cancel()
+    assert seen == [auto_pong]
+
+
 # --------------------------------------------------------------------------- upgrade_error
 
 

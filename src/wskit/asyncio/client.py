@@ -229,6 +229,7 @@ class ConnOptions(TypedDict, total=False):
     on_close: CloseHandler | None
     json_loads: Callable[[str | bytes], Any]
     json_dumps: Callable[[Any], str]
+    auto_pong: bool
 
 
 _CONN_OPTIONS = ConnOptions.__optional_keys__
@@ -271,7 +272,9 @@ class connect(Opening[ClientConn]):
             ``ws://`` as ``http://`` and ``wss://`` as ``https://``.
         **conn_options: options of :class:`Conn` (``max_size``, ``max_queue``,
             ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``write_limit``,
-            ``on_ping``, ``on_pong``, ``on_close``...).
+            ``on_ping``, ``on_pong``, ``on_close``, ``auto_pong``: ``False``
+            leaves answering the server's pings to ``on_ping``; see
+            :attr:`Conn.auto_pong`...).
     """
 
     def __init__(

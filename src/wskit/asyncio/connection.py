@@ -215,6 +215,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         on_close: CloseHandler | None = None,
         json_loads: Callable[[str | bytes], Any] = json.loads,
         json_dumps: Callable[[Any], str] = json.dumps,
+        auto_pong: bool = True,
     ) -> None:
         #: A short id, unique within this process, that names the connection in the log.
         self.id = next(_conn_ids)
@@ -235,7 +236,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         #: frame that answers it (the peer's own code and reason otherwise).
         self.on_close = on_close
         # Whether pings are answered for the application (see auto_pong).
-        self._auto_pong = True
+        self._auto_pong = auto_pong
         self.json_loads = json_loads
         self.json_dumps = json_dumps
         #: The negotiated subprotocol, or ``None``.

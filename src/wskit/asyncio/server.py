@@ -141,6 +141,10 @@ class ServerOptions:
     ping_timeout: float | None = 20.0
     #: Seconds to wait for the closing handshake.
     close_timeout: float = 10.0
+    #: Answer every ping with a pong; ``False`` starts each connection with
+    #: :attr:`Conn.auto_pong` off, for the handler to decide. Not for ``asgi_app()``,
+    #: whose ASGI server answers pings itself.
+    auto_pong: bool = True
     #: High-water mark of the write buffer; ``send()`` waits above it.
     write_limit: int = 2**16
     #: Largest HTTP request head, in bytes (431 over it).
@@ -173,6 +177,7 @@ class ServerOptions:
             "ping_timeout": self.ping_timeout,
             "close_timeout": self.close_timeout,
             "write_limit": self.write_limit,
+            "auto_pong": self.auto_pong,
         }
 
     def admission(self) -> Admission:
@@ -655,6 +660,7 @@ class ServerOptionsKwargs(TypedDict, total=False):
     ping_interval: float | None
     ping_timeout: float | None
     close_timeout: float
+    auto_pong: bool
     write_limit: int
     max_header_size: int
     max_connections: int | None
