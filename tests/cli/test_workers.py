@@ -105,9 +105,9 @@ async def test_a_worker_that_dies_is_replaced(supervisor: Supervisor) -> None:
 
 
 async def test_workers_that_cannot_start_are_not_restarted() -> None:
-    # A worker exiting with status 2 was started wrong (here: no such app);
-    # every new one would be too, so the supervisor stops with that status
-    # instead of restarting it WORKER_RESTARTS times.
+    # Workers exiting with status 2 were started wrong (here: no such app);
+    # every new one would be too, so after the second the supervisor stops
+    # with that status instead of restarting them WORKER_RESTARTS times.
     process = await asyncio.create_subprocess_exec(
         *[sys.executable, "-m", "wskit", "serve", "sample_app:no_such_thing"],
         *["--workers", "2", "--host", "127.0.0.1", "--port", str(unused_port())],
@@ -124,4 +124,4 @@ async def test_workers_that_cannot_start_are_not_restarted() -> None:
     assert process.returncode == 2
     text = err.decode()
     assert "no_such_thing" in text
-    assert "not restarting" in text and "starting another" not in text
+    assert "not restarting" in text and text.count("starting another") <= 1

@@ -58,9 +58,10 @@ async def run_workers(
     SIGINT and SIGTERM are passed on to every worker, which closes its
     connections with 1001; workers still running after ``stop_timeout``
     seconds are killed. A worker that dies otherwise is started again (at
-    most :data:`WORKER_RESTARTS` times a minute), except one that exits with
-    :data:`USAGE_ERROR`, the status of a command that cannot run as given:
-    then every worker stops and so does the supervisor, with that status.
+    most :data:`WORKER_RESTARTS` times a minute), except that workers
+    exiting twice in a minute with :data:`USAGE_ERROR`, the status of a
+    command that cannot run as given, stop every worker and the supervisor,
+    with that status (once may be a passing accident, a port taken a moment).
     Returns the exit status.
     """
     holder: socket.socket | None = None
@@ -85,6 +86,7 @@ async def run_workers(
     print(f"wskit: {workers} workers on {host}:{port} (pid {os.getpid()})", flush=True)
     procs: list[asyncio.subprocess.Process] = []
     restarts: list[float] = []
+    usage_errors: list[float] = []
     status = 0
     try:
         for _ in range(workers):
@@ -103,14 +105,18 @@ async def run_workers(
             for waiter in finished:
                 index = waits[waiter]
                 code = procs[index].returncode
+                now = time.monotonic()
                 if code == USAGE_ERROR:
                     # A bad app, a port in use, a broker out of reach: how the
-                    # worker was started, which a new one would meet again.
-                    print(f"wskit: worker exited with {code}; not restarting", file=sys.stderr)
-                    status = USAGE_ERROR
-                    request_stop(signal.SIGTERM)
-                    break
-                now = time.monotonic()
+                    # worker was started, which a new one would most likely
+                    # meet again. Twice in a minute is not a passing accident.
+                    usage_errors = [t for t in usage_errors if now - t < 60]
+                    usage_errors.append(now)
+                    if len(usage_errors) >= 2:
+                        print(f"wskit: worker exited with {code}; not restarting", file=sys.stderr)
+                        status = USAGE_ERROR
+                        request_stop(signal.SIGTERM)
+                        break
                 restarts = [t for t in restarts if now - t < 60]
                 if len(restarts) >= WORKER_RESTARTS:
                     print(f"wskit: worker exited with {code}; too many restarts", file=sys.stderr)
