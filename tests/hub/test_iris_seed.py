@@ -238,3 +238,70 @@ async def test_the_seed_iris_client_in_chromium(chromium_browser: Any) -> None:
         left = {await next_record() for _ in range(3)}
         assert left == {("left", (a_id, "room")), ("left", (a_id, a_id)), ("gone", a_id)}
         assert hub.get(a_id) is None and hub.count("room") == 0
+
+
+async def test_broadcast_and_exact_integers_with_the_seed_iris_client(
+    chromium_browser: Any,
+) -> None:
+    source = iris_client_source().encode()
+    records: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    hub = iris_hub(records)
+
+    @hub.on("shout")
+    def shout(client: Client, text: str) -> None:
+        # iris's To(Broadcast): everyone but the sender, no room joined.
+        client.broadcast.emit("everyone", f"{client.id}: {text}")
+        client.emit("done", "shouted")
+
+    @hub.on("big")
+    def big(value: int) -> None:
+        records.put_nowait(("big", value))
+
+    def pages(conn: wskit.ServerConn, request: wskit.Request) -> wskit.Response | None:
+        if "Upgrade" in request.headers:
+            return None
+        if request.path == "/iris-ws.js":
+            return reject(200, source, [("Content-Type", "text/javascript; charset=utf-8")])
+        return reject(200, PAGE, [("Content-Type", "text/html; charset=utf-8")])
+
+    async with wskit.serve(hub, "127.0.0.1", 0, process_request=pages) as server:
+        ws_url = f"ws://127.0.0.1:{server.port}/"
+        a, b, c = [await chromium_browser.new_page() for _ in range(3)]
+        ids = []
+        for page in (a, b, c):
+            await page.goto(f"http://127.0.0.1:{server.port}/")
+            await page.evaluate("([url, events]) => openSocket(url, events)", [ws_url, EVENTS])
+            await until(page, "window.connected && seen('welcome').length === 1")
+            ids.append((await page.evaluate("seen('welcome')"))[0])
+        a_id = ids[0]
+        for id_ in ids:
+            client = hub.get(id_)
+            assert client is not None and client.rooms == {id_}  # its id room only
+
+        # b and c hear a's shout; a only gets its "done", written after the
+        # broadcast, then the hub's own emit to everyone.
+        await a.evaluate('ws.Emit("shout", "hi")')
+        await until(a, "seen('done').length === 1")
+        for page in (b, c):
+            await until(page, "seen('everyone').length === 1")
+            assert await page.evaluate("seen('everyone')") == [f"{a_id}: hi"]
+        hub.emit("everyone", "from the hub")
+        await until(a, "seen('everyone').length === 1")
+        assert await a.evaluate("seen('everyone')") == ["from the hub"]
+
+        # The client tags a numeric string as an integer (its isNumber takes
+        # strings), so the digits arrive as written: no float on the way.
+        await b.evaluate(
+            """() => {
+                ws.Emit("big", "99999999999999999999999999");
+                ws.Emit("big", "-9007199254740993");
+                ws.Emit("big", 9007199254740991);
+            }"""
+        )
+        received = [await asyncio.wait_for(records.get(), 10) for _ in range(3)]
+        assert received == [
+            ("big", 99999999999999999999999999),
+            ("big", -9007199254740993),
+            ("big", 2**53 - 1),
+        ]
+        assert all(type(value) is int for _, value in received)
