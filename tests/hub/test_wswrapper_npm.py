@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,15 @@ import pytest
 
 import wskit
 from conftest import NodeRuntime
-from wskit.hub import Client, ClientError, Hub, RequestError
+from wskit.hub import (
+    Answer,
+    Client,
+    ClientError,
+    Event,
+    Hub,
+    MiddlewareOutcome,
+    RequestError,
+)
 
 PEER = Path(__file__).resolve().parent.parent / "peers" / "wswrapper_client.mjs"
 
@@ -98,8 +107,32 @@ async def hub_and_peer(hub: Hub, node: NodeRuntime) -> AsyncIterator[tuple[WsWra
             await peer.stop()
 
 
-def node_hub() -> Hub:
-    return Hub(id_generator=lambda request: request.query.partition("id=")[2])
+@contextlib.asynccontextmanager
+async def hub_and_peers(
+    hub: Hub, node: NodeRuntime, *ids: str
+) -> AsyncIterator[dict[str, tuple[WsWrapperPeer, Client]]]:
+    """Serve ``hub``; connect one ws-wrapper peer per id; yield them with their hub clients."""
+    async with wskit.serve(hub, "127.0.0.1", 0) as server:
+        peers: dict[str, tuple[WsWrapperPeer, Client]] = {}
+        try:
+            for client_id in ids:
+                url = f"ws://127.0.0.1:{server.port}/hub?id={client_id}"
+                peer = await WsWrapperPeer.start(node, url)
+                for _ in range(500):
+                    client = hub.get(client_id)
+                    if client is not None:
+                        break
+                    await asyncio.sleep(0.01)
+                assert client is not None
+                peers[client_id] = (peer, client)
+            yield peers
+        finally:
+            for peer, _client in peers.values():
+                await peer.stop()
+
+
+def node_hub(**options: Any) -> Hub:
+    return Hub(id_generator=lambda request: request.query.partition("id=")[2], **options)
 
 
 async def test_events_both_ways_on_channels(node: NodeRuntime) -> None:
@@ -290,3 +323,215 @@ async def test_bytes_the_hub_sends_come_back_as_the_same_bytes(node: NodeRuntime
         answer = await peer.request("echo", "QUFILw=")
         assert answer["ok"] is False
         assert answer["error"]["message"] == "argument 'data': not valid base64"
+
+
+async def test_rooms_with_exclusions_and_close_room(node: NodeRuntime) -> None:
+    hub = node_hub()
+    left: list[tuple[str, str]] = []
+    hub.on_leave(lambda client, room: left.append((client.id, room)))
+
+    async with hub_and_peers(hub, node, "ann", "bob", "cy", "dee") as peers:
+        for client_id, rooms in (("ann", ("a", "b")), ("bob", ("a",)), ("cy", ("b",))):
+            for room in rooms:
+                peers[client_id][1].join(room)
+        for peer, _client in peers.values():
+            await peer.command("listen", event="news")
+
+        async def news(client_id: str) -> list[Any]:
+            # Every peer gets the marker last: what came before it is all it got.
+            received = []
+            for _ in range(5):
+                event = await peers[client_id][0].next_event()
+                assert event["type"] == "event" and event["event"] == "news", event
+                if event["args"] == ["marker"]:
+                    return received
+                received.append(event["args"])
+            raise AssertionError(f"no marker for {client_id}: {received}")
+
+        # ann is in both rooms and gets it once; bob is excluded; dee is in neither.
+        hub.to("a", "b").exclude("bob").emit("news", "to a and b")
+        hub.emit("news", "marker")
+        assert await news("ann") == [["to a and b"]]
+        assert await news("bob") == []
+        assert await news("cy") == [["to a and b"]]
+        assert await news("dee") == []
+
+        # Closing "a" makes ann and bob leave it; they stay connected, ann in "b".
+        assert await hub.close_room("a") == 2
+        assert sorted(left) == [("ann", "a"), ("bob", "a")]
+        assert hub.count("a") == 0
+        hub.to("a").emit("news", "to a")
+        hub.to("b").emit("news", "to b")
+        hub.emit("news", "to all")
+        hub.emit("news", "marker")
+        assert await news("ann") == [["to b"], ["to all"]]
+        assert await news("bob") == [["to all"]]
+        assert await news("cy") == [["to b"], ["to all"]]
+        assert await news("dee") == [["to all"]]
+        assert sorted(hub.clients) == ["ann", "bob", "cy", "dee"]
+
+
+async def test_client_broadcast_reaches_the_others(node: NodeRuntime) -> None:
+    hub = node_hub()
+
+    @hub.on("shout")
+    def shout(client: Client, text: str) -> str:
+        client.broadcast.emit("news", f"{client.id}: {text}")
+        client.of("chat").broadcast.emit("news", f"{client.id} on chat: {text}")
+        return "shouted"
+
+    async with hub_and_peers(hub, node, "ann", "bob", "cy") as peers:
+        for peer, _client in peers.values():
+            await peer.command("listen", event="news")
+            await peer.command("listen", event="news", channel="chat")
+        ann = peers["ann"][0]
+        # The answer is written after the broadcast: ann has nothing before it.
+        assert (await ann.request("shout", "hi"))["value"] == "shouted"
+        hub.emit("news", "marker")
+        assert await ann.next_event() == {
+            "type": "event",
+            "channel": None,
+            "event": "news",
+            "args": ["marker"],
+        }
+        for client_id in ("bob", "cy"):
+            peer = peers[client_id][0]
+            assert [await peer.next_event() for _ in range(3)] == [
+                {"type": "event", "channel": None, "event": "news", "args": ["ann: hi"]},
+                {"type": "event", "channel": "chat", "event": "news", "args": ["ann on chat: hi"]},
+                {"type": "event", "channel": None, "event": "news", "args": ["marker"]},
+            ]
+
+
+async def test_the_hub_refuses_to_emit_reserved_names(node: NodeRuntime) -> None:
+    hub = node_hub()
+    async with hub_and_peer(hub, node) as (peer, client):
+        # The peer reports "error" and "close" (the socket's own events, where
+        # a reserved name would land) and every "news".
+        await peer.command("listen", event="news")
+        client.join("room")
+        emits = (
+            lambda: hub.emit("error", "boom"),
+            lambda: hub.to("room").emit("message", "x"),
+            lambda: client.emit("close", 1000),
+            lambda: client.broadcast.emit("open"),
+            lambda: client.to("room").emit("disconnect"),
+        )
+        for emit in emits:
+            with pytest.raises(ValueError, match="reserved event name"):
+                emit()
+        with pytest.raises(ValueError, match="'connect' is a reserved event name"):
+            await client.request("connect", timeout=5)
+        with pytest.raises(ValueError, match="'error' is a reserved event name"):
+            await client.request("error", timeout=5)
+        # Nothing went out: the next thing the client sees is this.
+        hub.emit("news", "after")
+        assert await peer.next_event() == {
+            "type": "event",
+            "channel": None,
+            "event": "news",
+            "args": ["after"],
+        }
+        assert peer.events.empty()
+
+
+async def test_hub_request_timeout_applies_to_requests_the_client_never_answers(
+    node: NodeRuntime,
+) -> None:
+    hub = node_hub(request_timeout=0.2)
+    async with hub_and_peer(hub, node) as (peer, client):
+        await peer.command("answer", event="hang", mode="never")
+        await peer.command("answer", event="hang", mode="never", channel="chat")
+        await peer.command("answer", event="later", mode="async", value="late", delay=400)
+        with pytest.raises(RequestError, match="timed out"):
+            await client.request("hang")
+        with pytest.raises(RequestError, match="timed out"):
+            await client.of("chat").request("hang")
+        # Overridden per call: math.inf waits while the client stays connected.
+        assert await client.request("later", timeout=math.inf) == "late"
+        await peer.command("answer", event="add", mode="add")
+        assert await client.request("add", 1, 2) == 3
+
+
+async def test_middleware_and_on_any_as_the_client_sees_them(node: NodeRuntime) -> None:
+    hub = node_hub()
+    seen: list[tuple[str, str, tuple[Any, ...]]] = []
+    handled: list[str] = []
+
+    @hub.use
+    def record(client: Client, event: Event) -> MiddlewareOutcome:
+        seen.append((client.id, event.name, event.args))
+        return event
+
+    @hub.use
+    def gate(client: Client, event: Event) -> MiddlewareOutcome:
+        if event.name == "secret":
+            return None
+        if event.name == "forbidden":
+            raise ClientError("not for you")
+        if event.name == "ping":
+            return Answer("pong from the middleware")
+        if event.name == "add":
+            return event._replace(args=(*event.args, 100))
+        return event
+
+    @hub.on("secret")
+    def secret() -> str:
+        handled.append("secret")
+        return "leaked"
+
+    @hub.on("forbidden")
+    def forbidden() -> str:
+        handled.append("forbidden")
+        return "leaked"
+
+    @hub.on("ping")
+    def ping() -> str:
+        handled.append("ping")
+        return "pong from the handler"
+
+    @hub.on("add")
+    def add(a: int, b: int, c: int) -> int:
+        return a + b + c
+
+    @hub.on_any
+    def anything(client: Client, event: str, *args: Any) -> dict[str, Any]:
+        handled.append(event)
+        return {"unknown": event, "args": list(args), "from": client.id}
+
+    async with hub_and_peer(hub, node) as (peer, _client):
+
+        async def rejection(event: str, *args: Any) -> Any:
+            result = await peer.request(event, *args)
+            assert result["ok"] is False, result
+            return result["error"]
+
+        assert await rejection("secret") == {
+            "isError": True,
+            "message": "Event 'secret' was refused",
+            "props": {},
+        }
+        assert (await rejection("forbidden"))["message"] == "not for you"
+        assert (await peer.request("ping"))["value"] == "pong from the middleware"
+        assert (await peer.request("add", 1, 2))["value"] == 103
+        assert (await peer.request("dance", "slow", 2))["value"] == {
+            "unknown": "dance",
+            "args": ["slow", 2],
+            "from": "node",
+        }
+        # An event (not a request) the middleware stops gets no handler either.
+        await peer.command("emit", event="secret")
+        await peer.command("emit", event="twirl", args=[1])
+        assert (await peer.request("add", 0, 0))["value"] == 100
+        assert handled == ["dance", "twirl"]
+        assert [name for _id, name, _args in seen] == [
+            "secret",
+            "forbidden",
+            "ping",
+            "add",
+            "dance",
+            "secret",
+            "twirl",
+            "add",
+        ]
+        assert seen[3] == ("node", "add", (1, 2))  # the first middleware saw it unchanged
