@@ -38,14 +38,13 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Unpack, cast
 
 from ..asyncio.admission import ServerCounters
 from ..asyncio.server import ServerOptions, ServerOptionsKwargs, UpgradeErrorHandler
 from ..exceptions import ConnectionClosed, InvalidRequest
-from ..limits import client_caused, public_error_message, report_failure
+from ..limits import public_error_message, report_failure
 from ..protocol.frames import fit_close_reason
 from ..protocol.handshake import choose_subprotocol, reject, verify_origin
 from ..protocol.http11 import Request, Response, reason_phrase
@@ -245,14 +244,7 @@ class WebSocketEndpoint(EndpointShutdown):
         address: str | None = client[0] if client else None
         over_limit = self.admission.admit(address)
         if over_limit is not None:
-            client_caused.log(
-                self.options.logger,
-                logging.WARNING if over_limit.limit == "max_connections" else logging.INFO,
-                ("refused", over_limit.limit),
-                "refused a WebSocket from %s with 503: over %s",
-                address,
-                over_limit.limit,
-            )
+            over_limit.log(self.options.logger, "refused a WebSocket", address)
             await conn.reject(over_limit.response)
             return
         try:

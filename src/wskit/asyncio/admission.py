@@ -27,10 +27,11 @@ each worker applies them on its own.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
-from ..limits import KeyedBuckets
+from ..limits import KeyedBuckets, client_caused
 from ..protocol.handshake import reject
 from ..protocol.http11 import Response, serialize_response
 
@@ -94,6 +95,24 @@ class Refusal:
     response: Response
     #: ``response`` serialized, ready to write.
     wire: bytes
+
+    def log(self, logger: logging.Logger, what: str, address: str | None) -> None:
+        """Log this refusal (``what``: "refused a connection"...) of ``address``, rate-limited.
+
+        A WARNING when the server is at its own capacity, worth an operator's
+        look; one client's excess is INFO. Through ``client_caused``, one kind
+        per limit, since clients cause these.
+        """
+        level = logging.WARNING if self.limit == "max_connections" else logging.INFO
+        client_caused.log(
+            logger,
+            level,
+            ("refused", self.limit),
+            "%s from %s with 503: over %s",
+            what,
+            address,
+            self.limit,
+        )
 
 
 def _refusal(counter: str, limit: str, body: str, headers: list[tuple[str, str]]) -> Refusal:

@@ -115,20 +115,24 @@ class ConnectionAPI:
     _read_waiter: asyncio.Future[None] | None
     _reading_paused: bool
 
-    def _call_handler(self, handler: Callable[..., object], *args: object) -> None:
+    def _call_handler(self, handler: Callable[..., object], *args: object) -> object:
         """Call an event handler (on_ping, on_close...): a coroutine it returns runs as a task.
 
         An exception it raises is logged with an error id, repeats
         rate-limited (a peer can make a buggy handler fail at every ping);
-        the connection goes on.
+        the connection goes on. Returns what a plain function returned
+        (``None`` for a coroutine or an exception): ``on_close`` may decide.
         """
         try:
             result = handler(*args)
-            if asyncio.iscoroutine(result):
-                self._loop.create_task(result)
         except Exception as exc:
             name = getattr(handler, "__name__", "control")
             report_failure(logger, exc, f"the {name} handler")
+            return None
+        if asyncio.iscoroutine(result):
+            self._loop.create_task(result)
+            return None
+        return result
 
     # -- receiving: what each class defines --------------------------------------------
 

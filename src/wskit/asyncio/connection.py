@@ -444,21 +444,18 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         is ignored. An invalid code or reason is reported like a failing
         handler, and the echo goes out.
         """
+        result = self._call_handler(handler, code, reason)
+        protocol = self.protocol
+        if result is None or protocol is None or self._closed_first or not protocol.output:
+            return
         try:
-            result = handler(code, reason)
-            if asyncio.iscoroutine(result):
-                self._loop.create_task(result)
-            elif result is not None:
-                reply_code, reply_reason = cast("tuple[int, str]", result)
-                protocol = self.protocol
-                if protocol is not None and not self._closed_first and protocol.output:
-                    payload = encode_close_payload(reply_code, reply_reason)
-                    frame = encode_frame(Opcode.CLOSE, payload, mask=protocol.masking)
-                    protocol.output[-1] = frame
-                    protocol.close_sent = (reply_code, reply_reason)
+            reply_code, reply_reason = cast("tuple[int, str]", result)
+            payload = encode_close_payload(reply_code, reply_reason)
         except Exception as exc:
-            name = getattr(handler, "__name__", "on_close")
-            report_failure(logger, exc, f"the {name} handler")
+            report_failure(logger, exc, f"the {getattr(handler, '__name__', 'on_close')} handler")
+            return
+        protocol.output[-1] = encode_frame(Opcode.CLOSE, payload, mask=protocol.masking)
+        protocol.close_sent = (reply_code, reply_reason)
 
     @property
     def auto_pong(self) -> bool:
@@ -627,11 +624,15 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
             and (max_size is None or self._queue_size <= max_size // 4)
             and self.transport
         ):
-            self._reading_paused = False
-            self._update_reading()
-            protocol = self.protocol
-            if protocol is not None and protocol.inflate_paused:
-                self._loop.call_soon(self._parse_more)
+            self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        """Read again (the queue has room), and parse what the core left for want of room."""
+        self._reading_paused = False
+        self._update_reading()
+        protocol = self.protocol
+        if protocol is not None and protocol.inflate_paused:
+            self._loop.call_soon(self._parse_more)
 
     # -- writing -------------------------------------------------------------
 
@@ -932,11 +933,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         The messages already queued stay for ``recv()``.
         """
         self._on_message = _drop_message
-        self._reading_paused = False
-        self._update_reading()
-        protocol = self.protocol
-        if protocol is not None and protocol.inflate_paused:
-            self._loop.call_soon(self._parse_more)
+        self._resume_reading()
 
     def abort(self) -> None:
         """Drop the connection at once: no close frame, no closing handshake.

@@ -328,16 +328,8 @@ class ServerConn(Conn):
         """Answer a connection over a limit with its 503, before its request is read."""
         self._parser = None
         self.response = refusal.response
-        # Over the server's own capacity is worth a warning; one client's excess is not.
-        level = logging.WARNING if refusal.limit == "max_connections" else logging.INFO
-        client_caused.log(
-            self.server.options.logger,
-            level,
-            ("refused", refusal.limit),
-            "conn %d: refused a connection from %s with 503: over %s",
-            self.id,
-            self._address,
-            refusal.limit,
+        refusal.log(
+            self.server.options.logger, f"conn {self.id}: refused a connection", self._address
         )
         transport = self.transport
         assert transport is not None
@@ -414,8 +406,7 @@ class ServerConn(Conn):
             self.server.counters.handler_errors += 1
             error_id = report_failure(options.logger, exc, "process_request")
             message = public_error_message(exc, error_id, options.debug)
-            shaped = options.shaped_refusal(request, 500, message)
-            self._refuse(shaped or reject(500, message + "\n"), None)
+            self._refuse(self._error_response(request, InvalidRequest(message, 500)), None)
             return
         if answer is not None:
             self._refuse(answer, "by process_request")
