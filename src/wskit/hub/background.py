@@ -16,7 +16,14 @@ from typing import Any
 
 from ..limits import report_failure
 
-__all__ = ["BackgroundTasks"]
+__all__ = ["BackgroundTasks", "discard"]
+
+
+def discard(awaitable: Awaitable[Any]) -> None:
+    """Drop an awaitable that will never run (a coroutine is closed: no "never awaited" warning)."""
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
 
 
 class BackgroundTasks:

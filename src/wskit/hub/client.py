@@ -23,6 +23,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.connection import PreparedMessage
+from .background import discard
 from .errors import RequestError
 from .hub_client import HubClient
 from .registry import Registry
@@ -278,7 +279,5 @@ class Client(ClientChannel):
             task.cancel()
         self.request_tasks.clear()
         for _, awaitable in self.parked:
-            close = getattr(awaitable, "close", None)
-            if close is not None:
-                close()  # a coroutine never started: no "never awaited" warning
+            discard(awaitable)
         self.parked.clear()

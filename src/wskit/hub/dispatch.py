@@ -51,6 +51,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 from ..limits import client_caused, public_error_message, report_failure
+from .background import discard
 from .client import Client
 from .convert import ConversionError, HandlerSignature, short_repr
 from .errors import ClientError, Reject
@@ -316,7 +317,7 @@ class Dispatcher:
             if len(client.parked) < self.max_inflight:
                 client.parked.append((event, awaitable))
             else:
-                _discard(awaitable)
+                discard(awaitable)
                 self.refuse(client, event, "too many requests in flight")
             return
         client.inflight += 1
@@ -343,7 +344,7 @@ class Dispatcher:
         for item in client.parked:
             if item[0].request_id == request_id:
                 client.parked.remove(item)
-                _discard(item[1])
+                discard(item[1])
                 return
 
     def refuse(self, client: Client, event: Event, reason: str) -> None:
@@ -389,7 +390,7 @@ class Dispatcher:
                 self.reject(client, request_id, exc.message)
             return
         # Any other exception may carry the server's data: the client reads an id only.
-        error_id = report_failure(logger, exc, f"the handler of {event.name!r}")
+        error_id = report_failure(logger, exc, f"the handler of {short_repr(event.name)}")
         self.fire_hook("error", client, exc)
         if request_id is not None:
             self.reject(client, request_id, public_error_message(exc, error_id, self.debug))
@@ -399,7 +400,7 @@ class Dispatcher:
         try:
             message = self.protocol.encode_result(Result(event.request_id, data=data))
         except (TypeError, ValueError) as exc:
-            error_id = report_failure(logger, exc, f"the result of {event.name!r}")
+            error_id = report_failure(logger, exc, f"the result of {short_repr(event.name)}")
             self.reject(client, event.request_id, public_error_message(exc, error_id, self.debug))
             return
         client.send(message)
@@ -410,10 +411,3 @@ class Dispatcher:
             return
         result = Result(request_id, error={"message": message}, is_error=True, error_object=True)
         client.send(self.protocol.encode_result(result))
-
-
-def _discard(awaitable: Awaitable[Any]) -> None:
-    """Drop a handler's awaitable that will never run (a coroutine is closed, not warned of)."""
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()
