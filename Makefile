@@ -16,7 +16,7 @@ SOAK_ARGS   ?=
 HOST        ?= 127.0.0.1
 PORT        ?= 8000
 
-.PHONY: bootstrap venv test lint typecheck pytest demo bench fuzz soak clean distclean
+.PHONY: bootstrap venv test lint typecheck pytest docs demo bench fuzz soak clean distclean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -24,8 +24,8 @@ bootstrap:
 venv: bootstrap
 
 lint: bootstrap
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench docs
+	$(VENV)/bin/ruff format --check src tests bench docs
 
 typecheck: bootstrap
 	$(VENV)/bin/mypy --strict src
@@ -40,6 +40,11 @@ pytest: bootstrap
 # (scripts/test.sh runs the bootstrap first, timed apart from the budget.)
 test:
 	PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test.sh
+
+# The documentation site (docs/, Sphinx with furo) into docs/_build/html: warnings
+# are errors and every cross-reference must resolve (nitpicky). `make test` builds it too.
+docs: bootstrap
+	bash scripts/docs.sh
 
 demo: bootstrap
 	$(PY) -m wskit demo --host $(HOST) --port $(PORT)
@@ -66,7 +71,7 @@ soak: bootstrap
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; $(PY) scripts/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf build dist docs/_build .mypy_cache .ruff_cache .pytest_cache .hypothesis
 	find . -path ./.venv -prune -o -path ./node_modules -prune -o \
 		\( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 | xargs -0 -r rm -rf
 

@@ -3,7 +3,7 @@
 #
 #   1. Debian's Go toolchain (golang-go) and gorilla/websocket source
 #      (golang-github-gorilla-websocket-dev, under /usr/share/gocode/src);
-#   2. `pip install -e '.[test,bench]'` in .venv (uvloop and the peers);
+#   2. `pip install -e . --group dev --group bench` in .venv (uvloop and the peers);
 #   3. the load generator and the Go echo server, built offline in GOPATH mode
 #      into bench/.build/ (rebuilt only when their source changed).
 #
@@ -43,8 +43,9 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]] ||
     ! .venv/bin/python -c 'import uvloop, picows, aiohttp, websockets' 2>/dev/null
 then
-    log "installing wskit with the test and bench extras into .venv"
-    .venv/bin/python -m pip install --quiet -e '.[test,bench]'
+    log "installing wskit with the dev and bench dependency groups into .venv"
+    .venv/bin/python -m pip install --quiet --upgrade 'pip>=25.1'
+    .venv/bin/python -m pip install --quiet -e . --group dev --group bench
     printf '%s\n' "$want" >"$STAMP"
 fi
 

@@ -2,8 +2,10 @@
 # Bring a checkout to the state `make test` / `make demo` need:
 #
 #   1. Debian packages whose programs the tests drive (chromium, tinyproxy,
-#      microsocks, redis-server, node/npm) -- installed only if a program is missing;
-#   2. the Python virtualenv .venv with `pip install -e '.[test]'`;
+#      microsocks, redis-server, nginx, node/npm) -- installed only if a program is missing;
+#   2. the Python virtualenv .venv with `pip install -e . --group dev` (the PEP 735
+#      dependency groups of pyproject.toml: tests, docs, dist tools; pip is
+#      upgraded first, since only pip >= 25.1 reads groups);
 #   3. the Node.js test peers in node_modules/ (`npm ci` from package-lock.json).
 #
 # Idempotent and fast when nothing changed: each step first checks whether its
@@ -44,6 +46,7 @@ have_tinyproxy() {
 }
 have_microsocks() { command -v microsocks >/dev/null 2>&1 || [[ -x /usr/bin/microsocks ]]; }
 have_redis() { command -v redis-server >/dev/null 2>&1 || [[ -x /usr/bin/redis-server ]]; }
+have_nginx() { command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]]; }
 have_node() { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; }
 
 missing_packages=()
@@ -51,6 +54,7 @@ have_chromium   || missing_packages+=(chromium)
 have_tinyproxy  || missing_packages+=(tinyproxy-bin)
 have_microsocks || missing_packages+=(microsocks)
 have_redis      || missing_packages+=(redis-server)
+have_nginx      || missing_packages+=(nginx)
 have_node       || missing_packages+=(nodejs npm)
 
 apt_install() {
@@ -120,10 +124,10 @@ venv_have="$(cat "$VENV_STAMP" 2>/dev/null || true)"
 if [[ "$venv_want" != "$venv_have" ]] ||
     ! "$VENV/bin/python" -c 'import importlib.metadata as m; m.distribution("wskit")' 2>/dev/null
 then
-    log "installing wskit (editable) with test extras into $VENV"
+    log "installing wskit (editable) with the dev dependency group into $VENV"
     rm -f "$VENV_STAMP"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e '.[test]'
+    "$VENV/bin/python" -m pip install --quiet --upgrade 'pip>=25.1'
+    "$VENV/bin/python" -m pip install --quiet -e . --group dev
     printf '%s\n' "$venv_want" >"$VENV_STAMP"
 fi
 

@@ -5,6 +5,7 @@
 #   bootstrap scripts/bootstrap.sh (timed, not counted: see below)
 #   lint      ruff check, and ruff format --check
 #   types     mypy --strict on src/
+#   docs      the documentation site, warnings as errors (scripts/docs.sh)
 #   compiled  the whole pytest suite with the compiled kernels
 #   pure      WSKIT_NO_EXTENSIONS=1: the unit suites of the layers the kernels
 #             touch (protocol, asyncio, hub, conformance), the attack suite and
@@ -75,13 +76,14 @@ stage() {
 }
 
 lint() {
-    "$VENV/ruff" check src tests bench
-    "$VENV/ruff" format --check src tests bench
+    "$VENV/ruff" check src tests bench docs
+    "$VENV/ruff" format --check src tests bench docs
 }
 
 stage bootstrap bash scripts/bootstrap.sh
 stage lint lint
 stage types "$VENV/mypy" --strict src
+stage docs bash scripts/docs.sh
 stage compiled "$VENV/pytest" -q "${pytest_args[@]}"
 stage pure env WSKIT_NO_EXTENSIONS=1 "$VENV/pytest" -q -m "not peer" "${pytest_args[@]}" \
     "${PURE_SUITES[@]}"
