@@ -97,9 +97,9 @@ class Program:
         rest = await asyncio.wait_for(self.process.stdout.read(), WAIT)
         self.lines.extend(rest.decode(errors="replace").splitlines())
 
-    async def stop(self, signum: int = signal.SIGTERM) -> int:
-        """Send ``signum``, read the rest of the output, return the exit status."""
-        if self.process.returncode is None:
+    async def stop(self, signum: int | None = signal.SIGTERM) -> int:
+        """Send ``signum`` (``None``: none), read the rest of the output, return the exit status."""
+        if signum is not None and self.process.returncode is None:
             self.process.send_signal(signum)
         try:
             await self._drain()
