@@ -2,7 +2,8 @@
 
 ``pip install`` builds them when a C compiler is available; setting
 ``WSKIT_NO_EXTENSIONS=1`` at build time skips them, and at run time makes
-wskit ignore them. :data:`ENABLED` tells whether they are in use.
+wskit ignore them. :data:`ENABLED` tells whether they are in use (the
+``frames`` kernels; ``write_kernel`` is None where ``write`` is not built).
 
 - ``apply_mask(data, mask)``: the masking kernel, and ``parse_simple()``,
   the parser's common case: whole text and binary messages (``frames.c``).
@@ -10,6 +11,7 @@ wskit ignore them. :data:`ENABLED` tells whether they are in use.
   connection, which sends frames on the socket directly when its transport
   holds nothing, and ``fanout()``, which writes one frame to thousands of
   them in one loop (``write.c``; see :mod:`wskit.asyncio.direct_write`).
+  Linux only: it needs ``MSG_NOSIGNAL`` and ``sendmsg()``.
 """
 
 from __future__ import annotations
@@ -26,14 +28,21 @@ parse_simple: Callable[[bytes | bytearray, int, int, int, list[Any], type[Any]],
 #: The compiled ``write`` module (a name of its own: ``write`` is the submodule's).
 write_kernel: ModuleType | None = None
 
+# Each kernel on its own: ``write`` is built on Linux only (setup.py says why),
+# so macOS and Windows run the compiled parser with the pure-Python writer.
 if not os.environ.get("WSKIT_NO_EXTENSIONS"):
     try:
-        from . import frames, write
+        from . import frames
     except ImportError:  # not built: the pure-Python code serves
         pass
     else:
         apply_mask = frames.apply_mask
         parse_simple = frames.parse_simple
+    try:
+        from . import write
+    except ImportError:  # not built, or not Linux: the pure-Python writer serves
+        pass
+    else:
         write_kernel = write
 
 ENABLED = apply_mask is not None

@@ -29,6 +29,10 @@
  * The Python fallback in direct_write.py has the same behaviour; the test
  * suite runs both.
  */
+#if defined(_WIN32)
+#error "wskit.speedups.write needs sendmsg() and <sys/uio.h>: setup.py builds it on Linux only"
+#endif
+
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
@@ -38,8 +42,11 @@
 #include <sys/uio.h>
 #include <sys/types.h>
 
+/* Without MSG_NOSIGNAL a write to a socket the peer reset raises SIGPIPE
+ * (macOS has only the per-socket SO_NOSIGPIPE): refuse to build rather than
+ * depend on the process ignoring the signal. */
 #ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0
+#error "wskit.speedups.write needs MSG_NOSIGNAL: setup.py builds it on Linux only"
 #endif
 
 static PyObject *str_is_closing;
