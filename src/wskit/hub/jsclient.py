@@ -1,8 +1,13 @@
 """The JavaScript client, ``wskit.js``, as the hub serves it.
 
 One source, ``static/wskit.mjs`` (an ES module, no build step), is served
-as is at ``/wskit.mjs`` and, turned into a classic script that defines
-``window.WskitClient``, at ``/wskit.js``.
+as is at ``/wskit.mjs``. Its classic-script build, which defines
+``globalThis.WskitClient``, is the file ``static/wskit.js`` beside it,
+served at ``/wskit.js``: :func:`to_classic` makes it, and running this
+module (``python -m wskit.hub.jsclient``) writes it again after the module
+changed (a test checks that it is up to date). The npm package
+``wskit-client`` (``js/`` in the repository) ships these two files as they
+are, so the hub serves exactly what the package publishes.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 from ..protocol.handshake import reject
 from ..protocol.http11 import Response
@@ -19,7 +25,7 @@ __all__ = ["module_source", "classic_source", "to_classic", "script_response"]
 
 @cache
 def module_source() -> bytes:
-    """The ES module."""
+    """The ES module, ``static/wskit.mjs``."""
     return resources.files("wskit.hub").joinpath("static/wskit.mjs").read_bytes()
 
 
@@ -51,8 +57,12 @@ def to_classic(module: str) -> str:
 
 @cache
 def classic_source() -> bytes:
-    """The classic-script build of the module: it sets ``globalThis.WskitClient``."""
-    return to_classic(module_source().decode("utf-8")).encode("utf-8")
+    """The classic script, ``static/wskit.js``: it sets ``globalThis.WskitClient``.
+
+    It is :func:`to_classic` of :func:`module_source`, made in advance so
+    that the npm package can ship the same bytes.
+    """
+    return resources.files("wskit.hub").joinpath("static/wskit.js").read_bytes()
 
 
 def script_response(path: str) -> Response | None:
@@ -64,3 +74,14 @@ def script_response(path: str) -> Response | None:
     else:
         return None
     return reject(200, body, [("Content-Type", "text/javascript; charset=utf-8")])
+
+
+def _write_classic() -> None:
+    """Write ``static/wskit.js`` from ``static/wskit.mjs`` (in a source checkout)."""
+    static = Path(__file__).parent / "static"
+    module = (static / "wskit.mjs").read_bytes().decode("utf-8")
+    (static / "wskit.js").write_bytes(to_classic(module).encode("utf-8"))
+
+
+if __name__ == "__main__":
+    _write_classic()
