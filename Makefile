@@ -16,7 +16,7 @@ SOAK_ARGS   ?=
 HOST        ?= 127.0.0.1
 PORT        ?= 8000
 
-.PHONY: bootstrap venv test lint typecheck pytest docs demo bench fuzz soak clean distclean
+.PHONY: bootstrap venv test lint typecheck pytest docs dist demo bench fuzz soak clean distclean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -45,6 +45,13 @@ test:
 # are errors and every cross-reference must resolve (nitpicky). `make test` builds it too.
 docs: bootstrap
 	bash scripts/docs.sh
+
+# The distributions into dist/ (scripts/dist.sh): the sdist; from it one wheel per
+# CPython 3.11, 3.12, 3.13 (the pyenv interpreters), compiled kernels required,
+# repaired to the manylinux tag auditwheel finds; the pure-Python py3-none-any
+# wheel. Each wheel is smoke tested in a fresh venv, then twine-checked.
+dist: bootstrap
+	bash scripts/dist.sh
 
 demo: bootstrap
 	$(PY) -m wskit demo --host $(HOST) --port $(PORT)

@@ -67,6 +67,22 @@ build_wheel() {
     env "$@" "$python" -m pip wheel --quiet --no-deps --wheel-dir "$out" "$sdist"
 }
 
+# The pyenv interpreters link extensions with a RUNPATH to their own lib/
+# directory, which auditwheel keeps: drop it (the kernels need libc only).
+# Prints the new wheel's path.
+drop_runpath() {
+    local wheel="$1" unpacked="$TMP/unpacked"
+    rm -rf -- "$unpacked"
+    "$VENV/wheel" unpack --dest "$unpacked" "$wheel" >/dev/null
+    local so
+    for so in "$unpacked"/*/wskit/speedups/*.so; do
+        patchelf --remove-rpath "$so"
+    done
+    rm -f -- "$wheel"
+    "$VENV/wheel" pack --dest-dir "$(dirname "$wheel")" "$unpacked"/* >/dev/null
+    ls "$(dirname "$wheel")"/*.whl
+}
+
 if [[ "${1:-all}" == smoke ]]; then
     log "building the sdist and, from it, the compiled wheel"
     WSKIT_REQUIRE_EXTENSIONS=1 "$VENV/python" -m build --no-isolation --outdir "$TMP/dist" . \
@@ -93,11 +109,11 @@ for version in "${VERSIONS[@]}"; do
     log "CPython $version ($python): wheel from $sdist"
     raw="$TMP/raw-$version"
     build_wheel "$python" "$sdist" "$raw" WSKIT_REQUIRE_EXTENSIONS=1
-    wheel="$(ls "$raw"/*.whl)"
+    wheel="$(drop_runpath "$(ls "$raw"/*.whl)")"
     tag="$(manylinux_tag "$wheel")"
     [[ "$tag" == manylinux* ]] || die "auditwheel show gave no manylinux tag for $wheel"
     log "auditwheel repair --plat $tag"
-    "$VENV/auditwheel" repair --quiet --plat "$tag" --wheel-dir dist "$wheel"
+    "$VENV/auditwheel" repair --plat "$tag" --wheel-dir dist "$wheel"
     repaired="$(ls dist/wskit-*-cp${version/./}-*.whl)"
     smoke "$python" "$repaired"
 done
