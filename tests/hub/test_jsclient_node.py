@@ -1,7 +1,10 @@
-"""wskit.js (``src/wskit/hub/static/wskit.mjs``) in Node against a :class:`Hub`.
+"""wskit.js in Node against a :class:`Hub`, from the packed npm package.
 
 The client runs in ``tests/peers/wskit_client.mjs`` with the ``ws``
 package's WebSocket, driven by JSON lines (see :class:`interop.support.NodePeer`).
+That script imports ``wskit-client``: it runs in the Node project where
+:func:`js.packed.packed_client` installed the tarball of ``npm pack js/``,
+so what would be published is what is tested.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import pytest
 
 import wskit
 from conftest import NodeRuntime, unused_port
-from interop.support import PEERS, NodePeer
+from interop.support import NodePeer
+from js.packed import PackedClient, packed_client
 from wskit.hub import Client, ClientError, Hub, RequestError
 
 JsClient = Callable[..., Awaitable[NodePeer]]
@@ -66,13 +70,19 @@ async def served() -> AsyncIterator[Callable[..., Awaitable[HubServer]]]:
         await server.stop()
 
 
+@pytest.fixture(scope="session")
+def packed(node: NodeRuntime, tmp_path_factory: pytest.TempPathFactory) -> PackedClient:
+    return packed_client(tmp_path_factory)
+
+
 @pytest.fixture
-async def js_client(node: NodeRuntime) -> AsyncIterator[JsClient]:
+async def js_client(node: NodeRuntime, packed: PackedClient) -> AsyncIterator[JsClient]:
     peers: list[NodePeer] = []
+    script = packed.project / "wskit_client.mjs"
 
     async def start(url: str, **options: Any) -> NodePeer:
         proc = await asyncio.create_subprocess_exec(
-            *node.command(PEERS / "wskit_client.mjs", url, json.dumps(options)),
+            *node.command(script, url, json.dumps(options)),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -1,6 +1,11 @@
-// A wskit.js client (src/wskit/hub/static/wskit.mjs) driven over stdio.
+// A wskit.js client driven over stdio, from the npm package wskit-client.
 //
 //   node wskit_client.mjs <url> [options as JSON]
+//
+// The tests run a copy of this file (and common.mjs) in a Node project where
+// the tarball of `npm pack js/` is installed (tests/js/packed.py), so the
+// import below loads what would be published. To run it by hand, do the same:
+// `npm install <tarball> ws` in a folder, and copy both files there.
 //
 // Commands (JSON lines on stdin), `channel` optional everywhere:
 //   {op: "listen", event}                 report each `event` as {event: "got", name, channel, args}
@@ -16,7 +21,7 @@
 //   {op: "close", code, reason}
 // Lifecycle events are reported as open, close, reconnecting, client_error, dropped.
 import WebSocket from "ws";
-import { WskitClient } from "../../src/wskit/hub/static/wskit.mjs";
+import { WskitClient } from "wskit-client";
 import { emit, onCommand } from "./common.mjs";
 
 const [url, optionsText] = process.argv.slice(2);
