@@ -322,3 +322,19 @@ async def test_the_server_shutting_down_closes_with_1001(tmp_path: Path) -> None
         assert stack.app.wait(timeout=15) == 0
     finally:
         stack.stop()
+
+
+@pytest.mark.parametrize(("proxy", "code"), [("nginx", 1006), ("caddy", 1001)])
+async def test_the_proxy_stopping(proxy: str, code: int, tmp_path: Path) -> None:
+    # nginx's fast shutdown drops the connections; Caddy closes them with 1001.
+    stack = (start_nginx if proxy == "nginx" else start_caddy)(tmp_path)
+    try:
+        conn = await wskit.connect(stack.uri, ssl=stack.tls)
+        await conn.send("still there?")
+        assert await conn.recv() == "still there?"
+        stack.proxy.send_signal(signal.SIGTERM if proxy == "nginx" else signal.SIGINT)
+        with pytest.raises(wskit.ConnectionClosed) as closed:
+            await conn.recv()
+        assert closed.value.code == code
+    finally:
+        stack.stop()
