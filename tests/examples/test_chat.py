@@ -1,7 +1,8 @@
 """examples/chat: the chat runs under ``wskit serve`` and as ``python chat.py``.
 
 Two Python clients (:class:`~wskit.hub.HubClient`) chat through it, and a
-Chromium page loads the example's own page and chats with one of them.
+Chromium page loads the example's own page, chats with one of them, and
+joins its room again after the server restarts.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ if TYPE_CHECKING:
 CHAT = EXAMPLES / "chat"
 
 
-async def start_chat(how: str) -> tuple[Program, int]:
-    """The chat on a free port, started with ``wskit serve`` or as a program."""
+async def start_chat(how: str, port: int | None = None) -> tuple[Program, int]:
+    """The chat on ``port`` (or a free one), started with ``wskit serve`` or as a program."""
     if how == "wskit serve":
-        port = unused_port()
+        port = port or unused_port()
         program = await Program.start(
             "-m", "wskit", "serve", "chat:hub", "--host", "127.0.0.1", "--port", str(port), cwd=CHAT
         )
@@ -145,6 +146,20 @@ async def test_the_page_in_chromium(chromium_browser: Browser) -> None:
                 "bob: welcome ada",
             ]
             assert await page.locator("#log b").count() == 0  # shown as text, not HTML
-        assert errors == []
-        await page.close()
         assert await program.stop() == 0
+
+    # The server restarts: the page reconnects and joins its room again.
+    await page.wait_for_function("() => !client.connected", timeout=10000)
+    program, port = await start_chat("wskit serve", port)
+    async with program, HubClient(f"ws://127.0.0.1:{port}/") as carol:
+        notices: asyncio.Queue[str] = asyncio.Queue()
+        carol.on("notice", notices.put_nowait)
+        joined = await carol.request("join", "carol", "lobby")
+        if joined["users"] != ["ada", "carol"]:  # ada is not back yet: carol hears her come
+            assert joined["users"] == ["carol"]
+            assert await asyncio.wait_for(notices.get(), 10) == "ada joined"
+        assert joined["history"] == []  # a new process: the history was in memory
+        await page.wait_for_function("() => $('users').textContent === 'ada, carol'", timeout=10000)
+        assert await program.stop() == 0
+    assert errors == []
+    await page.close()
