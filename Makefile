@@ -24,11 +24,11 @@ bootstrap:
 venv: bootstrap
 
 lint: bootstrap
-	$(VENV)/bin/ruff check src tests bench docs
-	$(VENV)/bin/ruff format --check src tests bench docs
+	$(VENV)/bin/ruff check src tests bench docs examples
+	$(VENV)/bin/ruff format --check src tests bench docs examples
 
 typecheck: bootstrap
-	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/mypy --strict src examples
 
 pytest: bootstrap
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)

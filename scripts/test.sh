@@ -4,7 +4,7 @@
 # Stages (each stops the run when it fails):
 #   bootstrap scripts/bootstrap.sh (timed, not counted: see below)
 #   lint      ruff check, and ruff format --check
-#   types     mypy --strict on src/
+#   types     mypy --strict on src/ and examples/
 #   docs      the documentation site, warnings as errors (scripts/docs.sh)
 #   compiled  the whole pytest suite with the compiled kernels
 #   pure      WSKIT_NO_EXTENSIONS=1: the unit suites of the layers the kernels
@@ -82,7 +82,7 @@ lint() {
 
 stage bootstrap bash scripts/bootstrap.sh
 stage lint lint
-stage types "$VENV/mypy" --strict src
+stage types "$VENV/mypy" --strict src examples
 stage docs bash scripts/docs.sh
 stage compiled "$VENV/pytest" -q "${pytest_args[@]}"
 stage pure env WSKIT_NO_EXTENSIONS=1 "$VENV/pytest" -q -m "not peer" "${pytest_args[@]}" \
