@@ -76,8 +76,8 @@ stage() {
 }
 
 lint() {
-    "$VENV/ruff" check src tests bench docs
-    "$VENV/ruff" format --check src tests bench docs
+    "$VENV/ruff" check src tests bench docs examples
+    "$VENV/ruff" format --check src tests bench docs examples
 }
 
 stage bootstrap bash scripts/bootstrap.sh
