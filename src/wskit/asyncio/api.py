@@ -14,8 +14,8 @@ The receive queue
 Whatever arrives goes into ``_queue`` as
 :class:`~wskit.protocol.events.DataReceived` ``(data, fin)`` pairs (a
 fragment each for ``Conn``, whole messages for ``AsgiConn``), and the one
-waiting reader is woken with :meth:`ConnectionAPI._wake_reader`. The reader
-takes them out in :meth:`ConnectionAPI._receive`, joining fragments.
+waiting reader is woken with ``ConnectionAPI._wake_reader()``. The reader
+takes them out in ``ConnectionAPI._receive()``, joining fragments.
 
 The queue is bounded twice: in entries (``max_queue``) and in size
 (``_queue_size``, the bytes, or characters for text, of what waits; past
@@ -151,7 +151,7 @@ class ConnectionAPI:
     # -- receiving: the queue, written once ----------------------------------------------
 
     def _new_read_waiter(self) -> asyncio.Future[None]:
-        """The future the one reader waits on, until :meth:`_wake_reader`.
+        """The future the one reader waits on, until ``_wake_reader()``.
 
         A plain method returning the future, not a coroutine: a reader waiting
         on it costs one frame less (in memory and per message). A cancelled

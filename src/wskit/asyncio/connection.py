@@ -297,7 +297,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     # -- asyncio.BufferedProtocol ----------------------------------------------
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        """Lend asyncio the shared receive buffer (see :func:`_receive_buffer`)."""
+        """Lend asyncio the shared receive buffer (see ``_receive_buffer()``)."""
         return self._rbuf
 
     def buffer_updated(self, nbytes: int) -> None:

@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 
 class Opening(Generic[T]):
-    """Awaitable and async context manager around :meth:`_open` and :meth:`_close`."""
+    """Awaitable and async context manager around ``_open()`` and ``_close()``."""
 
     _opened: T | None = None
 
@@ -25,7 +25,7 @@ class Opening(Generic[T]):
         raise NotImplementedError
 
     async def _close(self, value: T) -> None:
-        """Close what :meth:`_open` returned, when the ``async with`` block ends."""
+        """Close what ``_open()`` returned, when the ``async with`` block ends."""
         raise NotImplementedError
 
     def __await__(self) -> Generator[Any, Any, T]:

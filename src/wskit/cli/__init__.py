@@ -1,22 +1,22 @@
 """The ``wskit`` command: ``echo``, ``serve``, ``connect`` and ``demo``.
 
 Each subcommand is a small ``run_*`` coroutine of plain arguments, in a
-module of its own; :mod:`~wskit.cli.parser` only parses and dispatches, so
+module of its own; ``parser`` only parses and dispatches, so
 the commands are easy to call from tests.
 
-* ``wskit echo`` (:mod:`~wskit.cli.echo`): an echo server (conformance
+* ``wskit echo`` (``echo``): an echo server (conformance
   suites and benchmarks use it).
-* ``wskit serve module:attr`` (:mod:`~wskit.cli.serve`): serve a
+* ``wskit serve module:attr`` (``serve``): serve a
   :class:`~wskit.hub.Hub`, a connection handler (``async def handler(conn)``),
   or a factory returning either; ``--workers N`` runs N processes on one
-  port (``SO_REUSEPORT``), under the supervisor of :mod:`~wskit.cli.workers`.
-* ``wskit connect ws://...`` (:mod:`~wskit.cli.connect`): an interactive
+  port (``SO_REUSEPORT``), under the supervisor of ``workers``.
+* ``wskit connect ws://...`` (``connect``): an interactive
   client; lines read from stdin are sent as text, what arrives is printed
   with its direction and type.
-* ``wskit demo`` (:mod:`~wskit.cli.demo`): the chat demo of :mod:`wskit.demo`.
+* ``wskit demo`` (``demo``): the chat demo of :mod:`wskit.demo`.
 
 What the commands share (:class:`CommandError`, waiting for a signal) is in
-:mod:`~wskit.cli.common`, below both them and the parser.
+``common``, below both them and the parser.
 """
 
 from __future__ import annotations

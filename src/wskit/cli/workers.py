@@ -7,7 +7,7 @@ own, and the kernel spreads the incoming connections among them
 span them uses a Redis backplane. The supervisor then waits for either a
 signal, which it passes on to every worker (each closes its connections
 with 1001), or a worker's death, which it answers by starting another, up
-to :data:`WORKER_RESTARTS` times a minute. On Linux a worker also ends when
+to ``WORKER_RESTARTS`` times a minute. On Linux a worker also ends when
 its supervisor dies, even by SIGKILL.
 """
 
@@ -58,8 +58,8 @@ async def run_workers(
     SIGINT and SIGTERM are passed on to every worker, which closes its
     connections with 1001; workers still running after ``stop_timeout``
     seconds are killed. A worker that dies otherwise is started again (at
-    most :data:`WORKER_RESTARTS` times a minute), except that workers
-    exiting twice in a minute with :data:`USAGE_ERROR`, the status of a
+    most ``WORKER_RESTARTS`` times a minute), except that workers
+    exiting twice in a minute with ``USAGE_ERROR``, the status of a
     command that cannot run as given, stop every worker and the supervisor,
     with that status (once may be a passing accident, a port taken a moment).
     Returns the exit status.

@@ -6,7 +6,7 @@ turns the event's raw arguments into the call's arguments. Supported hints:
 ``str``, ``int``, ``float``, ``bool``, ``bytes``, ``None``, ``Any``,
 ``datetime``/``date``/``time``, ``UUID``, ``Decimal``,
 ``list``/``tuple``/``set``/``dict`` of them, ``Optional``/unions,
-``Literal``, enums, dataclasses, ``TypedDict`` and msgspec ``Struct``s. A
+``Literal``, enums, dataclasses, ``TypedDict`` and msgspec ``Struct`` classes. A
 parameter annotated with the hub's client class receives the calling client.
 
 Dates, times, UUIDs and decimals are read from text as msgspec reads them

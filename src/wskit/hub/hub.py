@@ -15,7 +15,7 @@ the handler still answering. Hooks (``connect``, ``message``,
 
 Emits go the other way. A room emit, an emit to one client or to everyone is
 encoded once and handed to the :class:`~wskit.hub.backplane.Backplane`,
-which calls :meth:`Hub.deliver` on every node. Delivery
+which calls :meth:`Node.deliver() <wskit.hub.Node.deliver>` on every node. Delivery
 (:mod:`wskit.hub.rooms`) turns the text into one prepared frame and writes
 that frame straight on the writers of the local members (``fanout()``, the
 broadcast loop of :mod:`wskit.asyncio.direct_write`), one by one only for

@@ -78,6 +78,7 @@ class HubClient:
         recovery: bool = True,
         **connect_options: Any,
     ) -> None:
+        #: The hub's WebSocket URL; set it to reconnect elsewhere.
         self.url = url
         self.reconnect = reconnect
         self.backoff = backoff

@@ -93,6 +93,7 @@ class Cancel(NamedTuple):
     request_id: int | str
 
 
+#: What a peer sends: an event (or a request), a result, or a cancel.
 Packet = Event | Result | Cancel
 
 

@@ -44,7 +44,7 @@ frame held back, until :meth:`Connection.commit_failure`.)
 
 After the close frame has gone out nothing more is sent. Once both close
 frames have crossed, the server closes the TCP connection first (section
-7.1.1); the client waits for that, and :meth:`close_expected` says when.
+7.1.1); the client waits for that, and :meth:`Connection.close_expected` says when.
 
 Receiving
 ---------
@@ -238,7 +238,7 @@ class Connection:
         self.deflate = deflate
         self.auto_pong = auto_pong
         #: Where the closing handshake is: the one state variable, changed
-        #: only by :meth:`_move` (see :mod:`wskit.protocol.state`); :attr:`state`
+        #: only by ``_move()`` (see :mod:`wskit.protocol.state`); :attr:`state`
         #: is its public view. The I/O layer may read it (``is Phase.OPEN``
         #: is the cheapest test of "nothing to do").
         self.phase = Phase.OPEN

@@ -4,7 +4,7 @@ The default backplane, and the reference behaviour the others follow. It
 delivers every emit at once to the hubs attached to it (several hubs may
 share one, as nodes of a cluster in one process, which the tests use). With
 a history (``history_size > 0``, set by the hub for recovery) each room
-keeps its last messages in a ring buffer, a :class:`_RoomLog`, numbered in
+keeps its last messages in a ring buffer, a ``_RoomLog``, numbered in
 an epoch of its own: a room idle longer than ``history_ttl`` starts a new
 epoch, as a Redis stream does when its keys expire.
 """

@@ -45,7 +45,7 @@ exponential backoff; the subscriber subscribes again to everything and
 catches up from the streams. ``stats`` counts what was sent, published,
 delivered, dropped and lost (a gap the stream could not fill, logged too).
 An outage is one WARNING when it begins and one INFO when it ends, with the
-messages buffered and dropped meanwhile (:mod:`~.outage`); each failed
+messages buffered and dropped meanwhile (``outage``); each failed
 attempt to reconnect is a DEBUG record.
 
 At start, the node waits ``start_timeout`` seconds (3) for both connections.
@@ -72,21 +72,21 @@ hash slot.
 The parts
 =========
 
-:class:`RedisBackplane` (:mod:`~.backplane`) answers the hub and owns the
-parts, which share a :class:`~.link.Link` (the names of the keys, the hub,
+:class:`RedisBackplane` (``backplane``) answers the hub and owns the
+parts, which share a ``link.Link`` (the names of the keys, the hub,
 the client for commands, the counters, the background tasks):
 
-* :mod:`~.outbox`: every command in one ordered outbox, the loop that sends
+* ``outbox``: every command in one ordered outbox, the loop that sends
   it in pipelines, the Lua script (``publish.lua``), and the echoes of this
   node's own messages it waits for;
-* :mod:`~.receiver`: the subscriber's loop, applying numbered messages in
-  order, and the catch-up from the streams (:mod:`~.streams`: the cursors,
+* ``receiver``: the subscriber's loop, applying numbered messages in
+  order, and the catch-up from the streams (``streams``: the cursors,
   reading a stream back, the history for recovery);
-* :mod:`~.subscriber`: the subscriber connection, a bare RESP2 client;
-* :mod:`~.presence`: presence entries, the node's liveness beat (which the
+* ``subscriber``: the subscriber connection, a bare RESP2 client;
+* ``presence``: presence entries, the node's liveness beat (which the
   backplane's heartbeat loop makes), the sweep of dead nodes;
-* :mod:`~.calls`: node-to-node calls and their answers;
-* :mod:`~.outage`: the records that tell of an outage, with its counts.
+* ``calls``: node-to-node calls and their answers;
+* ``outage``: the records that tell of an outage, with its counts.
 """
 
 from .backplane import RedisBackplane
