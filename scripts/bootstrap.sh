@@ -6,7 +6,10 @@
 #   2. the Python virtualenv .venv with `pip install -e . --group dev` (the PEP 735
 #      dependency groups of pyproject.toml: tests, docs, dist tools; pip is
 #      upgraded first, since only pip >= 25.1 reads groups);
-#   3. the Node.js test peers in node_modules/ (`npm ci` from package-lock.json).
+#   3. the Node.js test peers in node_modules/ (`npm ci` from package-lock.json);
+#   4. .venv-3.12 and .venv-3.13, from the pyenv interpreters, with wskit
+#      (editable) and the `test` group: scripts/test.sh runs the protocol and
+#      asyncio suites on those versions too.
 #
 # Idempotent and fast when nothing changed: each step first checks whether its
 # result is already there (programs on disk, stamp files holding a hash of the
@@ -147,5 +150,43 @@ else
     is_ci && die "node/npm not found"
     log "warning: node/npm not found; Node.js interop tests will be skipped"
 fi
+
+# ---------------------------------------------------------------- Python 3.12 and 3.13
+
+# The newest CPython of a version: pyenv's (~/.pyenv/versions/3.12.*), else one
+# on the PATH that runs.
+find_python() {
+    local version="$1" found
+    found="$(find "${PYENV_ROOT:-$HOME/.pyenv}/versions" -maxdepth 3 \
+        -path "*/versions/$version.*/bin/python$version" 2>/dev/null | sort -V | tail -n 1)"
+    if [[ -z "$found" ]] && "python$version" -c '' 2>/dev/null; then
+        found="$(command -v "python$version")"
+    fi
+    [[ -n "$found" ]] && printf '%s\n' "$found"
+}
+
+for version in 3.12 3.13; do
+    other="$ROOT/.venv-$version"
+    if ! python="$(find_python "$version")"; then
+        is_ci && die "CPython $version not found (pyenv install $version)"
+        log "warning: CPython $version not found; its test stage will be skipped"
+        continue
+    fi
+    if ! [[ -x "$other/bin/python" ]] || ! "$other/bin/python" -c '' 2>/dev/null; then
+        rm -rf -- "$other"
+        log "creating $other ($python)"
+        "$python" -m venv "$other"
+    fi
+    stamp="$other/.wskit-bootstrap-stamp"
+    want="$(fingerprint "$ROOT $("$other/bin/python" -VV)" pyproject.toml setup.py \
+        src/wskit/speedups/*.c)"
+    if [[ "$want" != "$(cat "$stamp" 2>/dev/null || true)" ]]; then
+        log "installing wskit (editable) with the test dependency group into $other"
+        rm -f "$stamp"
+        "$other/bin/python" -m pip install --quiet --upgrade 'pip>=25.1'
+        "$other/bin/python" -m pip install --quiet -e . --group test
+        printf '%s\n' "$want" >"$stamp"
+    fi
+done
 
 log "ok"

@@ -6,12 +6,19 @@
 #   lint      ruff check, and ruff format --check
 #   types     mypy --strict on src/ and examples/
 #   docs      the documentation site, warnings as errors (scripts/docs.sh)
+#   wheel     the compiled wheel, built from a fresh sdist, installed into a
+#             fresh venv in a temp dir and smoke tested from there with no
+#             source tree on the path (scripts/dist.sh smoke, scripts/smoke.py)
 #   compiled  the whole pytest suite with the compiled kernels
 #   pure      WSKIT_NO_EXTENSIONS=1: the unit suites of the layers the kernels
 #             touch (protocol, asyncio, hub, conformance), the attack suite and
 #             the fuzz corpus (the bounds must hold in pure Python too), without the tests that
 #             drive real peers (-m "not peer"): the interop, browser, Node and
 #             Redis suites have run once, compiled
+#   py3.12, py3.13  the protocol and asyncio suites (with their proxy peers,
+#             a few seconds) on CPython 3.12 and 3.13, in .venv-3.12 and
+#             .venv-3.13 (made by the bootstrap from the pyenv interpreters);
+#             skipped when one is missing, except under CI=true
 #
 # The bootstrap (scripts/bootstrap.sh: downloads, installs) runs first and is
 # timed but not counted: the budget is what the tests themselves cost, and the
@@ -31,6 +38,9 @@ read -r -a pytest_args <<<"${PYTEST_ARGS:-}"
 
 PURE_SUITES=(tests/protocol tests/asyncio tests/hub tests/conformance tests/attacks tests/fuzz
     tests/test_speedups.py)
+# What the other Python versions run: the layers whose code depends most on the
+# interpreter (the C kernels' API, asyncio's transports, ssl).
+VERSION_SUITES=(tests/protocol tests/asyncio)
 
 # Microseconds since the epoch, from bash itself.
 now_us() { echo "${EPOCHREALTIME/./}"; }
@@ -80,10 +90,25 @@ lint() {
     "$VENV/ruff" format --check src tests bench docs examples
 }
 
+# The suites of VERSION_SUITES on another CPython, in .venv-<version>.
+other_python() {
+    local venv="$ROOT/.venv-$1/bin"
+    shift
+    if [[ ! -x "$venv/pytest" ]]; then
+        [[ "${CI:-}" == true ]] && { echo "CI=true: $venv/pytest is missing" >&2; return 1; }
+        echo "skipped: $venv/pytest is missing (scripts/bootstrap.sh makes it)"
+        return 0
+    fi
+    "$venv/pytest" -q "$@" "${VERSION_SUITES[@]}"
+}
+
 stage bootstrap bash scripts/bootstrap.sh
 stage lint lint
 stage types "$VENV/mypy" --strict src examples
 stage docs bash scripts/docs.sh
+stage wheel bash scripts/dist.sh smoke
 stage compiled "$VENV/pytest" -q "${pytest_args[@]}"
 stage pure env WSKIT_NO_EXTENSIONS=1 "$VENV/pytest" -q -m "not peer" "${pytest_args[@]}" \
     "${PURE_SUITES[@]}"
+stage py3.12 other_python 3.12 "${pytest_args[@]}"
+stage py3.13 other_python 3.13 "${pytest_args[@]}"
