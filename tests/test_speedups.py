@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -159,3 +161,49 @@ def test_parse_simple_takes_whole_messages_and_stops_at_anything_else() -> None:
         parse_simple(data, len(data) + 1, 0x80, 1000, events, DataReceived)
     with pytest.raises(TypeError):
         parse_simple(data, 0, 0x80, 1000, (), DataReceived)
+
+
+# -- the loader: each kernel on its own ------------------------------------------------
+
+# Where the write kernel is not built (macOS, Windows: setup.py), the frames
+# kernels serve with the pure-Python writer. Emulated here by making the import
+# of the write module fail, in a fresh interpreter.
+WITHOUT_WRITE = """
+import asyncio, sys
+sys.modules["wskit.speedups.write"] = None  # its import now raises ImportError
+
+import wskit
+from wskit import speedups
+from wskit.asyncio import direct_write
+from wskit.protocol import frames
+
+assert speedups.ENABLED and speedups.write_kernel is None
+assert frames.apply_mask is speedups.apply_mask
+assert direct_write.fanout is direct_write._fanout_python
+
+
+async def echo(conn):
+    async for message in conn:
+        await conn.send(message)
+
+
+async def main():
+    async with wskit.serve(echo, "127.0.0.1", 0) as server:
+        async with wskit.connect(f"ws://127.0.0.1:{server.port}/") as conn:
+            await conn.send("hello")
+            assert await conn.recv() == "hello"
+    print("frames without write: ok")
+
+
+asyncio.run(main())
+"""
+
+
+def test_the_frames_kernels_serve_without_the_write_kernel() -> None:
+    compiled_mask()  # the frames kernels are built (else skip, or fail in CI)
+    env = {k: v for k, v in os.environ.items() if k != "WSKIT_NO_EXTENSIONS"}
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_WRITE], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "frames without write: ok" in result.stdout
