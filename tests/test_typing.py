@@ -1,4 +1,4 @@
-"""User code type-checks: a program written from the README passes ``mypy --strict``.
+"""User code type-checks: the README's and the docs' programs pass ``mypy --strict``.
 
 The public signatures carry their types to the user: the registering
 decorators of the hub return the function unchanged (and typed), :func:`wskit.serve`
@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import get_type_hints
@@ -22,6 +19,7 @@ from typing import get_type_hints
 import pytest
 
 import wskit
+from doc_examples import docs_examples, mypy_strict, readme_examples
 from wskit.asgi import asgi_app
 from wskit.asyncio.client import ConnOptions
 from wskit.asyncio.connection import Conn
@@ -191,68 +189,48 @@ async def main() -> None:
 MISSPELLED = ("max_bufer", "max_sise", "jar", "orgins")
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def readme_blocks() -> list[str]:
-    """Every ``python`` block of the README (as ``tests/test_readme.py`` runs them)."""
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-
-
-#: Each README block is its own module (blocks reuse names, as separate programs do).
-README_FILES = tuple(f"readme_{index:02d}.py" for index in range(len(readme_blocks())))
+#: The README's python blocks and the docs' (``tests/doc_examples.py``), each
+#: a module of its own (blocks reuse names, as separate programs do).
+EXAMPLES = {example.module_name: example for example in readme_examples() + docs_examples()}
 
 
 @pytest.fixture(scope="module")
 def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Run ``mypy --strict`` once over both programs and the README's blocks; each file's output."""
-    directory = tmp_path_factory.mktemp("user_code")
-    (directory / "good.py").write_text(textwrap.dedent(GOOD_PROGRAM))
-    (directory / "bad.py").write_text(textwrap.dedent(BAD_PROGRAM))
-    for name, block in zip(README_FILES, readme_blocks(), strict=True):
-        (directory / name).write_text(block)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--no-error-summary",
-            "--cache-dir",
-            str(directory / ".mypy_cache"),
-            *MYPY_FILES,
-        ],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode in (0, 1), done.stdout + done.stderr
-    lines = done.stdout.splitlines()
-    return {name: "\n".join(line for line in lines if line.startswith(name)) for name in MYPY_FILES}
-
-
-MYPY_FILES = ("good.py", "bad.py", *README_FILES)
+    """Run ``mypy --strict`` once over both programs and every example; each one's errors."""
+    programs = {
+        "good": textwrap.dedent(GOOD_PROGRAM),
+        "bad": textwrap.dedent(BAD_PROGRAM),
+        **{name: example.code for name, example in EXAMPLES.items()},
+    }
+    return mypy_strict(programs, tmp_path_factory.mktemp("user_code"))
 
 
 def test_readme_user_program_passes_mypy_strict(mypy_output: dict[str, str]) -> None:
-    assert mypy_output["good.py"] == ""
+    assert mypy_output["good"] == ""
 
 
-def test_readme_has_python_blocks() -> None:
-    assert len(README_FILES) >= 2
+def test_readme_and_docs_have_python_blocks() -> None:
+    assert len(readme_examples()) >= 2
+    assert len(docs_examples()) >= 1
 
 
-@pytest.mark.parametrize("name", README_FILES)
-def test_every_readme_example_passes_mypy_strict(mypy_output: dict[str, str], name: str) -> None:
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_passes_mypy_strict(mypy_output: dict[str, str], name: str) -> None:
     # Before: the server example's conn.request.path was a union-attr error
     # (Request | None), though a handler always has its request.
-    assert mypy_output[name] == ""
+    assert mypy_output[name] == "", EXAMPLES[name].name
+
+
+def test_mypy_output_reports_each_module_apart(tmp_path: Path) -> None:
+    """The runner tells a failing example from a passing one (it cannot pass vacuously)."""
+    output = mypy_strict({"fine": "x: int = 1\n", "broken": "x: int = 'one'\n"}, tmp_path)
+    assert output["fine"] == ""
+    assert "Incompatible types in assignment" in output["broken"]
 
 
 @pytest.mark.parametrize("option", MISSPELLED)
 def test_misspelled_option_is_a_type_error(mypy_output: dict[str, str], option: str) -> None:
-    assert f'Unexpected keyword argument "{option}"' in mypy_output["bad.py"]
+    assert f'Unexpected keyword argument "{option}"' in mypy_output["bad"]
 
 
 def test_misspelled_option_fails_at_the_call() -> None:
