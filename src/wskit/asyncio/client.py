@@ -13,20 +13,26 @@ import http.cookiejar
 import logging
 import socket
 import ssl as ssl_module
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, Unpack, cast
 
-from ..exceptions import HandshakeRejected, InvalidHandshake, InvalidResponse, InvalidURI
+from ..exceptions import HandshakeRejected, InvalidHandshake, InvalidResponse
+from ..protocol.client import (
+    compression_options,
+    cookie_header,
+    proxy_for,
+    redirect_target,
+    store_cookies,
+    with_cookie,
+)
 from ..protocol.connection import Connection, Side
 from ..protocol.deflate import DeflateOptions
-from ..protocol.handshake import USER_AGENT, ClientHandshake, is_redirect
+from ..protocol.handshake import USER_AGENT, ClientHandshake
 from ..protocol.headers import Headers
 from ..protocol.http11 import Response, ResponseParser, serialize_request
-from ..protocol.uri import ProxyURI, WebSocketURI, parse_proxy_uri, parse_uri, redirect_uri
+from ..protocol.uri import WebSocketURI, parse_uri
 from .connection import CloseHandler, Conn, PingHandler, logger
 from .opening import Opening
-from .server import _compression_options
 
 __all__ = ["connect", "ClientConn", "ConnOptions", "Dial"]
 
@@ -141,74 +147,6 @@ class ClientConn(Conn):
             self._trace_close(logger, exc)
 
 
-def _http_url(uri: WebSocketURI) -> str:
-    # Cookies belong to HTTP origins: ws:// and wss:// map to http:// and https://
-    # (as gorilla and browsers do), so a jar shared with an HTTP client works,
-    # and ``Secure`` cookies go to wss:// only.
-    return f"{'https' if uri.secure else 'http'}://{uri.host_header}{uri.path}"
-
-
-class _JarResponse:
-    """The part of ``http.client.HTTPResponse`` that :class:`http.cookiejar.CookieJar` reads."""
-
-    def __init__(self, headers: Headers) -> None:
-        self._headers = headers
-
-    def info(self) -> _JarResponse:
-        """The response headers: this object, for its :meth:`get_all`."""
-        return self
-
-    def get_all(self, name: str, default: list[str] | None = None) -> list[str] | None:
-        """The values of header ``name``, or ``default`` when there is none."""
-        return self._headers.get_all(name) or default
-
-
-def _jar_request(uri: WebSocketURI) -> urllib.request.Request:
-    # The jar asks a urllib Request for the URL, host and origin it decides by.
-    return urllib.request.Request(_http_url(uri))
-
-
-def _cookie_header(jar: http.cookiejar.CookieJar, uri: WebSocketURI) -> str | None:
-    """The ``Cookie`` header value the jar holds for ``uri``, or ``None``."""
-    request = _jar_request(uri)
-    jar.add_cookie_header(request)
-    return request.get_header("Cookie")
-
-
-def _store_cookies(jar: http.cookiejar.CookieJar, uri: WebSocketURI, headers: Headers) -> None:
-    """Put the ``Set-Cookie`` headers of a handshake response to ``uri`` in the jar."""
-    if headers.get("Set-Cookie") is None and headers.get("Set-Cookie2") is None:
-        return
-    jar.extract_cookies(
-        cast(Any, _JarResponse(headers)),  # duck-typed, as the jar reads it
-        _jar_request(uri),
-    )
-
-
-def _with_cookie(headers: HeadersLike | None, cookie: str | None) -> HeadersLike:
-    """``headers`` with the jar's cookies added (after a ``Cookie`` header given there)."""
-    if cookie is None:
-        return headers or ()
-    merged = Headers(headers or ())
-    given = merged.pop("Cookie")
-    merged.add("Cookie", "; ".join([*given, cookie]))
-    return merged
-
-
-def _proxy_for(uri: WebSocketURI, proxy: str | bool | None) -> ProxyURI | None:
-    if proxy is None or proxy is False:
-        return None
-    if proxy is True:
-        # Like gorilla's ProxyFromEnvironment: https_proxy for wss, http_proxy
-        # for ws, all_proxy as a fallback, and no_proxy honoured.
-        if urllib.request.proxy_bypass(uri.host):
-            return None
-        found = urllib.request.getproxies()
-        value = found.get("https" if uri.secure else "http") or found.get("all")
-        return parse_proxy_uri(value) if value else None
-    return parse_proxy_uri(proxy)
-
-
 class ConnOptions(TypedDict, total=False):
     """The options of :class:`Conn`, as keyword arguments of :func:`connect`.
 
@@ -305,7 +243,7 @@ class connect(Opening[ClientConn]):
         self.uri = uri
         self.origin = origin
         self.subprotocols = subprotocols
-        self.compression = _compression_options(compression)
+        self.compression = compression_options(compression)
         self.headers = headers
         self.user_agent = user_agent
         self.open_timeout = open_timeout
@@ -333,15 +271,12 @@ class connect(Opening[ClientConn]):
                 conn = await self._connect_once(uri)
             except HandshakeRejected as exc:
                 if self.cookies is not None:
-                    _store_cookies(self.cookies, uri, exc.headers)
-                location = is_redirect(Response(exc.status, "", Headers(exc.headers), exc.body))
+                    store_cookies(self.cookies, uri, exc.headers)
                 # A caller-supplied socket is used up by the first attempt: a
                 # redirect cannot be followed, so the caller gets the 3xx.
-                if location is None or self.sock is not None:
+                new = None if self.sock is not None else redirect_target(uri, exc)
+                if new is None:
                     raise
-                new = redirect_uri(uri, location)
-                if uri.secure and not new.secure:
-                    raise InvalidURI(location, "redirect from wss:// to ws:// refused") from exc
                 uri = new
                 continue
             return conn
@@ -358,7 +293,7 @@ class connect(Opening[ClientConn]):
             extra_headers=(
                 self.headers or ()
                 if jar is None
-                else _with_cookie(self.headers, _cookie_header(jar, uri))
+                else with_cookie(self.headers, cookie_header(jar, uri))
             ),
             user_agent=self.user_agent,
         )
@@ -378,7 +313,7 @@ class connect(Opening[ClientConn]):
             )
         else:
             sock = self.sock
-            proxy = _proxy_for(uri, self.proxy) if sock is None else None
+            proxy = proxy_for(uri, self.proxy) if sock is None else None
             if proxy is not None:
                 from .proxy import open_tunnel
 
@@ -400,7 +335,7 @@ class connect(Opening[ClientConn]):
                 conn.transport.abort()
             raise
         if jar is not None and conn.response is not None:
-            _store_cookies(jar, uri, conn.response.headers)
+            store_cookies(jar, uri, conn.response.headers)
         return conn
 
     async def _close(self, conn: ClientConn) -> None:
