@@ -43,4 +43,6 @@ class CloseReceived(NamedTuple):
     reason: str
 
 
+#: An event of the connection, as
+#: :meth:`~wskit.protocol.connection.Connection.events_received` returns them.
 Event = DataReceived | PingReceived | PongReceived | CloseReceived

@@ -40,7 +40,9 @@ class Opcode(enum.IntEnum):
     PONG = 0xA
 
 
+#: The opcodes of data frames (RFC 6455, section 5.6).
 DATA_OPCODES = frozenset((Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY))
+#: The opcodes of control frames (RFC 6455, section 5.5).
 CONTROL_OPCODES = frozenset((Opcode.CLOSE, Opcode.PING, Opcode.PONG))
 
 MAX_CONTROL_PAYLOAD = 125
