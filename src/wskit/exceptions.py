@@ -15,6 +15,7 @@ which carry the close code to answer with), in the manner of h11 and wsproto::
     │   ├── PayloadTooBig             a message over ``max_size`` (1009)
     │   └── InvalidUTF8               text that is not UTF-8 (1007)
     ├── LocalProtocolError            the application misused the API
+    ├── ConcurrencyError              two threads read one connection at once
     ├── ConnectionClosed              the connection is closed (code, reason)
     │   ├── ConnectionClosedOK        ... with 1000 or 1001 both ways
     │   └── ConnectionClosedError     ... any other way
@@ -49,6 +50,7 @@ __all__ = [
     "PayloadTooBig",
     "InvalidUTF8",
     "LocalProtocolError",
+    "ConcurrencyError",
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
@@ -172,6 +174,16 @@ class LocalProtocolError(WebSocketError):
 
     For example: sending after the close frame went out, a control frame over
     125 bytes, or a new message while a fragmented one is still open.
+    """
+
+
+class ConcurrencyError(WebSocketError, RuntimeError):
+    """Two threads used a connection in a way that cannot be shared.
+
+    Raised by :mod:`wskit.sync` when a thread calls ``recv()`` (or iterates)
+    while another thread is already receiving on the same connection: which
+    of them should get the next message is undefined, so the second caller
+    gets this error instead. Sending from several threads is allowed.
     """
 
 
