@@ -15,7 +15,7 @@ trip), ``pong``, ``close``. It runs on the same sans-I/O core as the asyncio
 client. Several threads may share a connection: sends are serialized, a
 background thread answers pings and completes the closing handshake while
 nobody reads, and a second thread calling ``recv()`` while one is waiting
-gets :exc:`~wskit.ConcurrencyError` (see :mod:`wskit.sync.connection`).
+gets :exc:`ConcurrencyError` (see :mod:`wskit.sync.connection`).
 """
 
 from ..exceptions import ConcurrencyError
