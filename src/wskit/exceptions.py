@@ -202,9 +202,14 @@ class ConnectionClosed(WebSocketError):
         sent_code: int | None = None,
         sent_reason: str = "",
     ) -> None:
+        #: The close code received from the peer (1005: none in its close frame,
+        #: 1006: no close frame at all).
         self.code = code
+        #: The close reason received from the peer.
         self.reason = reason
+        #: The close code wskit sent, or ``None``.
         self.sent_code = sent_code
+        #: The close reason wskit sent.
         self.sent_reason = sent_reason
         text = f"connection closed: received {code}" + (f" ({reason})" if reason else "")
         if sent_code is not None:
