@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 # `from conftest import ...` in test modules gets this same module, not a second copy.
 sys.modules.setdefault("conftest", sys.modules[__name__])
 
+# The proxy fixtures (tinyproxy, microsocks) of the asyncio and the blocking clients' tests.
+pytest_plugins = ["proxies"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = REPO_ROOT / "node_modules"
 

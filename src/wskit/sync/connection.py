@@ -35,9 +35,10 @@ Only one thread may receive at a time: which of two waiting threads should
 get the next message is undefined, so a second concurrent :meth:`Conn.recv`
 raises :exc:`~wskit.exceptions.ConcurrencyError`.
 
-The receive queue is bounded as the asyncio one is: past ``max_queue``
+The receive queue is bounded as the asyncio one is: at ``max_queue``
 messages, or past ``max_size`` bytes (characters for text) waiting, the
-reader stops reading the socket until :meth:`Conn.recv` takes messages out.
+reader stops (before queuing the next message, and before reading the
+socket again) until :meth:`Conn.recv` takes messages out.
 TCP flow control then slows the peer down; pings are not answered meanwhile
 (nothing is read), so an application that never reads eventually loses
 the connection to the peer's keepalive, as with asyncio.
@@ -529,7 +530,7 @@ class Conn:
         handlers: list[tuple[Callable[..., object], tuple[object, ...]]],
         acknowledged: list[tuple[Future[float], float]],
     ) -> None:
-        """Queue messages, note pongs and the handlers to call; under the lock."""
+        """Queue messages (waiting for room), note pongs and handlers to call; under the lock."""
         for event in events:
             if type(event) is DataReceived:
                 self._assemble(event.data, event.fin)
@@ -557,6 +558,9 @@ class Conn:
             self._queue(partial.getvalue())
 
     def _queue(self, message: Data) -> None:
+        # Each message waits for room, so the queue never holds more than
+        # max_queue, even when one read brought many.
+        self._wait_for_room()
         if self._discarding:
             return
         self._messages.append(message)
