@@ -41,10 +41,17 @@ exclude_patterns = ["_build"]
 # third-party types in signatures) have no inventory here -- the build runs
 # offline -- so they are listed in nitpick_ignore_regex rather than linked.
 nitpicky = True
+BUILTIN_TYPES = [
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) or name in ("None", "Ellipsis", "NotImplemented")
+]
 nitpick_ignore_regex: list[tuple[str, str]] = [
-    # The standard library: its modules and its built-in names.
-    (r"py:.*", rf"({'|'.join(sorted(sys.stdlib_module_names))})(\..+)?"),
-    (r"py:.*", rf"(builtins\.)?({'|'.join(sorted(dir(builtins)))})"),
+    # The standard library: its modules, the names in them, the built-in types
+    # (a bare name that is not a type, ``code`` or ``open``, must still resolve).
+    (r"py:mod", rf"({'|'.join(sorted(sys.stdlib_module_names))})(\..+)?"),
+    (r"py:.*", rf"({'|'.join(sorted(sys.stdlib_module_names))})\..+"),
+    (r"py:.*", rf"(builtins\.)?({'|'.join(sorted(BUILTIN_TYPES))})"),
     # Third-party types in signatures: optional dependencies, never linked.
     (r"py:.*", r"(redis|starlette|fastapi|uvicorn|msgspec|uvloop)(\..+)?"),
     # Stdlib names as wskit's modules import them.
@@ -169,6 +176,10 @@ def qualify_annotations(app: Any, doctree: Any) -> None:
         home = _owner_home(node)
         obj = _import(f"{home}.{target}") if home else _MISSING
         if obj is _MISSING:
+            # Imported only for type checking (TYPE_CHECKING): the name that
+            # the top level exports, if it is one, as the users read it.
+            if home and target in _import("wskit").__all__:
+                node["reftarget"] = f"wskit.{target}"
             continue
         # The public module that exports this very object under this name:
         # its own, or the one it imports it from (never a stdlib ``Any``).
