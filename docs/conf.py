@@ -54,6 +54,8 @@ nitpick_ignore_regex: list[tuple[str, str]] = [
     (r"py:.*", rf"(builtins\.)?({'|'.join(sorted(BUILTIN_TYPES))})"),
     # Third-party types in signatures: optional dependencies, never linked.
     (r"py:.*", r"(redis|starlette|fastapi|uvicorn|msgspec|uvloop)(\..+)?"),
+    # uvicorn's types as wskit.uvicorn imports them (for type checking only).
+    (r"py:class", r"(Config|ServerState)"),
     # Stdlib names as wskit's modules import them.
     (r"py:.*", r"(ssl_module\..+|deque)"),
     # Type variables of generic signatures: not objects anyone imports.
