@@ -33,6 +33,7 @@ from ..protocol.http11 import Response, ResponseParser, serialize_request
 from ..protocol.uri import WebSocketURI, parse_uri
 from .connection import CloseHandler, Conn, PingHandler, logger
 from .opening import Opening
+from .reconnect import Backoff, Reconnecting
 
 __all__ = ["connect", "ClientConn", "ConnOptions", "Dial"]
 
@@ -177,7 +178,10 @@ class connect(Opening[ClientConn]):
     """Open a WebSocket connection: ``conn = await connect("ws://host/path")``.
 
     Also ``async with connect(uri) as conn: ...``, which closes the
-    connection on exit.
+    connection on exit, and ``async for conn in connect(uri): ...``, which
+    connects again whenever the connection is over, with exponential
+    backoff and jitter between failed attempts, and stops on errors that
+    retrying cannot fix (see :mod:`wskit.asyncio.reconnect`).
 
     Args:
         uri: a ``ws://`` or ``wss://`` URI.
@@ -213,6 +217,11 @@ class connect(Opening[ClientConn]):
             ``on_ping``, ``on_pong``, ``on_close``, ``auto_pong``: ``False``
             leaves answering the server's pings to ``on_ping``; see
             :attr:`Conn.auto_pong`...).
+        backoff_initial: with ``async for``, the longest first delay before
+            connecting again, in seconds (the delay is random below it).
+        backoff_factor: with ``async for``, how much each delay grows after a
+            failed attempt.
+        backoff_max: with ``async for``, the longest delay between attempts.
     """
 
     def __init__(
@@ -233,6 +242,9 @@ class connect(Opening[ClientConn]):
         sock: socket.socket | None = None,
         dial: Dial | None = None,
         cookies: http.cookiejar.CookieJar | None = None,
+        backoff_initial: float = 1.0,
+        backoff_factor: float = 2.0,
+        backoff_max: float = 60.0,
         **conn_options: Unpack[ConnOptions],
     ) -> None:
         unknown = sorted(conn_options.keys() - _CONN_OPTIONS)
@@ -255,7 +267,18 @@ class connect(Opening[ClientConn]):
         self.sock = sock
         self.dial = dial
         self.cookies = cookies
+        self.backoff = Backoff(backoff_initial, backoff_factor, backoff_max)
         self.conn_options = conn_options
+
+    def __aiter__(self) -> Reconnecting[ClientConn]:
+        """Connect, and connect again each time the loop asks for the next connection.
+
+        Raises:
+            ValueError: with ``sock``, which only one connection can use.
+        """
+        if self.sock is not None:
+            raise ValueError("async for ... in connect(): cannot reconnect a given sock")
+        return Reconnecting(self._open, self.backoff, self.uri)
 
     async def _open(self) -> ClientConn:
         try:
