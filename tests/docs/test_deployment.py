@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import select
 import signal
 import socket
 import ssl
@@ -46,7 +47,7 @@ def substitute(text: str, replacements: dict[str, str]) -> str:
 class Stack:
     """A proxy in front of ``wskit serve app:hub``, both running."""
 
-    app: subprocess.Popen[str]
+    app: subprocess.Popen[bytes]
     proxy: subprocess.Popen[bytes]
     #: The proxy's TLS port, and its plain HTTP one.
     https_port: int
@@ -73,7 +74,7 @@ class Stack:
                 process.wait()
 
 
-def start_app(port: int) -> subprocess.Popen[str]:
+def start_app(port: int) -> subprocess.Popen[bytes]:
     """``wskit serve app:hub --workers 2`` in the deployment folder, serving on ``port``."""
     command = [sys.executable, "-m", "wskit", "serve", "app:hub", "--workers", "2"]
     process = subprocess.Popen(
@@ -81,16 +82,20 @@ def start_app(port: int) -> subprocess.Popen[str]:
         cwd=DEPLOYMENT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
     )
     assert process.stdout is not None
-    serving = 0
+    # Read the raw pipe with a deadline: a buffered readline() could wait forever.
+    fd = process.stdout.fileno()
+    output = b""
     deadline = time.monotonic() + 20
-    while serving < 2 and time.monotonic() < deadline:
-        line = process.stdout.readline()
-        assert line, f"wskit serve exited: {process.wait()}"
-        serving += line.startswith("wskit serving")
-    assert serving == 2
+    while output.count(b"wskit serving") < 2:
+        ready, _, _ = select.select([fd], [], [], max(0, deadline - time.monotonic()))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"wskit serve did not start:\n{output.decode(errors='replace')}")
+        output += chunk
     return process
 
 
@@ -185,6 +190,22 @@ CADDY_GLOBAL = """\
 """
 
 
+def wait_for_certificate(port: int, tls: ssl.SSLContext) -> None:
+    """Wait until a TLS handshake succeeds: Caddy listens before its certificate is issued."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+                tls.wrap_socket(sock, server_hostname="127.0.0.1"),
+            ):
+                return
+        except (ssl.SSLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def start_caddy(workdir: Path) -> Stack:
     """Debian's caddy with ``docs/howto/deployment/Caddyfile`` in front of the app."""
     caddy = find_program("caddy", "/usr/bin/caddy")
@@ -214,6 +235,7 @@ def start_caddy(workdir: Path) -> Stack:
         while not root.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         tls = ssl.create_default_context(cafile=str(root))
+        wait_for_certificate(https_port, tls)
     except BaseException:
         proxy.kill()
         proxy.wait()
