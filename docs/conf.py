@@ -58,8 +58,9 @@ nitpick_ignore_regex: list[tuple[str, str]] = [
     (r"py:class", r"(Config|ServerState)"),
     # Stdlib names as wskit's modules import them.
     (r"py:.*", r"(ssl_module\..+|deque)"),
-    # Type variables of generic signatures: not objects anyone imports.
-    (r"py:.*", r"(wskit\.[\w.]+\.)?(T|M|M_contra|MiddlewareT|HandlerT_co)"),
+    # Type variables of generic signatures (one capital letter, or named so):
+    # not objects anyone imports.
+    (r"py:.*", r"(wskit\.[\w.]+\.)?([A-Z]|M_contra|MiddlewareT|HandlerT_co)"),
     # Aliases that spell a parameter's type in a signature without being
     # public names: the parameter's description says what it takes.
     (
