@@ -148,6 +148,10 @@ class Stage(enum.Enum):
     CLOSED = enum.auto()
 
 
+# The stage of every message once accepted: the hot paths test it with ``is``.
+_ACCEPTED = Stage.ACCEPTED
+
+
 def _any_origin(request: Request) -> bool:
     """The origin policy: none, as uvicorn's own classes (the application checks)."""
     return True
@@ -479,21 +483,12 @@ class WebSocketProtocol(Conn):
 
     async def asgi_receive(self) -> Message:
         """The ASGI ``receive`` callable the application is given."""
-        if self._stage is Stage.ACCEPTED:
-            try:
-                data = await self._receive(False)
-            except ConnectionClosed:
-                return self._disconnect_message()
-            if type(data) is str:
-                return {"type": "websocket.receive", "text": data}
-            return {"type": "websocket.receive", "bytes": data}
-        return await self._receive_outside_session()
-
-    async def _receive_outside_session(self) -> Message:
+        if self._stage is _ACCEPTED:
+            return await self._next_message()
         if self._connect_pending:
             self._connect_pending = False
             return {"type": "websocket.connect"}
-        while self._stage is not Stage.ACCEPTED:
+        while self._stage is not _ACCEPTED:
             if self._stage is Stage.CLOSED or self._closed.done():
                 # Messages queued before our close still reach the application.
                 if self.protocol is not None and any(fin for _, fin in self._queue):
@@ -501,7 +496,17 @@ class WebSocketProtocol(Conn):
                 return self._disconnect_message()
             waiter = self._stage_waiter = self._loop.create_future()
             await waiter
-        return await self.asgi_receive()
+        return await self._next_message()
+
+    async def _next_message(self) -> Message:
+        """The next ``websocket.receive`` from the connection's queue, or the disconnect."""
+        try:
+            data = await self._receive(False)
+        except ConnectionClosed:
+            return self._disconnect_message()
+        if type(data) is str:
+            return {"type": "websocket.receive", "text": data}
+        return {"type": "websocket.receive", "bytes": data}
 
     def _disconnect_message(self) -> Message:
         """The ``websocket.disconnect`` event: who closed first, with what."""
@@ -526,7 +531,7 @@ class WebSocketProtocol(Conn):
         if (
             protocol is not None
             and protocol.phase is _OPEN
-            and self._stage is Stage.ACCEPTED
+            and self._stage is _ACCEPTED
             and message["type"] == "websocket.send"
         ):
             # The hot path: a message on an open connection.
