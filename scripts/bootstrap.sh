@@ -2,7 +2,7 @@
 # Bring a checkout to the state `make test` / `make demo` need:
 #
 #   1. Debian packages whose programs the tests drive (chromium, tinyproxy,
-#      microsocks, redis-server, nginx, caddy, node/npm) -- installed only if a program is missing;
+#      microsocks, redis-server, redis-sentinel, nginx, caddy, node/npm) -- installed only if a program is missing;
 #   2. the Python virtualenv .venv with `pip install -e . --group dev` (the PEP 735
 #      dependency groups of pyproject.toml: tests, docs, dist tools; pip is
 #      upgraded first, since only pip >= 25.1 reads groups);
@@ -49,6 +49,7 @@ have_tinyproxy() {
 }
 have_microsocks() { command -v microsocks >/dev/null 2>&1 || [[ -x /usr/bin/microsocks ]]; }
 have_redis() { command -v redis-server >/dev/null 2>&1 || [[ -x /usr/bin/redis-server ]]; }
+have_redis_sentinel() { command -v redis-sentinel >/dev/null 2>&1 || [[ -x /usr/bin/redis-sentinel ]]; }
 have_nginx() { command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]]; }
 have_caddy() { command -v caddy >/dev/null 2>&1 || [[ -x /usr/bin/caddy ]]; }
 have_node() { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; }
@@ -58,6 +59,7 @@ have_chromium   || missing_packages+=(chromium)
 have_tinyproxy  || missing_packages+=(tinyproxy-bin)
 have_microsocks || missing_packages+=(microsocks)
 have_redis      || missing_packages+=(redis-server)
+have_redis_sentinel || missing_packages+=(redis-sentinel)
 have_nginx      || missing_packages+=(nginx)
 have_caddy      || missing_packages+=(caddy)
 have_node       || missing_packages+=(nodejs npm)
