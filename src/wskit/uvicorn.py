@@ -43,8 +43,11 @@ defines it (its own WebSocket test suite passes against this class):
 * ``websocket.disconnect``: ``{"code", "reason"}`` of the peer's close frame;
   of ours when the application closed or wskit failed the connection (1009
   for a message over ``ws_max_size``, 1002, 1007, 1011 on a keepalive
-  timeout); ``{"code": 1012}`` on server shutdown; ``{"code": 1006}`` when the
-  connection was lost without a close frame, denied, or never accepted.
+  timeout); ``{"code": 1012}`` on server shutdown; ``{"code": 1005}`` when
+  the connection was lost without a close frame after the accept (no code
+  was received: the ASGI specification's rule, and what uvicorn's
+  ``websockets-sansio`` and ``wsproto`` classes report); ``{"code": 1006}``
+  when it was denied, or lost before the application answered.
 * An exception in the application, or an application that returns without
   answering, before the handshake: ``500 Internal Server Error``. After it:
   the TCP connection is closed without a close frame (the client sees
@@ -204,8 +207,8 @@ class WebSocketProtocol(Conn):
       uvicorn; :class:`WebSocketProtocol1001` sends 1001);
     * :attr:`deflate_options`: the permessage-deflate settings when
       ``ws_per_message_deflate`` is on;
-    * :attr:`close_timeout`: seconds to wait for the client's close frame
-      after the application's (10, as uvicorn).
+    * ``close_timeout``: seconds to wait for the client's close frame after
+      the application's (10, as uvicorn).
     """
 
     __slots__ = (
@@ -483,23 +486,10 @@ class WebSocketProtocol(Conn):
 
     async def asgi_receive(self) -> Message:
         """The ASGI ``receive`` callable the application is given."""
-        if self._stage is _ACCEPTED:
-            return await self._next_message()
-        if self._connect_pending:
-            self._connect_pending = False
-            return {"type": "websocket.connect"}
-        while self._stage is not _ACCEPTED:
-            if self._stage is Stage.CLOSED or self._closed.done():
-                # Messages queued before our close still reach the application.
-                if self.protocol is not None and any(fin for _, fin in self._queue):
-                    break
-                return self._disconnect_message()
-            waiter = self._stage_waiter = self._loop.create_future()
-            await waiter
-        return await self._next_message()
-
-    async def _next_message(self) -> Message:
-        """The next ``websocket.receive`` from the connection's queue, or the disconnect."""
+        if self._stage is not _ACCEPTED:
+            event = await self._receive_outside_session()
+            if event is not None:
+                return event
         try:
             data = await self._receive(False)
         except ConnectionClosed:
@@ -507,6 +497,24 @@ class WebSocketProtocol(Conn):
         if type(data) is str:
             return {"type": "websocket.receive", "text": data}
         return {"type": "websocket.receive", "bytes": data}
+
+    async def _receive_outside_session(self) -> Message | None:
+        """What ``receive()`` answers before the accept and after our close.
+
+        ``None`` means: a message waits in the connection's queue, take it.
+        """
+        if self._connect_pending:
+            self._connect_pending = False
+            return {"type": "websocket.connect"}
+        while self._stage is not _ACCEPTED:
+            if self._stage is Stage.CLOSED or self._closed.done():
+                # Messages queued before our close still reach the application.
+                if self.protocol is not None and any(fin for _, fin in self._queue):
+                    return None
+                return self._disconnect_message()
+            waiter = self._stage_waiter = self._loop.create_future()
+            await waiter
+        return None
 
     def _disconnect_message(self) -> Message:
         """The ``websocket.disconnect`` event: who closed first, with what."""
@@ -520,8 +528,9 @@ class WebSocketProtocol(Conn):
             return _closed_message(*sent)
         if received is not None:
             return _closed_message(*received)
-        # Lost without a close frame (RFC 6455 section 7.1.5).
-        return _closed_message(1006, None)
+        # Lost without a close frame: no code received, 1005 as the ASGI spec
+        # says and as uvicorn's current classes report (its legacy one, 1006).
+        return _closed_message(1005, None)
 
     # -- send ----------------------------------------------------------------------------------
 
@@ -688,7 +697,7 @@ class WebSocketProtocol(Conn):
         with its own code at once (after the messages already queued);
         what the client sends before its close frame is dropped, and the
         TCP connection ends when the client answers, or after
-        :attr:`close_timeout`.
+        ``close_timeout``.
         """
         protocol = self.protocol
         assert protocol is not None
