@@ -126,6 +126,8 @@ __all__ = ["WebSocketProtocol", "WebSocketProtocol1001", "Stage"]
 
 # uvicorn's own logger: the access lines read as uvicorn's built-in classes write them.
 logger = logging.getLogger("uvicorn.error")
+# uvicorn's TRACE level (--log-level trace), below DEBUG.
+_TRACE = 5
 
 _OPEN = Phase.OPEN
 
@@ -309,6 +311,7 @@ class WebSocketProtocol(Conn):
         self.server = _local_address(transport)
         self.client = _address(transport.get_extra_info("peername"))
         self.scheme = "wss" if transport.get_extra_info("sslcontext") else "ws"
+        self._trace("WebSocket connection made")
 
     def shutdown(self) -> None:
         """Close the connection because the server shuts down (uvicorn calls this).
@@ -333,6 +336,7 @@ class WebSocketProtocol(Conn):
     def connection_lost(self, exc: Exception | None) -> None:
         """The TCP connection is gone: forget it on the server and wake the application."""
         self._connections.discard(self)
+        self._trace("WebSocket connection lost")
         if self.protocol is None:
             if not self._closed.done():
                 self._closed.set_result(None)
@@ -342,6 +346,12 @@ class WebSocketProtocol(Conn):
         else:
             super().connection_lost(exc)
         self._wake_stage_waiter()
+
+    def _trace(self, what: str) -> None:
+        """A TRACE record in uvicorn's words: ``client - what``."""
+        if logger.isEnabledFor(_TRACE):
+            client = self.client
+            logger.log(_TRACE, "%s%s", f"{client[0]}:{client[1]} - " if client else "", what)
 
     def _close_transport(self) -> None:
         # The application's close set a timer to close if the client never
