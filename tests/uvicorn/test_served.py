@@ -325,3 +325,29 @@ def test_endless_empty_fragments_end_in_1009() -> None:
         # Each empty fragment counts 64 bytes: 1 MiB is 16 384 of them.
         assert fragments >= MIB // 64
         sock.close()
+
+
+def test_a_large_message_in_64_byte_fragments_is_echoed_intact() -> None:
+    # 4 MiB of text in 64-byte fragments, characters of every UTF-8 length
+    # split across fragments: within the bound, and whole at the other end.
+    with running("served_apps:fastapi_app") as server:
+        sock = open_websocket(server.port)
+        text = ("aé€😀" * (4 * MIB // 10 + 1)).encode()[: 4 * MIB]
+        text = text.decode(errors="ignore").encode()  # whole characters only
+        pieces = [text[i : i + 64] for i in range(0, len(text), 64)]
+        frames = [client_frame(0x01, pieces[0])]
+        frames += [client_frame(0x00, piece) for piece in pieces[1:-1]]
+        frames.append(client_frame(0x80, pieces[-1]))
+        sock.sendall(b"".join(frames))
+        head = b""
+        while len(head) < 10:
+            head += sock.recv(10 - len(head))
+        assert head[0] == 0x81  # one whole text frame
+        assert head[1] == 127 and struct.unpack("!Q", head[2:10])[0] == len(text)
+        echoed = bytearray()
+        while len(echoed) < len(text):
+            chunk = sock.recv(1 << 20)
+            assert chunk, "the server closed before the whole echo"
+            echoed += chunk
+        assert echoed == text
+        sock.close()
