@@ -100,6 +100,7 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import unquote
 
+from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.utils import ClientDisconnected
 
 from .asgi.spec import DENIAL_EXTENSION, Message
@@ -126,8 +127,6 @@ __all__ = ["WebSocketProtocol", "WebSocketProtocol1001", "Stage"]
 
 # uvicorn's own logger: the access lines read as uvicorn's built-in classes write them.
 logger = logging.getLogger("uvicorn.error")
-# uvicorn's TRACE level (--log-level trace), below DEBUG.
-_TRACE = 5
 
 _OPEN = Phase.OPEN
 
@@ -349,9 +348,10 @@ class WebSocketProtocol(Conn):
 
     def _trace(self, what: str) -> None:
         """A TRACE record in uvicorn's words: ``client - what``."""
-        if logger.isEnabledFor(_TRACE):
+        if logger.isEnabledFor(TRACE_LOG_LEVEL):
             client = self.client
-            logger.log(_TRACE, "%s%s", f"{client[0]}:{client[1]} - " if client else "", what)
+            prefix = f"{client[0]}:{client[1]} - " if client else ""
+            logger.log(TRACE_LOG_LEVEL, "%s%s", prefix, what)
 
     def _close_transport(self) -> None:
         # The application's close set a timer to close if the client never
