@@ -174,7 +174,7 @@ class HubClient:
         while not self._closed:
             resuming = self.recovery_enabled and self.session is not None
             try:
-                conn = await connect(self._socket_url(), **self.connect_options)
+                conn = await self._open_connection(self._socket_url())
             except (OSError, WebSocketError, TimeoutError) as exc:
                 logger.debug("cannot connect to %s: %s", self.url, exc)
             else:
@@ -196,6 +196,10 @@ class HubClient:
             delay *= 0.5 + random.random() / 2
             loop = asyncio.get_running_loop()
             await asyncio.sleep(max(delay, self._resume_at - loop.time()))
+
+    async def _open_connection(self, url: str) -> ClientConn:
+        """Open one connection to ``url`` (``wskit.testing`` opens it in memory instead)."""
+        return await connect(url, **self.connect_options)
 
     def _stopped(self) -> bool:
         return self._closed or not self.reconnect
