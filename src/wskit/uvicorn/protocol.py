@@ -1,134 +1,54 @@
-"""wskit as uvicorn's WebSocket implementation: ``--ws wskit.uvicorn:WebSocketProtocol``.
+"""uvicorn's WebSocket protocol class on wskit's connection: :class:`WebSocketProtocol`.
 
-Run any ASGI application (plain ASGI, Starlette, FastAPI, wskit's own
-:func:`~wskit.asgi.asgi_app`) under uvicorn with wskit's protocol core and
-bounds in place of uvicorn's built-in WebSocket layers::
-
-    uvicorn app:app --ws wskit.uvicorn:WebSocketProtocol
-
-or from Python, ``uvicorn.run(app, ws="wskit.uvicorn:WebSocketProtocol")``
-(``ws=WebSocketProtocol``, the class itself, works too).
-
-Theory of operation
-===================
-
-uvicorn's HTTP layer (h11 or httptools) reads the request head. When it is
-an upgrade to ``websocket``, uvicorn builds the class given to ``--ws`` with
-``config``, ``server_state`` and ``app_state``, calls ``connection_made``,
-hands the transport over (``transport.set_protocol``) and replays the
-request head with ``data_received``. From there the connection is ours.
-
-:class:`WebSocketProtocol` is a :class:`wskit.asyncio.connection.Conn`, the
-connection of wskit's own server: the same receive path, send path,
-receive queue and its backpressure, write-buffer bounds, keepalive and
-closing. What it adds is the ASGI side, in three stages (:class:`Stage`):
-
-* ``HANDSHAKE``: the request head is parsed and checked
-  (:func:`~wskit.protocol.handshake.server_handshake`, no origin policy: the
-  application decides), the scope built, and the application started; its
-  first ``receive()`` gets ``websocket.connect``. It answers with
-  ``websocket.accept`` (the 101 goes out, the WebSocket opens),
-  ``websocket.close`` (403) or ``websocket.http.response.start`` (a denial
-  response of its own).
-* ``ACCEPTED``: ``receive()`` takes messages from the connection's queue
-  (``websocket.receive``), ``send()`` writes ``websocket.send`` frames.
-* ``RESPONSE``: the denial response's body is due; ``CLOSED``: the
-  application closed, was denied, or the server shut the connection down;
-  ``receive()`` answers ``websocket.disconnect`` (after the messages
-  already queued, when the application closed).
-
-Behaviour follows uvicorn's built-in implementations wherever uvicorn
-defines it (its own WebSocket test suite passes against this class):
-
-* ``websocket.disconnect``: ``{"code", "reason"}`` of the peer's close frame;
-  of ours when the application closed or wskit failed the connection (1009
-  for a message over ``ws_max_size``, 1002, 1007, 1011 on a keepalive
-  timeout); ``{"code": 1012}`` on server shutdown; ``{"code": 1005}`` when
-  the connection was lost without a close frame after the accept (no code
-  was received: the ASGI specification's rule, and what uvicorn's
-  ``websockets-sansio`` and ``wsproto`` classes report); ``{"code": 1006}``
-  when it was denied, or lost before the application answered.
-* An exception in the application, or an application that returns without
-  answering, before the handshake: ``500 Internal Server Error``. After it:
-  the TCP connection is closed without a close frame (the client sees
-  1006), as uvicorn does; messages already sent are delivered first.
-* ``send()`` once the connection is lost raises uvicorn's
-  ``ClientDisconnected`` (an :class:`OSError`); after the application's own
-  ``websocket.close`` it raises :class:`RuntimeError`, as does a message out
-  of order (its text names what was expected and what came).
-* Server shutdown (``shutdown()``, called by uvicorn) closes open
-  WebSockets with 1012 (service restart), as uvicorn's classes do;
-  :class:`WebSocketProtocol1001` closes with 1001 (going away) instead, and
-  a subclass of your own may set :attr:`~WebSocketProtocol.shutdown_code`
-  and :attr:`~WebSocketProtocol.shutdown_reason`.
-
-uvicorn's options
-=================
-
-``ws_max_size`` (default 16 MiB) is the connection's ``max_size``: a larger
-message, compressed or not, fragmented or not, fails with 1009 as soon as
-its frame header says so. ``ws_max_queue`` (32) bounds the receive queue in
-messages, ``ws_max_size`` in bytes; past either, reading pauses until the
-application has taken messages out, so a client cannot make the server
-buffer what the application does not read. ``ws_ping_interval`` and
-``ws_ping_timeout`` (20 s each; 0 or ``None`` turns pings off) drive the
-keepalive (1011 on a timeout). ``ws_per_message_deflate`` turns
-permessage-deflate on (with 12-bit windows and ``memLevel`` 5, as uvicorn
-chooses, see :attr:`WebSocketProtocol.deflate_options`) or off. The
-``Server`` and ``Date`` headers (``--no-server-header``,
-``--no-date-header``, ``--header``) come from uvicorn's default headers,
-``root_path`` and the proxy headers (``--proxy-headers``,
-``--forwarded-allow-ips``: uvicorn's middleware rewrites the scope's
-``client`` and ``scheme``) apply as for HTTP.
-
-wskit's bounds apply on top: the per-frame checks of
-:class:`~wskit.protocol.connection.Connection` (fragments, control frames,
-UTF-8, decompression), pongs held back while the write buffer is full, and
-the write buffer's high-water mark (64 KiB) above which ``send()`` waits.
-
-What stays uvicorn's: the request head is read by uvicorn's HTTP layer
-before this class exists, so slow or oversized request heads (slowloris)
-are bounded by uvicorn (``--timeout-keep-alive``, h11's
-``--h11-max-incomplete-event-size``), not by wskit's handshake limits.
+Read :mod:`wskit.uvicorn` first: how uvicorn hands a connection over, the
+stages of its ASGI side, and the behaviour it shares with uvicorn's own
+classes. Here, one class does it all on top of
+:class:`~wskit.asyncio.connection.Conn`, whose receive path, send path,
+queue, backpressure, keepalive and closing it reuses unchanged: uvicorn's
+side (``connection_made``, ``shutdown``, ``connection_lost``), reading the
+replayed request head, running the application, and its ``receive`` and
+``send`` callables, the per-message path kept as short as ``Conn``'s own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
-import logging
 from typing import TYPE_CHECKING, Any, ClassVar, cast
-from urllib.parse import unquote
 
 from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.utils import ClientDisconnected
 
-from .asgi.spec import DENIAL_EXTENSION, Message
-from .asyncio.connection import Conn
-from .exceptions import ConnectionClosed, InvalidRequest
-from .limits import report_failure
-from .protocol.connection import Connection, Side
-from .protocol.deflate import DeflateOptions
-from .protocol.handshake import (
-    ServerHandshakeResult,
-    reject,
-    requested_subprotocols,
-    server_handshake,
+from ..asgi.spec import Message
+from ..asyncio.connection import Conn
+from ..exceptions import ConnectionClosed, InvalidRequest
+from ..limits import report_failure
+from ..protocol.connection import Connection, Side
+from ..protocol.deflate import DeflateOptions
+from ..protocol.handshake import ServerHandshakeResult, reject, server_handshake
+from ..protocol.headers import Headers
+from ..protocol.http11 import RequestParser, Response, reason_phrase, serialize_response
+from ..protocol.state import SENDING, Phase
+from .scope import (
+    Stage,
+    any_origin,
+    decode_headers,
+    disconnect_event,
+    local_address,
+    log_answer,
+    logger,
+    make_scope,
+    socket_address,
 )
-from .protocol.headers import Headers
-from .protocol.http11 import Request, RequestParser, Response, reason_phrase, serialize_response
-from .protocol.state import SENDING, Phase
 
 if TYPE_CHECKING:
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
-__all__ = ["WebSocketProtocol", "WebSocketProtocol1001", "Stage"]
-
-# uvicorn's own logger: the access lines read as uvicorn's built-in classes write them.
-logger = logging.getLogger("uvicorn.error")
+__all__ = ["WebSocketProtocol", "WebSocketProtocol1001"]
 
 _OPEN = Phase.OPEN
+# The stage of every message once accepted: the hot paths test it with ``is``.
+_ACCEPTED = Stage.ACCEPTED
 
 # Bytes a client may send after its request and before the application has
 # accepted; past this, reading pauses until the application decides.
@@ -137,57 +57,6 @@ _EARLY_DATA_LIMIT = 2**16
 # The head was read and bounded by uvicorn's HTTP layer already: parse it
 # again without limits of our own (uvicorn's decide).
 _HEAD_LIMIT = 2**24
-
-
-class Stage(enum.Enum):
-    """Where the ASGI side of a connection is (see the module's docstring)."""
-
-    #: The application has not answered the upgrade request yet.
-    HANDSHAKE = enum.auto()
-    #: The application started a denial response; its body is due.
-    RESPONSE = enum.auto()
-    #: The WebSocket is open for the application.
-    ACCEPTED = enum.auto()
-    #: The application closed or was denied, or the server shut the connection down.
-    CLOSED = enum.auto()
-
-
-# The stage of every message once accepted: the hot paths test it with ``is``.
-_ACCEPTED = Stage.ACCEPTED
-
-
-def _any_origin(request: Request) -> bool:
-    """The origin policy: none, as uvicorn's own classes (the application checks)."""
-    return True
-
-
-def _address(info: Any) -> tuple[str, int] | None:
-    """A socket address as the ASGI scope gives it: ``(host, port)``, or ``None``."""
-    if isinstance(info, (tuple, list)) and len(info) >= 2:
-        return (str(info[0]), int(info[1]))
-    return None
-
-
-def _local_address(transport: asyncio.BaseTransport) -> tuple[str, int | None] | None:
-    """The scope's ``server``: ``(host, port)``, or ``(path, None)`` on a Unix socket."""
-    info = transport.get_extra_info("sockname")
-    if isinstance(info, str):
-        return (info, None)
-    return _address(info)
-
-
-def _decode_headers(pairs: Any) -> list[tuple[str, str]]:
-    """ASGI's bytes header pairs as wskit's (Latin-1 maps each byte to one character)."""
-    return [
-        (bytes(name).decode("latin-1"), bytes(value).decode("latin-1")) for name, value in pairs
-    ]
-
-
-def _closed_message(code: int, reason: str | None) -> Message:
-    """A ``websocket.disconnect`` event; ``reason=None`` leaves the key out, as uvicorn does."""
-    if reason is None:
-        return {"type": "websocket.disconnect", "code": code}
-    return {"type": "websocket.disconnect", "code": code, "reason": reason}
 
 
 class WebSocketProtocol(Conn):
@@ -307,8 +176,8 @@ class WebSocketProtocol(Conn):
         """uvicorn hands the upgraded connection over (before replaying the request head)."""
         self.transport = cast(asyncio.Transport, transport)
         self._connections.add(self)
-        self.server = _local_address(transport)
-        self.client = _address(transport.get_extra_info("peername"))
+        self.server = local_address(transport)
+        self.client = socket_address(transport.get_extra_info("peername"))
         self.scheme = "wss" if transport.get_extra_info("sslcontext") else "ws"
         self._trace("WebSocket connection made")
 
@@ -322,7 +191,7 @@ class WebSocketProtocol(Conn):
         protocol = self.protocol
         if self._stage is Stage.ACCEPTED and protocol is not None and protocol.phase in SENDING:
             reason = self.shutdown_reason
-            self._disconnect = _closed_message(self.shutdown_code, reason or None)
+            self._disconnect = disconnect_event(self.shutdown_code, reason or None)
             self._set_stage(Stage.CLOSED)
             self._closed_first = True
             protocol.send_close(self.shutdown_code, reason)
@@ -382,7 +251,7 @@ class WebSocketProtocol(Conn):
             self._early += parser.leftover
             self._handshake = server_handshake(
                 request,
-                check_origin=_any_origin,
+                check_origin=any_origin,
                 compression=self._compression,
                 server_header=None,
             )
@@ -390,7 +259,15 @@ class WebSocketProtocol(Conn):
             self._refuse(exc)
             return
         self.request = request
-        self.scope = self._make_scope(request)
+        self.scope = make_scope(
+            request,
+            asgi_version=self._asgi_version,
+            scheme=self.scheme,
+            server=self.server,
+            client=self.client,
+            root_path=self._root_path,
+            state=self._app_state,
+        )
         task = self._loop.create_task(self._run_asgi())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -399,32 +276,9 @@ class WebSocketProtocol(Conn):
         """Answer a request that is no WebSocket handshake; the application never runs."""
         self._stage = Stage.CLOSED
         headers = Headers(exc.headers)
-        headers.update(_decode_headers(self._default_headers))
+        headers.update(decode_headers(self._default_headers))
         self._write_response(reject(exc.status, exc.body, headers))
         self._close_transport()
-
-    def _make_scope(self, request: Request) -> dict[str, Any]:
-        raw_path, _, query = request.target.partition("?")
-        root = self._root_path
-        return {
-            "type": "websocket",
-            "asgi": {"version": self._asgi_version, "spec_version": "2.4"},
-            "http_version": "1.1",
-            "scheme": self.scheme,
-            "server": self.server,
-            "client": self.client,
-            "root_path": root,
-            "path": root + unquote(raw_path),
-            "raw_path": (root + raw_path).encode("latin-1"),
-            "query_string": query.encode("latin-1"),
-            "headers": [
-                (name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in request.headers.raw_items()
-            ],
-            "subprotocols": requested_subprotocols(request),
-            "state": self._app_state.copy(),
-            "extensions": {DENIAL_EXTENSION: {}},
-        }
 
     # -- the application ---------------------------------------------------------------------
 
@@ -458,7 +312,7 @@ class WebSocketProtocol(Conn):
             self._stage is Stage.RESPONSE and self._denial is not None
         ):
             self._set_stage(Stage.CLOSED)
-            headers = Headers(_decode_headers(self._default_headers))
+            headers = Headers(decode_headers(self._default_headers))
             self._write_response(reject(500, b"Internal Server Error", headers))
 
     def _write_response(self, response: Response) -> None:
@@ -476,21 +330,6 @@ class WebSocketProtocol(Conn):
             self._stage_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
-
-    def _log_answer(self, answer: str) -> None:
-        """uvicorn's access line for a WebSocket: ``client - "WebSocket /path" answer``."""
-        if logger.isEnabledFor(logging.INFO):
-            scope = self.scope
-            client = scope.get("client")
-            path = scope["raw_path"].decode("latin-1")
-            if scope["query_string"]:
-                path += "?" + scope["query_string"].decode("latin-1")
-            logger.info(
-                '%s - "WebSocket %s" %s',
-                f"{client[0]}:{client[1]}" if client else "",
-                path.replace('"', "%22"),
-                answer,
-            )
 
     # -- receive -------------------------------------------------------------------------------
 
@@ -532,15 +371,15 @@ class WebSocketProtocol(Conn):
             return dict(self._disconnect)
         protocol = self.protocol
         if protocol is None:
-            return _closed_message(1006, None)
+            return disconnect_event(1006, None)
         received, sent = protocol.close_rcvd, protocol.close_sent
         if sent is not None and (received is None or self._closed_first):
-            return _closed_message(*sent)
+            return disconnect_event(*sent)
         if received is not None:
-            return _closed_message(*received)
+            return disconnect_event(*received)
         # Lost without a close frame: no code received, 1005 as the ASGI spec
         # says and as uvicorn's current classes report (its legacy one, 1006).
-        return _closed_message(1005, None)
+        return disconnect_event(1005, None)
 
     # -- send ----------------------------------------------------------------------------------
 
@@ -638,12 +477,12 @@ class WebSocketProtocol(Conn):
         if subprotocol:
             headers.add("Sec-WebSocket-Protocol", subprotocol)
         # uvicorn's default headers (Server, Date, --header) first, then the application's.
-        for name, value in _decode_headers(self._default_headers) + _decode_headers(
+        for name, value in decode_headers(self._default_headers) + decode_headers(
             message.get("headers", ())
         ):
             headers.add(name, value)
         wire = serialize_response(response)  # ValueError for an unsafe header: still 500
-        self._log_answer("[accepted]")
+        log_answer(self.scope, "[accepted]")
         self.response = response
         self.subprotocol = subprotocol
         self._handshake = None
@@ -659,10 +498,10 @@ class WebSocketProtocol(Conn):
 
     def _deny(self) -> None:
         """``websocket.close`` before ``websocket.accept``: 403, as uvicorn answers."""
-        self._log_answer("403")
-        self._disconnect = _closed_message(1006, None)
+        log_answer(self.scope, "403")
+        self._disconnect = disconnect_event(1006, None)
         self._set_stage(Stage.CLOSED)
-        headers = Headers(_decode_headers(self._default_headers))
+        headers = Headers(decode_headers(self._default_headers))
         self._write_response(reject(403, b"", headers))
         self._close_transport()
 
@@ -671,9 +510,9 @@ class WebSocketProtocol(Conn):
         status = message["status"]
         if not 100 <= status < 600:
             raise RuntimeError(f"Invalid HTTP status code '{status}' in response.")
-        self._log_answer(str(status))
-        headers = Headers(_decode_headers(self._default_headers))
-        headers.update(_decode_headers(message.get("headers", ())))
+        log_answer(self.scope, str(status))
+        headers = Headers(decode_headers(self._default_headers))
+        headers.update(decode_headers(message.get("headers", ())))
         if "Connection" not in headers:
             headers.add("Connection", "close")
         self._stage = Stage.RESPONSE
@@ -696,7 +535,7 @@ class WebSocketProtocol(Conn):
             status, headers, buffered = denial
             self._denial = None
             self._write_response(Response(status, reason_phrase(status), headers, bytes(buffered)))
-        self._disconnect = _closed_message(1006, None)
+        self._disconnect = disconnect_event(1006, None)
         self._set_stage(Stage.CLOSED)
         self._close_transport()
 
@@ -715,7 +554,7 @@ class WebSocketProtocol(Conn):
             raise ClientDisconnected
         self._closed_first = protocol.phase is _OPEN
         protocol.send_close(code, reason)  # an invalid code raises, nothing sent
-        self._disconnect = _closed_message(code, reason)
+        self._disconnect = disconnect_event(code, reason)
         self._set_stage(Stage.CLOSED)
         self._sync_writer()
         self._write(protocol.data_to_send())
