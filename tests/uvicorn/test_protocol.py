@@ -1,4 +1,4 @@
-"""wskit.uvicorn.WebSocketProtocol under a real ``uvicorn.Server``, in this event loop.
+"""wskit.uvicorn.protocol.WebSocketProtocol under a real ``uvicorn.Server``, in this event loop.
 
 Each test runs uvicorn with ``ws=WebSocketProtocol`` on a free loopback port
 and talks to it with real clients: the ``websockets`` client, ``wskit.connect``,
