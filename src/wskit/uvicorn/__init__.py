@@ -93,9 +93,9 @@ are bounded by uvicorn (``--timeout-keep-alive``, h11's
 
 The package, one job per module:
 
-* :mod:`wskit.uvicorn.protocol`: :class:`WebSocketProtocol` and
+* ``wskit.uvicorn.protocol``: :class:`WebSocketProtocol` and
   :class:`WebSocketProtocol1001`, the classes ``--ws`` names;
-* :mod:`wskit.uvicorn.scope`: the ASGI side as uvicorn shapes it: the
+* ``wskit.uvicorn.scope``: the ASGI side as uvicorn shapes it: the
   connection's :class:`Stage`, the scope, the ``websocket.disconnect``
   events and the access log lines.
 """

@@ -1,11 +1,11 @@
-"""The ASGI side of a WebSocket as uvicorn shapes it, for :mod:`wskit.uvicorn.protocol`.
+"""The ASGI side of a WebSocket as uvicorn shapes it, for ``wskit.uvicorn.protocol``.
 
 What uvicorn's built-in classes put in the scope, say in
 ``websocket.disconnect`` and write to its log, in one place:
 :class:`Stage`, where a connection's ASGI side is; :func:`make_scope`; the
 peer's and our addresses as the scope gives them; :func:`disconnect_event`;
 :func:`log_answer`, uvicorn's access line. Only :class:`Stage` is public;
-the functions serve :mod:`wskit.uvicorn.protocol` and follow its needs.
+the functions serve ``wskit.uvicorn.protocol`` and follow its needs.
 """
 
 from __future__ import annotations
