@@ -21,10 +21,6 @@ import urllib.parse
 import uuid
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from ..interface import (
     Backplane,
     BackplaneStats,
@@ -36,8 +32,9 @@ from ..interface import (
     Target,
 )
 from .calls import Calls
+from .connect import Connector
 from .link import OUTAGE, Keys, Link, logger
-from .outage import Outage, masked_url
+from .outage import Outage
 from .outbox import Echoes, Outbox, Outgoing
 from .presence import Presence
 from .receiver import Receiver
@@ -75,9 +72,16 @@ class RedisBackplane(Backplane):
     """A backplane on Redis pub/sub and streams; see :mod:`wskit.hub.backplane.redis`.
 
     Args:
-        url: ``redis://[[user]:password@]host[:port][/db]``. Query parameters
-            named like the keyword arguments below set them
+        url: where Redis is: ``redis://[[user]:password@]host[:port][/db]``,
+            ``rediss://...`` (TLS), ``unix:///path/redis.sock``,
+            ``redis+sentinel://host:port,host:port/service``, with redis-py's
+            query parameters (``ssl_ca_certs``, ``protocol=3``...); or a
+            :class:`redis.asyncio.Redis`, or a :class:`redis.asyncio.Sentinel`
+            with ``service`` (:mod:`~wskit.hub.backplane.redis.connect` says
+            what each means). Query parameters named like the keyword
+            arguments below set them
             (``redis://h:6379/0?prefix=chat&heartbeat=0.5&degraded_start=1``).
+        service: the name of the primary, with a :class:`redis.asyncio.Sentinel`.
         prefix: of every key and channel, so that apps can share a server.
         buffer: messages kept while Redis cannot be reached; past it the
             oldest are dropped (counted and logged).
@@ -98,8 +102,9 @@ class RedisBackplane(Backplane):
 
     def __init__(
         self,
-        url: str = "redis://127.0.0.1:6379/0",
+        url: str | Any = "redis://127.0.0.1:6379/0",
         *,
+        service: str | None = None,
         prefix: str = "wskit",
         buffer: int = 10_000,
         heartbeat: float = 1.0,
@@ -111,7 +116,7 @@ class RedisBackplane(Backplane):
         start_timeout: float = 3.0,
         degraded_start: bool = False,
     ) -> None:
-        parts = urllib.parse.urlsplit(url)
+        parts = urllib.parse.urlsplit(url if isinstance(url, str) else "")
         query = urllib.parse.parse_qs(parts.query)
         options: dict[str, Any] = {
             "prefix": prefix,
@@ -125,8 +130,12 @@ class RedisBackplane(Backplane):
         for key in _OPTIONS:
             if key in query:
                 options[key] = _option(key, query.pop(key)[-1], options[key])
-        rest = urllib.parse.urlencode(query, doseq=True)
-        self.url = urllib.parse.urlunsplit(parts._replace(query=rest))
+        if isinstance(url, str):
+            rest = urllib.parse.urlencode(query, doseq=True)
+            url = urllib.parse.urlunsplit(parts._replace(query=rest))
+        self._connector = Connector(url, service)
+        #: Where Redis is, as the logs say it (passwords masked; a client object described).
+        self.url = self._connector.url
         self.buffer: int = options["buffer"]
         self.heartbeat: float = options["heartbeat"]
         self.node_ttl: float = options["node_ttl"]
@@ -138,21 +147,14 @@ class RedisBackplane(Backplane):
         self.timeout = timeout
         self.history_size = 1000
         self.node_id = uuid.uuid4().hex[:16]
-        address = (
-            parts.hostname or "127.0.0.1",
-            parts.port or 6379,
-            urllib.parse.unquote(parts.username) if parts.username else None,
-            urllib.parse.unquote(parts.password) if parts.password else None,
-        )
         self._link = link = Link(self, Keys(options["prefix"]))
         self._echoes = Echoes(link)
         self._outbox = Outbox(link, self._echoes, self._state_changed)
-        self._outage = Outage(link, self._outbox, masked_url(self.url))
+        self._outage = Outage(link, self._outbox, self.url)
         self._calls = Calls(link)
         self._presence = Presence(link, self._outbox)
         self._receiver = Receiver(
             link,
-            address,
             self._outbox,
             self._echoes,
             self._calls,
@@ -207,13 +209,7 @@ class RedisBackplane(Backplane):
         link.closing = False
         link.last_error = ""
         self._up = asyncio.Event()
-        link.client = aioredis.Redis.from_url(
-            self.url,
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
+        link.client = self._connector.client(self.timeout)
         self._receiver.add_channel(link.keys.key("node", self.node_id))
         self._receiver.listen(Target.ALL, "")
         self._loops = [
@@ -263,7 +259,7 @@ class RedisBackplane(Backplane):
                 with contextlib.suppress(*OUTAGE):
                     await self._presence.retire(1.0)
             with contextlib.suppress(*OUTAGE):
-                await link.client.aclose()
+                await self._connector.aclose(link.client)
             link.client = None
         self._outbox.stopped()
         self._live = False

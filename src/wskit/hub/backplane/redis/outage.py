@@ -21,25 +21,12 @@ closing the backplane during an outage says what was not published.
 from __future__ import annotations
 
 import time
-import urllib.parse
 
+from .connect import masked_url
 from .link import Link, logger
 from .outbox import Outbox
 
 __all__ = ["Outage", "masked_url"]
-
-
-def masked_url(url: str) -> str:
-    """``url`` with its password (in the authority or a ``password`` parameter) as ``***``."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is not None:
-        host = parts.netloc.rpartition("@")[2]
-        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    if any(key == "password" for key, _ in query):
-        hidden = [(key, "***" if key == "password" else value) for key, value in query]
-        parts = parts._replace(query=urllib.parse.urlencode(hidden, safe="*"))
-    return urllib.parse.urlunsplit(parts)
 
 
 class Outage:

@@ -36,23 +36,20 @@ from .link import OUTAGE, Backoff, Link, logger
 from .outbox import Echoes, Outbox
 from .presence import presence_event
 from .streams import Item, Stream, item_of_entry, read_stream
-from .subscriber import RespError, Subscriber
+from .subscriber import Subscriber
 
-__all__ = ["Address", "Receiver"]
+__all__ = ["Receiver"]
 
 # The records of messages lost from a stream's history, one per room at most.
 _lost_records = LogLimiter()
-
-#: Where the subscriber connects: host, port, username, password.
-Address = tuple[str, int, str | None, str | None]
 
 
 class Receiver:
     """What this node hears from Redis, delivered to its hub in each stream's order.
 
     Args:
-        link: what the parts of the backplane share.
-        address: where the subscriber connects.
+        link: what the parts of the backplane share (the subscriber connects
+            as its client does).
         outbox: sends the read of where a stream stands, in order with the rest.
         echoes: what this node published and waits to hear back.
         calls: takes the calls and the answers that come.
@@ -63,7 +60,6 @@ class Receiver:
     def __init__(
         self,
         link: Link,
-        address: Address,
         outbox: Outbox,
         echoes: Echoes,
         calls: Calls,
@@ -71,7 +67,6 @@ class Receiver:
         on_reconnect: Callable[[], None],
     ) -> None:
         self._link = link
-        self._address = address
         self._outbox = outbox
         self._echoes = echoes
         self._calls = calls
@@ -143,8 +138,8 @@ class Receiver:
         connected_before = False
         while not link.closing:
             try:
-                conn = await Subscriber.open(*self._address, options.timeout)
-            except (TimeoutError, OSError, RespError) as exc:
+                conn = await Subscriber.open(link.client, options.timeout)
+            except OUTAGE as exc:
                 link.failed("redis subscriber cannot connect", exc)
                 await backoff.wait()
                 continue
@@ -158,7 +153,7 @@ class Receiver:
                 self._subscriber = conn
                 first = True
                 while True:
-                    frame = await asyncio.wait_for(conn.read(), options.heartbeat * 3 + 1)
+                    frame = await conn.read()
                     if first:
                         first = False
                         backoff.reset()
@@ -168,7 +163,7 @@ class Receiver:
                         connected_before = True
                         self._set_receiving(True)
                     self._on_frame(frame)
-            except (*OUTAGE, RespError) as exc:
+            except OUTAGE as exc:
                 link.failed("redis subscriber lost", exc)
             finally:
                 self._subscriber = None
@@ -179,7 +174,7 @@ class Receiver:
     def ping(self) -> None:
         """Ask Redis for an answer on the subscriber (which proves it alive), if connected."""
         if self._subscriber is not None:
-            self._subscriber.send("PING")
+            self._subscriber.ping()
 
     def close(self) -> None:
         """Close the subscriber (after :meth:`run` ended)."""

@@ -1,10 +1,19 @@
-"""The subscriber connection of the Redis backplane: a bare RESP2 client in subscribe mode.
+"""The subscriber connection of the Redis backplane: one redis-py connection in subscribe mode.
 
 One connection per backplane, opened by the receiver's loop
 (:mod:`~.receiver`), which alone reads it; any part may write to it
-(``SUBSCRIBE``, ``UNSUBSCRIBE``, ``PING``). It is kept as it was before
-the backplane became a package: a later change replaces it with redis-py's
-own PubSub, so it is left whole here rather than reshaped.
+(``SUBSCRIBE``, ``UNSUBSCRIBE``, ``PING``). It is a connection of
+redis-py's own class, made by the pool of the backplane's command client
+(:meth:`redis.asyncio.ConnectionPool.make_connection`), so it reaches Redis
+exactly as the commands do: TCP, TLS (``rediss://``, with its certificates),
+a Unix socket, the primary a Sentinel names, with the same ACL user, database
+and protocol (RESP2, or RESP3 with ``protocol=3``, where messages come as push
+frames); redis-py parses the replies with hiredis when it is installed.
+
+It does not go through :class:`redis.asyncio.client.PubSub`: the receiver
+does its own resubscribing, reconnecting and liveness checks, and reads the
+frames as they come, ``[b"message", channel, data]`` and the like, rather
+than one dictionary per message.
 """
 
 from __future__ import annotations
@@ -12,60 +21,104 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-__all__ = ["RespError", "Subscriber"]
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-
-class RespError(Exception):
-    """An error reply on the subscriber connection."""
+__all__ = ["Subscriber"]
 
 
 class Subscriber:
-    """A bare RESP2 connection in subscribe mode (read by one task, written by any)."""
+    """One redis-py connection in subscribe mode (read by one task, written by any).
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    Liveness: a read waits as long as it must (a timeout on every read would
+    cost more than the read), and :meth:`ping`, which the backplane calls
+    every heartbeat, notices a Redis that stopped answering instead: after
+    ``patience`` pings with nothing read in between, the read under way fails
+    with :class:`redis.exceptions.TimeoutError`.
+
+    Args:
+        conn: a connected :class:`redis.asyncio.connection.AbstractConnection`.
+        patience: pings in a row that may go without anything read.
+    """
+
+    __slots__ = ("_conn", "_read", "reads", "_reads_seen", "_silent", "patience")
+
+    def __init__(self, conn: Any, patience: int = 3) -> None:
+        self._conn = conn
+        self._read = conn.read_response
+        #: Frames read so far.
+        self.reads = 0
+        self._reads_seen = 0
+        self._silent = 0
+        self.patience = patience
 
     @classmethod
-    async def open(
-        cls, host: str, port: int, username: str | None, password: str | None, timeout: float
-    ) -> Subscriber:
-        """Connect (and ``AUTH`` when there is a password), each step within ``timeout``."""
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        conn = cls(reader, writer)
-        if password:
-            conn.send("AUTH", *([username] if username else []), password)
-            await asyncio.wait_for(conn.read(), timeout)
-        return conn
+    async def open(cls, client: Any, timeout: float, patience: int = 3) -> Subscriber:
+        """Connect a new connection of ``client``'s pool, within ``timeout`` seconds.
+
+        Connecting does what the pool's connections do: the TLS handshake,
+        ``HELLO`` or ``AUTH``, ``SELECT``, and with Sentinel, asking the
+        sentinels where the primary is now.
+
+        Args:
+            client: the backplane's :class:`redis.asyncio.Redis` for commands.
+            timeout: seconds the connection may take.
+            patience: pings in a row that may go unanswered (see :meth:`ping`).
+        """
+        conn = client.connection_pool.make_connection()
+        try:
+            await asyncio.wait_for(conn.connect(), timeout)
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        # Reads wait for the next frame however long it takes: ping() watches instead.
+        conn.socket_timeout = None
+        return cls(conn, patience)
 
     def send(self, *args: str | bytes) -> None:
-        """Write one command (not waiting for its reply: :meth:`read` gets it)."""
-        parts = [b"*%d\r\n" % len(args)]
-        for arg in args:
-            data = arg.encode() if isinstance(arg, str) else arg
-            parts += [b"$%d\r\n" % len(data), data, b"\r\n"]
-        self.writer.write(b"".join(parts))
+        """Write one command (not waiting for its reply: :meth:`read` gets it).
+
+        The bytes are written at once (so commands keep the order they were
+        sent in), and not drained: the few commands of a subscriber are small.
+        A connection that failed already is left to :meth:`read` to report.
+        """
+        conn = self._conn
+        writer = conn._writer  # redis-py's own send is a coroutine; this one must not wait
+        if writer is not None and not writer.is_closing():
+            writer.writelines(conn.pack_command(*args))
 
     async def read(self) -> Any:
-        """The next reply or pushed message; an error reply raises :class:`RespError`."""
-        line = await self.reader.readuntil(b"\r\n")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"*":
-            count = int(rest)
-            return None if count < 0 else [await self.read() for _ in range(count)]
-        if kind == b"$":
-            size = int(rest)
-            if size < 0:
-                return None
-            return (await self.reader.readexactly(size + 2))[:-2]
-        if kind == b":":
-            return int(rest)
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            raise RespError(rest.decode(errors="replace"))
-        raise RespError(f"unexpected reply {line[:20]!r}")
+        """The next reply or pushed message (a list of bytes, or one value for ``PONG``).
+
+        Raises:
+            redis.exceptions.RedisError: an error reply, a lost connection
+                (:class:`~redis.exceptions.ConnectionError`), or a Redis that
+                left :attr:`patience` pings unanswered
+                (:class:`~redis.exceptions.TimeoutError`).
+        """
+        frame = await self._read(push_request=True)
+        self.reads += 1
+        return frame
+
+    def ping(self) -> None:
+        """Send a ``PING``; after :attr:`patience` of them with nothing read, give up on Redis."""
+        if self.reads != self._reads_seen:
+            self._reads_seen = self.reads
+            self._silent = 0
+        else:
+            self._silent += 1
+            if self._silent >= self.patience:
+                reader = self._conn._reader
+                if reader is not None:
+                    # The read under way raises it (redis-py passes it on, and disconnects).
+                    reader.set_exception(
+                        RedisTimeoutError(f"no answer from redis to {self._silent} pings")
+                    )
+                return
+        self.send("PING")
 
     def close(self) -> None:
-        """Close the connection."""
-        self.writer.close()
+        """Close the connection at once (as redis-py's ``disconnect(nowait=True)``, unawaited)."""
+        conn = self._conn
+        if conn._writer is not None:
+            conn._writer.close()
+        conn._reader = conn._writer = None
