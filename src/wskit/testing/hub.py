@@ -112,6 +112,10 @@ class HubTestClient(HubClient):
         await super().close()
         await self.server.aclose()
 
+    async def __aenter__(self) -> HubTestClient:
+        await self.connect()
+        return self
+
     # -- the events received --------------------------------------------------------------
 
     def _received(self, conn: ClientConn, message: str | bytes) -> None:
