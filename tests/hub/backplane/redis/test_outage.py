@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import unused_port
-from hub.backplane.redis.test_backplane import join, nodes
+from hub.backplane.redis.test_backplane import hold_outbox, join, nodes
 from hub.redis_support import RedisServer, peers, until
 from wskit.hub import Hub
 from wskit.hub.backplane.redis import RedisBackplane
@@ -66,6 +66,7 @@ async def test_an_outage_logs_one_warning_and_one_info_with_the_counts(
         caplog.clear()
         redis_server.stop()
         await until(lambda: not a.backplane.connected and not b.backplane.connected)
+        release = hold_outbox(a.backplane)
         for n in range(5):
             a.hub.to("room").emit("n", n)
         # Local members get every message at once; past buffer=3 the oldest wait no more.
@@ -74,6 +75,9 @@ async def test_an_outage_logs_one_warning_and_one_info_with_the_counts(
         # Let the loops fail a few times: each failure is DEBUG, not a record of its own above.
         await until(lambda: len(debug_records(caplog, "cannot connect")) >= 3)
         redis_server.start()
+        # b listens again before a publishes (with recovery off, b would miss them).
+        await until(lambda: b.backplane.connected, timeout=15)
+        release.set()
         await until(lambda: a.backplane.connected and b.backplane.connected, timeout=15)
         await until(lambda: len(pb.events) == 3, timeout=10)
         assert [event[1] for event in pb.events] == [2, 3, 4]  # the oldest were dropped

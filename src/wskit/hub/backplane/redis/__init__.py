@@ -16,10 +16,22 @@ Channels and keys (``P`` is the prefix, ``"wskit"`` by default):
 * ``P:all``: emits to everyone, and calls to every node.
 * ``P:node:ID``: the answers to this node's calls.
 * ``P:hist:NAME`` / ``P:meta:NAME`` (``P:hist-all`` / ``P:meta-all``): the
-  stream of a room's messages and its epoch and last offset; ``P:session:ID``,
+  stream of a room's messages and its epoch and last offset, with recovery
+  on only; ``P:session:ID``,
   ``P:presence:ROOM``, ``P:alive:NODE``, ``P:nodes``, ``P:node-rooms:NODE``.
 
-One stream per room. An emit to a room (or to everyone) runs one Lua script
+Recovery off (the default): an emit to a room (or to everyone) is one
+``PUBLISH``, and nothing stays in Redis. A node delivers a room message to
+its members when it comes back on the channel, its own included, in the
+order Redis gives, at most once: a message lost (Redis failed, or the
+node's subscription was down) is not read back. Each node numbers its
+messages per channel, so the others see a gap in its numbers: they count
+the messages missed in ``stats.lost`` and log them (rate-limited). A
+message published again after an outage carries the sequence number it had,
+and a node that had it drops it.
+
+Recovery on (``Hub(recovery=...)``): one stream per room. An emit to a room
+(or to everyone) runs one Lua script
 that takes the next offset of the room, appends the message to the room's
 stream (``XADD``, ``MAXLEN`` bounded, the keys expiring when the room is idle)
 and publishes it with its offset, atomically: every node sees a room's
@@ -41,9 +53,10 @@ them in the outbox, and publishes them when Redis is back (then, when they
 come back on the channel, it does not deliver them again: messages carry the
 node id and a sequence number). Past ``buffer`` the oldest waiting message is
 dropped, counted in ``stats.dropped``. Both connections come back with
-exponential backoff; the subscriber subscribes again to everything and
-catches up from the streams. ``stats`` counts what was sent, published,
-delivered, dropped and lost (a gap the stream could not fill, logged too).
+exponential backoff; the subscriber subscribes again to everything (and
+with recovery on catches up from the streams). ``stats`` counts what was
+sent, published, delivered, dropped and lost (a gap the stream could not
+fill, or with recovery off any gap, logged too).
 An outage is one WARNING when it begins and one INFO when it ends, with the
 messages buffered and dropped meanwhile (``outage``); each failed
 attempt to reconnect is a DEBUG record.

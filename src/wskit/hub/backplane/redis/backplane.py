@@ -145,7 +145,6 @@ class RedisBackplane(Backplane):
         self.backoff = backoff
         self.batch = batch
         self.timeout = timeout
-        self.history_size = 1000
         self.node_id = uuid.uuid4().hex[:16]
         self._link = link = Link(self, Keys(options["prefix"]))
         self._echoes = Echoes(link)
@@ -162,6 +161,8 @@ class RedisBackplane(Backplane):
             self._reconnected,
         )
         self._live = False
+        # Recovery on (the hub set history_size): the streams; off: plain publishes.
+        self._numbered = False
         self._loops: list[asyncio.Task[None]] = []
         self._up: asyncio.Event | None = None
 
@@ -209,6 +210,7 @@ class RedisBackplane(Backplane):
         link.closing = False
         link.last_error = ""
         self._up = asyncio.Event()
+        self._numbered = self._receiver.numbered = self.history_size > 0
         link.client = self._connector.client(self.timeout)
         self._receiver.add_channel(link.keys.key("node", self.node_id))
         self._receiver.listen(Target.ALL, "")
@@ -333,8 +335,14 @@ class RedisBackplane(Backplane):
                 return
             self._outbox.enqueue(Outgoing("pub", seq, target, name, message, exclude))
             return
-        out = Outgoing("seq", seq, target, name if target is Target.ROOM else "", message, exclude)
-        if link.keys.channel(target, name) in self._receiver.streams:
+        channel = link.keys.channel(target, name)
+        name = name if target is Target.ROOM else ""
+        if self._numbered:
+            out = Outgoing("seq", seq, target, name, message, exclude)
+        else:
+            count = self._outbox.count(channel)
+            out = Outgoing("pub", seq, target, name, message, exclude, count=count)
+        if channel in self._receiver.streams:
             # It comes back on the channel: wait for it (or deliver it now, during an outage).
             self._echoes.track(out, self._live)
         self._outbox.enqueue(out)
@@ -350,7 +358,9 @@ class RedisBackplane(Backplane):
         return await self._receiver.wait_cursor(room, timeout)
 
     async def history(self, room: str, since: Position) -> tuple[str, list[Entry]]:
-        """The room's messages after ``since`` from its Redis stream."""
+        """The room's messages after ``since`` from its Redis stream (recovery on only)."""
+        if self.history_size <= 0:
+            raise HistoryError("unsupported", "recovery is off: no stream is written")
         if self._link.client is None:
             raise HistoryError("unavailable", "not started")
         return await read_history(self._link.client, self._link.keys, room, since)

@@ -5,8 +5,11 @@ Theory of operation
 
 Every command this node sends to Redis for the hub is an :class:`Outgoing`
 entry of one :class:`Outbox`, in the order it was made: a numbered publish
-(a room's or the global channel's, through the Lua script ``publish.lua``),
-a plain publish (to one client), or commands built by another part
+(a room's or the global channel's with recovery on, through the Lua script
+``publish.lua``), a plain publish (to one client, or to a room or the
+global channel with recovery off: one ``PUBLISH`` that leaves nothing in
+Redis, the message counted per channel by this node so that the receivers
+see what they missed, see :mod:`~.receiver`), or commands built by another part
 (presence updates, the read of where a stream stands when the node starts
 listening to it, which must come in order with the node's publishes). One
 task, :meth:`Outbox.run`, sends the entries in batches, one pipeline per
@@ -42,7 +45,7 @@ from redis.exceptions import NoScriptError
 from ..interface import Target
 from .link import OUTAGE, Backoff, Link, logger
 
-__all__ = ["PUBLISH_SCRIPT", "Echoes", "Outbox", "Outgoing"]
+__all__ = ["PUBLISH_SCRIPT", "Echoes", "Outbox", "Outgoing", "plain_header"]
 
 #: The Lua script of a numbered publish (``publish.lua``, next to this module).
 PUBLISH_SCRIPT = (resources.files(__package__ or "") / "publish.lua").read_text(encoding="utf-8")
@@ -51,19 +54,39 @@ PUBLISH_SCRIPT = (resources.files(__package__ or "") / "publish.lua").read_text(
 # after it (see Echoes.lost).
 _RESEND_WINDOW = 2.0
 
+# Channels whose count a node keeps at most; past it the oldest half is
+# forgotten, and those channels count from 1 again (which receivers take
+# for a new series, not a loss).
+_MAX_COUNTED = 65_536
+
+
+def plain_header(node_id: str, seq: int, count: int, exclude: str | None) -> str:
+    """The header line of a plain publish, which the receiver reads (see :mod:`~.receiver`).
+
+    ``{"k":"m","n":NODE,"s":SEQ,"c":COUNT,"x":EXCLUDE}``: the publishing
+    node, its sequence number, the message's number in its channel from
+    this node (``0``: not counted, a message to one client) and the client
+    it must not reach.
+    """
+    excluded = "null" if exclude is None else json.dumps(exclude)
+    return f'{{"k":"m","n":"{node_id}","s":{seq},"c":{count},"x":{excluded}}}'
+
 
 class Outgoing:
     """One entry of the outbox: a numbered publish, a plain publish, or commands.
 
-    ``op`` is ``"seq"`` (numbered: a room's or the global channel's message),
-    ``"pub"`` (a plain publish to a client's channel) or ``"cmd"`` (``build``
+    ``op`` is ``"seq"`` (numbered: a room's or the global channel's message,
+    with recovery on), ``"pub"`` (a plain publish: to a client's channel, or
+    with recovery off to a room's or the global one) or ``"cmd"`` (``build``
     adds commands to the pipeline; ``on_result`` gets the reply to the first).
-    ``seq`` orders the entries, and numbers this node's messages.
+    ``seq`` orders the entries, and numbers this node's messages; ``count``
+    numbers a plain publish in its channel (``0``: not counted).
     """
 
     __slots__ = (
         "op",
         "seq",
+        "count",
         "target",
         "name",
         "message",
@@ -86,9 +109,11 @@ class Outgoing:
         exclude: str | None = None,
         build: Callable[[Any], None] | None = None,
         on_result: Callable[[Any], None] | None = None,
+        count: int = 0,
     ) -> None:
         self.op = op
         self.seq = seq
+        self.count = count
         self.target = target
         self.name = name
         self.message = message
@@ -189,12 +214,17 @@ class Outbox:
         on_state: called when :attr:`sending` may have changed.
     """
 
+    #: The command of a plain publish (the one place that names it).
+    publish_command = "PUBLISH"
+
     def __init__(self, link: Link, echoes: Echoes, on_state: Callable[[], None]) -> None:
         self._link = link
         self._echoes = echoes
         self._on_state = on_state
         #: Numbers the entries, in the order they are made.
         self.seq = itertools.count(1)
+        #: The last number of this node's plain publishes, by channel (see :meth:`count`).
+        self.counts: dict[str, int] = {}
         self._queue: deque[Outgoing] = deque()
         self._inflight: list[Outgoing] = []
         self._wake: asyncio.Event | None = None
@@ -253,6 +283,21 @@ class Outbox:
         """
         self.commands += 1
         self.enqueue(Outgoing("cmd", next(self.seq), build=build, on_result=on_result))
+
+    def count(self, channel: str) -> int:
+        """The number of this node's next plain publish to ``channel`` (1, 2, 3...).
+
+        The receivers see a gap in these numbers as messages lost. Past
+        ``_MAX_COUNTED`` channels the oldest half is forgotten: their next
+        message is number 1 again, which receivers take for a new series.
+        """
+        counts = self.counts
+        count = counts.get(channel, 0) + 1
+        if count == 1 and len(counts) >= _MAX_COUNTED:
+            for old in list(itertools.islice(counts, _MAX_COUNTED // 2)):
+                del counts[old]
+        counts[channel] = count
+        return count
 
     def requeue(self, outs: list[Outgoing]) -> None:
         """Put entries back in the outbox, keeping it in sequence order."""
@@ -339,7 +384,8 @@ class Outbox:
     async def _execute(self, batch: list[Outgoing]) -> list[Any]:
         """Send a batch in one pipeline; one result per entry (the first of its commands)."""
         client = self._link.client
-        if not self._sha:
+        if not self._sha and any(out.op == "seq" for out in batch):
+            # Only recovery needs the script: without it nothing is loaded.
             self._sha = await client.script_load(PUBLISH_SCRIPT)
         results = await self._pipeline(batch)
         again = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
@@ -357,6 +403,7 @@ class Outbox:
         node_id = options.node_id
         maxlen = str(max(1, options.history_size))
         ttl = str(int(max(options.history_ttl, 1.0) * 1000))
+        publish = self.publish_command
         async with link.client.pipeline(transaction=False) as pipe:
             spans = []
             for out in batch:
@@ -378,11 +425,12 @@ class Outbox:
                         uuid.uuid4().hex[:12],
                     )
                 elif out.op == "pub":
-                    header = json.dumps(
-                        {"k": "m", "n": node_id, "s": out.seq, "x": out.exclude},
-                        separators=(",", ":"),
+                    header = plain_header(node_id, out.seq, out.count, out.exclude)
+                    pipe.execute_command(
+                        publish,
+                        keys.channel(out.target, out.name),
+                        f"{header}\n{out.message}",
                     )
-                    pipe.publish(keys.channel(out.target, out.name), f"{header}\n{out.message}")
                 else:
                     assert out.build is not None
                     out.build(pipe)

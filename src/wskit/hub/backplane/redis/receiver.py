@@ -10,8 +10,20 @@ clients, and the node's own channel (answers to its calls). Every message
 starts with a JSON header line: ``"k"`` says what it is (``"m"`` a message,
 ``"p"`` a presence event, ``"q"`` a call, ``"r"`` an answer).
 
-A numbered message is delivered when it is the next of its stream
-(:meth:`Receiver._apply`); one it already has is dropped, and one that
+With recovery off (the default), a room's or the global channel's
+messages are plain publishes that Redis keeps nowhere: each one is
+delivered as it comes (:meth:`Receiver._receive_plain`), in the order Redis
+gives, at most once (a message sent again after an outage has a sequence
+number its node used already, and is dropped). Each node numbers its
+messages per channel (``"c"``: 1, 2, 3...), so a gap in the numbers of one
+node says how many of its messages this node missed (its subscription was
+down, or Redis lost them): they are counted in ``stats.lost`` and logged
+(a WARNING, rate-limited), and cannot be read back. Nothing is read from
+Redis to listen to a room: the cursor is established (``("", 0)``) when
+the subscription is confirmed.
+
+With recovery on, a numbered message is delivered when it is the next of its
+stream (:meth:`Receiver._apply`); one it already has is dropped, and one that
 leaves a gap makes the node read the missing ones from the stream first
 (:meth:`Receiver._sync`), the live ones waiting meanwhile. The first sync of
 a stream establishes the cursor: where the stream stood when the node began
@@ -40,7 +52,8 @@ from .subscriber import Subscriber
 
 __all__ = ["Receiver"]
 
-# The records of messages lost from a stream's history, one per room at most.
+# The records of messages lost from a stream's history, or (recovery off) lost in
+# Redis or while the subscription was down: at most a few per second for all rooms.
 _lost_records = LogLimiter()
 
 
@@ -78,6 +91,9 @@ class Receiver:
         self.channels: set[str] = set()
         self._subscriber: Subscriber | None = None
         self._receiving = False
+        #: Recovery on: the numbered streams; off (the default): plain publishes.
+        #: The backplane sets it when it starts.
+        self.numbered = False
 
     @property
     def receiving(self) -> bool:
@@ -91,6 +107,10 @@ class Receiver:
         stream = Stream.of(self._link.keys, target, name)
         self.streams[stream.channel] = stream
         self.add_channel(stream.channel)
+        if not self.numbered:
+            # No stream to read: the cursor is there once the subscription is confirmed.
+            stream.start = ("", 0)
+            return
 
         # Where the stream stands now, read in order with this node's publishes: the
         # node starts from there (what is published later reaches its members).
@@ -206,10 +226,14 @@ class Receiver:
             self._on_message(channel, header, data[newline + 1 :].decode())
         elif kind == b"subscribe":
             stream = self.streams.get(frame[1].decode())
-            if stream is not None:
-                stream.confirmed = True
+            if stream is None:
+                return
+            stream.confirmed = True
+            if self.numbered:
                 stream.syncing = True
                 self._request_sync(stream)
+            elif not stream.ready:
+                stream.established()
 
     def _on_message(self, channel: str, header: dict[str, Any], body: str) -> None:
         kind = header.get("k")
@@ -225,6 +249,9 @@ class Receiver:
                     node.deliver(Target.CLIENT, client_id, body, header.get("x"))
                     link.stats.delivered += 1
                 return
+            if not self.numbered or "o" not in header:
+                self._receive_plain(stream, header, body)
+                return
             item = Item(header["e"], header["o"], header["n"], header["s"], header.get("x"), body)
             if stream.syncing:
                 stream.buffer.append(item)
@@ -239,6 +266,54 @@ class Receiver:
             self._calls.request_received(header)
         elif kind == "r":
             self._calls.answer_received(header)
+
+    def _receive_plain(self, stream: Stream, header: dict[str, Any], body: str) -> None:
+        """Deliver a plain publish (recovery off), counting what a gap before it says was lost."""
+        link = self._link
+        stats = link.stats
+        origin = header.get("n", "")
+        seq = header.get("s", 0)
+        if seq <= stream.senders.get(origin, 0):
+            # Sent again after an outage, but it had arrived before.
+            stats.duplicates += 1
+            return
+        stream.senders[origin] = seq
+        node = link.node
+        assert node is not None
+        if origin == link.options.node_id:
+            # This node's own losses are its outbox's (stats.dropped), not counted here.
+            out = self._echoes.came_back(seq)
+            if out is not None and out.local:
+                return  # delivered during the outage already
+        else:
+            count = header.get("c", 0)
+            if count:
+                last = stream.counts.get(origin)
+                stream.counts[origin] = count
+                if last is not None:
+                    # A number not above the last one starts a new series (the
+                    # node forgot the channel's count): what is before it is lost.
+                    missed = count - last - 1 if count > last else count - 1
+                    if missed > 0:
+                        self._lost(stream, origin, missed)
+        if stream.target is Target.ROOM:
+            node.deliver(Target.ROOM, stream.name, body, header.get("x"))
+        else:
+            node.deliver(Target.ALL, "", body, header.get("x"))
+        stats.delivered += 1
+
+    def _lost(self, stream: Stream, origin: str, missed: int) -> None:
+        """Count and log ``missed`` messages of node ``origin`` to this channel, lost."""
+        self._link.stats.lost += missed
+        _lost_records.log(
+            logger,
+            logging.WARNING,
+            ("plain-lost",),
+            "%d message(s) of node %s to %s were lost (recovery is off: not kept in Redis)",
+            missed,
+            origin,
+            stream.channel,
+        )
 
     def _apply(self, stream: Stream, item: Item) -> bool:
         """Deliver ``item`` if it is the next one; ``False`` when there is a gap before it."""
@@ -304,11 +379,7 @@ class Receiver:
                 if stream.start is None or not stream.confirmed:
                     return
                 stream.epoch, stream.offset = stream.start
-                stream.ready = True
-                for waiter in stream.waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
-                stream.waiters.clear()
+                stream.established()
             try:
                 epoch_raw, top_raw = await client.hmget(stream.meta, ["epoch", "top"])
                 epoch = epoch_raw.decode() if epoch_raw else ""

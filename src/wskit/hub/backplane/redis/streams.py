@@ -54,6 +54,8 @@ class Stream:
         self.confirmed = False
         #: The last sequence number delivered from each publishing node.
         self.senders: dict[str, int] = {}
+        #: Recovery off: the last number in this channel from each publishing node.
+        self.counts: dict[str, int] = {}
         #: The cursor is established (``epoch`` and ``offset`` hold).
         self.ready = False
         #: Reading what was missed: live messages wait in ``buffer``.
@@ -64,6 +66,14 @@ class Stream:
         self.task: asyncio.Future[None] | None = None
         #: Who waits for the cursor to be established.
         self.waiters: list[asyncio.Future[None]] = []
+
+    def established(self) -> None:
+        """The cursor holds (``epoch`` and ``offset``): wake who waits for it."""
+        self.ready = True
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.waiters.clear()
 
     @classmethod
     def of(cls, keys: Keys, target: Target, name: str) -> Stream:
