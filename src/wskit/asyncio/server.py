@@ -547,6 +547,9 @@ class Server:
         self._closing: asyncio.Task[None] | None = None
         #: The server-wide limits and their counts (:mod:`~wskit.asyncio.admission`).
         self.admission = options.admission()
+        #: The class of the connections accepted from now on: :class:`ServerConn`,
+        #: or a subclass that counts (:mod:`wskit.metrics` sets one while it is on).
+        self.conn_class: type[ServerConn] = ServerConn
 
     @property
     def counters(self) -> ServerCounters:
@@ -716,7 +719,7 @@ class serve(Opening[Server]):
         loop = asyncio.get_running_loop()
 
         def factory() -> ServerConn:
-            return ServerConn(server)
+            return server.conn_class(server)
 
         if self._unix_path is not None:
             server.server = await loop.create_unix_server(

@@ -15,6 +15,10 @@ the commands are easy to call from tests.
   with its direction and type.
 * ``wskit demo`` (``demo``): the chat demo of :mod:`wskit.demo`.
 
+``--metrics-port`` and ``--status`` (``metrics``) serve the metrics of
+:mod:`wskit.metrics` and the status page, described by a
+:class:`MetricsOptions`.
+
 What the commands share (:class:`CommandError`, waiting for a signal) is in
 ``common``, below both them and the parser.
 """
@@ -25,6 +29,7 @@ from .common import CommandError
 from .connect import run_connect
 from .demo import run_demo
 from .echo import run_echo
+from .metrics import MetricsOptions
 from .parser import build_parser, main
 from .serve import App, load_app, run_serve
 from .workers import run_workers
@@ -40,4 +45,5 @@ __all__ = [
     "load_app",
     "App",
     "CommandError",
+    "MetricsOptions",
 ]

@@ -19,6 +19,8 @@ from .common import CommandError, raise_open_file_limit
 from .connect import parse_header, run_connect
 from .demo import run_demo
 from .echo import run_echo
+from .metrics import add_arguments as add_metrics_arguments
+from .metrics import metrics_options
 from .serve import run_serve
 from .workers import USAGE_ERROR, run_workers
 
@@ -187,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes sharing the port (SO_REUSEPORT); share rooms with a Redis backplane",
     )
     srv.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    add_metrics_arguments(srv)
 
     con = sub.add_parser("connect", parents=[common, limits], help="an interactive client")
     con.add_argument("uri", help="ws:// or wss:// URI")
@@ -229,7 +232,8 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
     """The ``serve`` arguments of one worker (``--host``/``--port`` are added later).
 
     The inverse of the ``serve`` part of :func:`build_parser`: an option
-    added there is passed on here.
+    added there is passed on here. (The metrics options stay with the
+    supervisor, which gives each worker ``--metrics-socket`` instead.)
     """
     argv = ["--log-level", args.log_level, "serve", args.app, "--loop", args.loop]
     if args.path:
@@ -265,7 +269,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         run(run_echo(args.host, args.port, not args.no_compression, limit_options(args)))
     elif args.command == "serve" and args.workers > 1:
         # The supervisor serves nothing: asyncio will do; its workers run on --loop.
-        return asyncio.run(run_workers(args.host, args.port, args.workers, _worker_args(args)))
+        return asyncio.run(
+            run_workers(
+                args.host,
+                args.port,
+                args.workers,
+                _worker_args(args),
+                metrics=metrics_options(args),
+            )
+        )
     elif args.command == "serve":
         run(
             run_serve(
@@ -280,6 +292,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 origins=args.origin,
                 reuse_port=args.reuse_port,
                 limits=limit_options(args),
+                metrics=metrics_options(args),
             )
         )
     elif args.command == "connect":

@@ -22,6 +22,7 @@ from ..asyncio.server import Handler, ProcessRequest, serve
 from ..hub import Hub
 from ..hub.backplane import BackplaneUnavailable
 from .common import CommandError, serve_until_signal
+from .metrics import MetricsOptions, start_in_process
 
 __all__ = ["App", "load_app", "run_serve", "tls_context"]
 
@@ -129,11 +130,14 @@ async def run_serve(
     origins: Sequence[str] | None = None,
     reuse_port: bool = False,
     limits: Mapping[str, Any] | None = None,
+    metrics: MetricsOptions | None = None,
 ) -> None:
     """Serve the app named by ``spec`` until SIGINT/SIGTERM (connections get 1001).
 
     ``limits`` holds :class:`~wskit.ServerOptions` fields for the server-wide
     limits (``max_connections``...); what it leaves out keeps its default.
+    ``metrics`` says whether and where to serve the metrics and the status
+    page (``wskit.cli.metrics``).
 
     A hub's backplane is started first and closed last (after the
     connections), so that what they emitted while closing is published.
@@ -158,6 +162,7 @@ async def run_serve(
         reuse_port=reuse_port or None,
         **(limits or {}),
     )
+    endpoints = [] if metrics is None else await start_in_process(metrics, server, app.hub)
     secure = "s" if context is not None else ""
     where = f"{host}:{server.port}"
     print(f"wskit serving {spec} on ws{secure}://{where}{path or '/'}", flush=True)
@@ -166,5 +171,7 @@ async def run_serve(
     try:
         await serve_until_signal(server)
     finally:
+        for endpoint in endpoints:
+            await endpoint.aclose()
         if app.hub is not None:
             await app.hub.close()

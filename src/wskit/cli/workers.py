@@ -16,12 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
+
+from ..metrics import MetricsEndpoint
+from .metrics import MetricsOptions, start_supervisor
 
 __all__ = ["USAGE_ERROR", "WORKER_RESTARTS", "run_workers"]
 
@@ -48,7 +53,12 @@ def _die_with_supervisor() -> None:
 
 
 async def run_workers(
-    host: str, port: int, workers: int, worker_args: Sequence[str], stop_timeout: float = 15.0
+    host: str,
+    port: int,
+    workers: int,
+    worker_args: Sequence[str],
+    stop_timeout: float = 15.0,
+    metrics: MetricsOptions | None = None,
 ) -> int:
     """Run ``workers`` processes of ``wskit serve`` on one port and supervise them.
 
@@ -62,7 +72,8 @@ async def run_workers(
     exiting twice in a minute with ``USAGE_ERROR``, the status of a
     command that cannot run as given, stop every worker and the supervisor,
     with that status (once may be a passing accident, a port taken a moment).
-    Returns the exit status.
+    With ``metrics``, the supervisor serves the sum of its workers' metrics
+    (see ``wskit.cli.metrics``). Returns the exit status.
     """
     holder: socket.socket | None = None
     if port == 0:
@@ -73,6 +84,17 @@ async def run_workers(
         port = holder.getsockname()[1]
     command = [sys.executable, "-m", "wskit", *worker_args, "--reuse-port"]
     command += ["--host", host, "--port", str(port)]
+    endpoints: list[MetricsEndpoint] = []
+    sockets: str | None = None
+    if metrics is not None:
+        # Private (mkdtemp makes it 0700): the workers' sockets answer without auth.
+        sockets = tempfile.mkdtemp(prefix="wskit-metrics-")
+        command += ["--metrics-socket", sockets]
+        try:
+            endpoints = await start_supervisor(metrics, sockets)
+        except BaseException:
+            shutil.rmtree(sockets, ignore_errors=True)
+            raise
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
 
@@ -143,4 +165,8 @@ async def run_workers(
                 await proc.wait()
         if holder is not None:
             holder.close()
+        for endpoint in endpoints:
+            await endpoint.aclose()
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
     return status

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -115,6 +116,37 @@ class Dispatcher:
         #: The hub's middleware, in the order they run (``Hub.use`` appends).
         self.middleware: list[Middleware] = []
         self._spawn = spawn
+
+    def time_handlers(self, inline: Callable[[float], None], task: Callable[[float], None]) -> None:
+        """From now on, report how long handlers take, in seconds (for :mod:`wskit.hub.metrics`).
+
+        ``inline`` gets the time each :meth:`dispatch` took (a plain
+        handler's whole run; an async one's start), ``task`` the run of each
+        async handler's task. Off by default, and then not even checked: this
+        replaces the two methods on this instance (the hub reads ``dispatch``
+        once per connection, so connections that began before stay untimed).
+        """
+        clock = time.perf_counter
+        dispatch, await_result = self.dispatch, self._await_result
+
+        def timed_dispatch(client: Client, event: Event) -> None:
+            start = clock()
+            try:
+                dispatch(client, event)
+            finally:
+                inline(clock() - start)
+
+        async def timed_await_result(
+            client: Client, event: Event, awaitable: Awaitable[Any]
+        ) -> None:
+            start = clock()
+            try:
+                await await_result(client, event, awaitable)
+            finally:
+                task(clock() - start)
+
+        self.dispatch = timed_dispatch  # type: ignore[method-assign]
+        self._await_result = timed_await_result  # type: ignore[method-assign]
 
     # -- hooks -----------------------------------------------------------------------------
 
