@@ -17,7 +17,8 @@ Its paths:
 Every request first goes through ``auth``, a hook given the
 :class:`~wskit.protocol.http11.Request` that returns whether to answer it
 (403 otherwise); :func:`token_auth` makes one that wants a token.
-The endpoint binds 127.0.0.1 unless told otherwise.
+The endpoint binds 127.0.0.1 unless told otherwise. It logs under
+``wskit.metrics``, apart from the application's server.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import asyncio
 import hmac
 import inspect
 import json
+import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -37,6 +39,8 @@ from .snapshot import MetricsSnapshot
 from .status import STATUS_PAGE, RateHistory
 
 __all__ = ["Auth", "MetricsEndpoint", "serve_metrics", "token_auth"]
+
+logger = logging.getLogger("wskit.metrics")
 
 Auth = Callable[[Request], "bool | Awaitable[bool]"]
 """A hook that sees each request to the endpoint and returns whether to answer it."""
@@ -102,6 +106,8 @@ class MetricsEndpoint:
             process_request=self.process_request,
             server_header=None,
             max_connections=64,
+            # Each answer is a "refused handshake" to the server: logged apart.
+            logger=logger,
         )
         if self.history is not None:
             self._sampler = asyncio.get_running_loop().create_task(self.history.run())

@@ -103,7 +103,7 @@ class MeteredServerConn(ServerConn):
 
     async def send(self, message: Any) -> None:
         """Send a message (see :meth:`Conn.send <wskit.Conn.send>`), counted."""
-        await super().send(message)
+        await _send(self, message)
         self.messages_sent += 1
 
     def send_nowait(self, message: Data) -> None:
@@ -113,12 +113,12 @@ class MeteredServerConn(ServerConn):
 
     async def send_prepared(self, message: PreparedMessage) -> None:
         """Send a prepared message (see :meth:`Conn.send_prepared <wskit.Conn.send_prepared>`)."""
-        await super().send_prepared(message)
+        await _send_prepared(self, message)
         self.messages_sent += 1
 
     def write_prepared(self, message: PreparedMessage, max_buffer: int | None = None) -> bool:
         """Write a prepared message if the connection can take it, counted either way."""
-        if super().write_prepared(message, max_buffer):
+        if _write_prepared(self, message, max_buffer):
             self.messages_sent += 1
             self.bytes_sent += len(message.plain_frame())
             return True
@@ -140,6 +140,9 @@ class MeteredServerConn(ServerConn):
 _data_received = ServerConn.data_received
 _write = ServerConn._write
 _send_nowait = ServerConn.send_nowait
+_send = ServerConn.send
+_send_prepared = ServerConn.send_prepared
+_write_prepared = ServerConn.write_prepared
 
 
 class Metrics:
