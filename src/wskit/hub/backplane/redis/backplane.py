@@ -358,12 +358,23 @@ class RedisBackplane(Backplane):
         return await self._receiver.wait_cursor(room, timeout)
 
     async def history(self, room: str, since: Position) -> tuple[str, list[Entry]]:
-        """The room's messages after ``since`` from its Redis stream (recovery on only)."""
+        """The room's messages after ``since`` from its Redis stream (recovery on only).
+
+        Only those up to this node's :meth:`cursor`: a message the stream holds
+        but this node has not delivered yet will reach the recovering client
+        live, after the replay.
+        """
         if self.history_size <= 0:
             raise HistoryError("unsupported", "recovery is off: no stream is written")
         if self._link.client is None:
             raise HistoryError("unavailable", "not started")
-        return await read_history(self._link.client, self._link.keys, room, since)
+        epoch, entries = await read_history(self._link.client, self._link.keys, room, since)
+        # Only as far as this node delivered: what the stream holds beyond (its
+        # subscriber lags) reaches the client live after the replay, not twice.
+        cursor = self._receiver.cursor(room)
+        if cursor is not None and cursor[0] == epoch and entries and entries[-1].offset > cursor[1]:
+            entries = [entry for entry in entries if entry.offset <= cursor[1]]
+        return epoch, entries
 
     async def save_session(self, session: str, data: str, ttl: float) -> None:
         """``SET P:session:ID data PX ttl``."""
