@@ -132,6 +132,7 @@ async def test_two_workers_are_summed_by_the_supervisor() -> None:
     process = await asyncio.create_subprocess_exec(
         *[sys.executable, "-m", "wskit", "serve", "sample_app:shout", "--workers", "2"],
         *["--host", "127.0.0.1", "--port", str(ws_port), "--metrics-port", str(port)],
+        *["--status", str(port), "--status-interval", "0.2"],
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=app_env(),
@@ -168,6 +169,14 @@ async def test_two_workers_are_summed_by_the_supervisor() -> None:
         assert found["wskit_messages_sent_total"] == 16
         status, body = await asyncio.to_thread(fetch, f"{base}/metrics.json")
         assert json.loads(body)["handshakes"] == {"101": 8}
+        # The status page samples the sum too.
+        page: dict[str, Any] = {}
+        for _ in range(100):
+            page = json.loads((await asyncio.to_thread(fetch, f"{base}/status.json"))[1])
+            if page["connections_open"] == 8:
+                break
+            await asyncio.sleep(0.1)
+        assert (page["connections_open"], page["processes"]) == (8, 2)
         for conn in conns:
             await conn.close()
     finally:
