@@ -295,10 +295,15 @@ class RedisBackplane(Backplane):
         ttl = max(1, int(self.node_ttl * 1000))
         while not link.closing:
             try:
+                # With Sentinel: where the primary is now (the subscriber follows it).
+                await self._connector.follow(link.client)
+            except OUTAGE as exc:
+                link.failed("cannot ask the sentinels", exc)
+            try:
                 await self._presence.beat(ttl)
             except OUTAGE as exc:
                 link.failed("heartbeat failed", exc)
-            # An answer on the subscriber within its read timeout proves it alive.
+            # The subscriber gives up on a Redis that leaves its pings unanswered.
             self._receiver.ping()
             await asyncio.sleep(self.heartbeat)
 

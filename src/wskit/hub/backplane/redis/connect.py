@@ -144,7 +144,7 @@ class Connector:
         NotImplementedError: Redis Cluster (``redis+cluster://``, ``RedisCluster``).
     """
 
-    __slots__ = ("url", "_url", "_client", "_service", "_sentinels", "_kwargs", "_made")
+    __slots__ = ("url", "_url", "_client", "_service", "_sentinels", "_kwargs", "_made", "_primary")
 
     def __init__(self, where: Any, service: str | None = None) -> None:
         #: Where Redis is, as the logs and errors say it (passwords masked).
@@ -155,6 +155,7 @@ class Connector:
         self._sentinels: Any = None  # Sentinel: the addresses, or a Sentinel object
         self._kwargs: dict[str, Any] = {}  # Sentinel: the primary's and the sentinels'
         self._made: list[Any] = []  # the Sentinel objects this connector made
+        self._primary: tuple[Any, ...] | None = None  # Sentinel: where the primary was
         if isinstance(where, str):
             if service is not None:
                 raise ValueError("service= goes with a Sentinel object; a URL names it in its path")
@@ -209,6 +210,24 @@ class Connector:
             self._made.append(sentinel)
         kwargs = {**self._kwargs.get("primary", {}), **options}
         return sentinel.master_for(self._service or "", **kwargs)
+
+    async def follow(self, client: Any) -> None:
+        """With Sentinel, ask the sentinels where the primary is (the backplane does, each beat).
+
+        When it moved, every connection of ``client`` is closed, those in use
+        too (they would go back to the pool, and on to the old primary, which
+        keeps serving its clients until the sentinels turn it into a replica):
+        the next command connects to the new one. The subscriber leaves it at
+        its next ping (:meth:`.Subscriber.ping`). Without Sentinel, it does
+        nothing.
+        """
+        pool: Any = client.connection_pool
+        if not isinstance(pool, SentinelConnectionPool):
+            return
+        primary = tuple(await pool.get_master_address())  # type: ignore[no-untyped-call]
+        if self._primary is not None and primary != self._primary:
+            await pool.disconnect(inuse_connections=True)
+        self._primary = primary
 
     async def aclose(self, client: Any) -> None:
         """Close ``client`` (made by :meth:`client`), and the sentinels made with it."""

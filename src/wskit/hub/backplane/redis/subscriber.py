@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from redis.asyncio.sentinel import SentinelManagedConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["Subscriber"]
@@ -33,18 +35,26 @@ class Subscriber:
     cost more than the read), and :meth:`ping`, which the backplane calls
     every heartbeat, notices a Redis that stopped answering instead: after
     ``patience`` pings with nothing read in between, the read under way fails
-    with :class:`redis.exceptions.TimeoutError`.
+    with :class:`redis.exceptions.TimeoutError`. With Sentinel, :meth:`ping`
+    also gives up on a primary that is no longer the one the sentinels name
+    (the backplane asks them every heartbeat): the old primary keeps its
+    clients until the sentinels turn it into a replica, which may take them
+    ten seconds, and the subscriber would meanwhile hear only what is
+    published there.
 
     Args:
         conn: a connected :class:`redis.asyncio.connection.AbstractConnection`.
         patience: pings in a row that may go without anything read.
     """
 
-    __slots__ = ("_conn", "_read", "reads", "_reads_seen", "_silent", "patience")
+    __slots__ = ("_conn", "_read", "_sentinel", "reads", "_reads_seen", "_silent", "patience")
 
     def __init__(self, conn: Any, patience: int = 3) -> None:
         self._conn = conn
         self._read = conn.read_response
+        # With Sentinel: the pool, which knows where the primary is now.
+        sentinel = isinstance(conn, SentinelManagedConnection)
+        self._sentinel = conn.connection_pool if sentinel else None
         #: Frames read so far.
         self.reads = 0
         self._reads_seen = 0
@@ -100,21 +110,33 @@ class Subscriber:
         return frame
 
     def ping(self) -> None:
-        """Send a ``PING``; after :attr:`patience` of them with nothing read, give up on Redis."""
+        """Send a ``PING``; after :attr:`patience` of them with nothing read, give up on Redis.
+
+        With Sentinel, give up at once on a primary the sentinels no longer name.
+        """
+        conn = self._conn
+        sentinel = self._sentinel
+        if sentinel is not None:
+            primary = sentinel.master_address
+            if primary is not None and tuple(primary) != (conn.host, conn.port):
+                host, port = primary
+                self._give_up(RedisConnectionError(f"the primary moved to {host}:{port}"))
+                return
         if self.reads != self._reads_seen:
             self._reads_seen = self.reads
             self._silent = 0
         else:
             self._silent += 1
             if self._silent >= self.patience:
-                reader = self._conn._reader
-                if reader is not None:
-                    # The read under way raises it (redis-py passes it on, and disconnects).
-                    reader.set_exception(
-                        RedisTimeoutError(f"no answer from redis to {self._silent} pings")
-                    )
+                self._give_up(RedisTimeoutError(f"no answer from redis to {self._silent} pings"))
                 return
         self.send("PING")
+
+    def _give_up(self, exc: Exception) -> None:
+        """Make the read under way raise ``exc`` (redis-py passes it on, and disconnects)."""
+        reader = self._conn._reader
+        if reader is not None:
+            reader.set_exception(exc)
 
     def close(self) -> None:
         """Close the connection at once (as redis-py's ``disconnect(nowait=True)``, unawaited)."""
