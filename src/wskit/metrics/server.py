@@ -21,12 +21,16 @@ drops, handler durations and backplane. They run at collection time only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, cast
+import asyncio
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from typing import ClassVar, cast
 
+from ..asyncio.admission import Refusal
 from ..asyncio.connection import Data
 from ..asyncio.server import Server, ServerConn
+from ..protocol.connection import Connection
 from ..protocol.events import DataReceived
+from ..protocol.http11 import Response
 from ..protocol.prepared import PreparedMessage
 from .snapshot import MetricsSnapshot
 
@@ -63,7 +67,9 @@ class MeteredServerConn(ServerConn):
 
     # -- the handshake ---------------------------------------------------------------
 
-    def _open(self, protocol: Any, transport: Any, leftover: bytes = b"") -> None:
+    def _open(
+        self, protocol: Connection, transport: asyncio.Transport, leftover: bytes = b""
+    ) -> None:
         metrics = self.metrics
         metrics.live.add(self)
         metrics.connections_total += 1
@@ -71,11 +77,11 @@ class MeteredServerConn(ServerConn):
         handshakes[101] = handshakes.get(101, 0) + 1
         super()._open(protocol, transport, leftover)
 
-    def _refuse(self, response: Any, why: str | None) -> None:
+    def _refuse(self, response: Response, why: str | None) -> None:
         self.metrics.count_handshake(response.status)
         super()._refuse(response, why)
 
-    def _refuse_at_once(self, refusal: Any) -> None:
+    def _refuse_at_once(self, refusal: Refusal) -> None:
         self.metrics.count_handshake(refusal.response.status)
         super()._refuse_at_once(refusal)
 
@@ -101,7 +107,7 @@ class MeteredServerConn(ServerConn):
         self.bytes_sent += len(output[0]) if len(output) == 1 else sum(map(len, output))
         _write(self, output)
 
-    async def send(self, message: Any) -> None:
+    async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data]) -> None:
         """Send a message (see :meth:`Conn.send <wskit.Conn.send>`), counted."""
         await _send(self, message)
         self.messages_sent += 1
