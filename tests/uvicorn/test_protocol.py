@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import uvicorn
 import websockets
 from fastapi import FastAPI
 from fastapi import WebSocket as FastAPIWebSocket
@@ -29,7 +30,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from uvicorn.protocols.utils import ClientDisconnected
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-import uvicorn
 import wskit
 from conftest import unused_port
 from wskit.asgi import asgi_app
