@@ -4,8 +4,10 @@ Each test runs uvicorn with ``ws=WebSocketProtocol`` on a free loopback port
 and talks to it with real clients: the ``websockets`` client, ``wskit.connect``,
 and raw sockets where the test must break rules or read the bytes. The
 applications are plain ASGI (to see every event), Starlette, FastAPI and
-wskit's own ``asgi_app``. ``tests/uvicorn/test_served.py`` runs the
-``uvicorn`` command itself.
+wskit's own ``asgi_app``. Every test runs twice, once behind each of
+uvicorn's HTTP layers (h11 and httptools), which read the request head
+before handing the connection over. ``tests/uvicorn/test_served.py`` runs
+the ``uvicorn`` command itself.
 """
 
 from __future__ import annotations
@@ -46,6 +48,18 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+# uvicorn's options every test's server gets unless it sets its own: the
+# HTTP layer, set per test by the ``http_layer`` fixture.
+SERVING_DEFAULTS: dict[str, Any] = {"lifespan": "off"}
+
+
+@pytest.fixture(autouse=True, params=["h11", "httptools"])
+def http_layer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test behind each of uvicorn's HTTP layers."""
+    monkeypatch.setitem(SERVING_DEFAULTS, "http", request.param)
+    return str(request.param)
+
+
 @dataclass
 class Served:
     server: uvicorn.Server
@@ -65,7 +79,8 @@ async def serving(
 ) -> AsyncIterator[Served]:
     """Run ``app`` under uvicorn with wskit's WebSocket class; stop it on exit."""
     port = unused_port()
-    config.setdefault("lifespan", "off")
+    for option, value in SERVING_DEFAULTS.items():
+        config.setdefault(option, value)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -189,9 +204,11 @@ async def raw_client(
 # -------------------------------------------------------------------------- the scope
 
 
-async def test_the_scope_has_every_field_uvicorn_sets() -> None:
+async def test_the_scope_has_every_field_uvicorn_sets(http_layer: str) -> None:
     app = Recorder(echo_script)
     async with serving(app) as served:
+        layer = served.server.config.http_protocol_class.__name__
+        assert layer == {"h11": "H11Protocol", "httptools": "HttpToolsProtocol"}[http_layer]
         headers = b"Sec-WebSocket-Protocol: chat, v2\r\nX-Name: abra\xc3\xa3o\r\n"
         async with raw_client(served.port, "/a%2Fb/c?x=1&y=%20", extra=headers) as (
             reader,
@@ -615,6 +632,26 @@ async def test_ping_interval_zero_or_none_turns_keepalive_off(interval: float | 
         await client.recv()
         (conn,) = served.connections()
         assert conn.ping_interval is None
+        assert conn.ping_timer is None
+        assert conn.ping_sent_at == 0.0
+
+
+async def test_keepalive_state_has_uvicorns_names() -> None:
+    async with (
+        serving(Recorder(echo_script), ws_ping_interval=0.02, ws_ping_timeout=TIMEOUT) as served,
+        websockets.connect(served.ws(), ping_interval=None) as client,
+    ):
+        (conn,) = served.connections()
+        assert conn.ping_timer is not None
+        # The client answers pings as it reads: wait (bounded) for one answered ping.
+        for _ in range(500):
+            if conn.last_ping_rtt > 0:
+                break
+            await client.send("x")
+            await client.recv()
+        assert conn.last_ping_rtt > 0
+        assert conn.ping_sent_at > 0
+        assert conn.ping_sent_at <= asyncio.get_running_loop().time()
 
 
 async def test_reading_pauses_while_the_app_does_not_receive() -> None:

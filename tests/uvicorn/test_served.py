@@ -1,7 +1,8 @@
 """The ``uvicorn`` command with ``--ws wskit.uvicorn:WebSocketProtocol``, as users run it.
 
 Each test starts ``python -m uvicorn`` in a subprocess (uvicorn's default
-event loop, uvloop, and its default HTTP layer) serving an application of
+event loop, uvloop, and its default HTTP layer, httptools when installed;
+the key tests run with ``--http h11`` and ``--http httptools``) serving an application of
 ``served_apps.py``: FastAPI, Starlette, wskit's hub through ``asgi_app``.
 The peers are the ``websockets`` client, ``wskit.connect``, wskit's
 ``HubClient``, headless Chromium, and raw sockets for the attacks of
@@ -110,8 +111,12 @@ async def served(app: str, *options: str) -> AsyncIterator[Uvicorn]:
 # -------------------------------------------------------------------------- applications
 
 
-async def test_a_fastapi_app_with_the_websockets_client_and_wskit_connect() -> None:
-    async with served("served_apps:fastapi_app") as server:
+HTTP_LAYERS = pytest.mark.parametrize("http", ["h11", "httptools"])
+
+
+@HTTP_LAYERS
+async def test_a_fastapi_app_with_the_websockets_client_and_wskit_connect(http: str) -> None:
+    async with served("served_apps:fastapi_app", "--http", http) as server:
         async with websockets.connect(server.url("/echo")) as client:
             await client.send("hello")
             assert await client.recv() == "hello"
@@ -197,8 +202,10 @@ async def test_chromium_talks_to_a_fastapi_app(chromium_browser: Browser) -> Non
 # -------------------------------------------------------------------------- options
 
 
-async def test_command_line_options_are_honoured() -> None:
+@HTTP_LAYERS
+async def test_command_line_options_are_honoured(http: str) -> None:
     options = ("--ws-max-size", "1024", "--ws-per-message-deflate", "false", "--no-server-header")
+    options += ("--http", http)
     async with (
         served("served_apps:fastapi_app", *options) as server,
         websockets.connect(server.url("/echo")) as client,

@@ -99,6 +99,8 @@ class WebSocketProtocol(Conn):
         "_stage_waiter",
         "_tasks",
         "client",
+        "last_ping_rtt",
+        "ping_sent_at",
         "scheme",
         "scope",
         "server",
@@ -124,6 +126,12 @@ class WebSocketProtocol(Conn):
     server: tuple[str, int | None] | None
     #: ``"wss"`` over TLS, ``"ws"`` otherwise.
     scheme: str
+    #: When the last keepalive ping went out, on the event loop's clock
+    #: (``loop.time()``); 0.0 before the first. uvicorn's classes have it too.
+    ping_sent_at: float
+    #: The round trip of the last keepalive ping the client answered, in
+    #: seconds; 0.0 before the first answer.
+    last_ping_rtt: float
 
     def __init__(
         self,
@@ -169,6 +177,8 @@ class WebSocketProtocol(Conn):
         self.client = None
         self.server = None
         self.scheme = "ws"
+        self.ping_sent_at = 0.0
+        self.last_ping_rtt = 0.0
 
     # -- uvicorn's side ------------------------------------------------------------------
 
@@ -214,6 +224,28 @@ class WebSocketProtocol(Conn):
         else:
             super().connection_lost(exc)
         self._wake_stage_waiter()
+
+    @property
+    def ping_timer(self) -> asyncio.TimerHandle | None:
+        """The timer of the next keepalive ping; ``None`` when keepalive is off.
+
+        Named as in uvicorn's classes, so that code written against them
+        reads the keepalive state of this one too.
+        """
+        return self._keepalive
+
+    def _send_keepalive(self) -> None:
+        in_flight = len(self._pings)
+        super()._send_keepalive()
+        if len(self._pings) > in_flight:
+            # The ping just sent is the newest: dicts keep insertion order.
+            self.ping_sent_at = self._loop.time()
+            waiter, _ = next(reversed(self._pings.values()))
+            waiter.add_done_callback(self._record_ping_rtt)
+
+    def _record_ping_rtt(self, waiter: asyncio.Future[float]) -> None:
+        if not waiter.cancelled() and waiter.exception() is None:
+            self.last_ping_rtt = waiter.result()
 
     def _trace(self, what: str) -> None:
         """A TRACE record in uvicorn's words: ``client - what``."""
