@@ -42,7 +42,7 @@ from .cases import (
     Server,
     make_cases,
 )
-from .cluster import start_cluster
+from .cluster import redis_probe, start_cluster
 from .payloads import write_documents
 from .procs import Proc, cpu_percent, free_port, rss_kb, sample, wait_quiet
 from .report import NOISY, Record, baseline_tables, figures_tables, goal_tables, ratio_tables
@@ -152,9 +152,12 @@ def run_one(case: Case, server: Server, loop: str | None, python: str) -> Record
     stem = f"{case.id}-{label.replace('/', '-')}"
     # B6: several servers on one port and a redis-server (bench/cluster.py).
     others: list[Proc] = []
+    redis_port = 0
     if case.processes:
         try:
-            servers, redis = start_cluster(case, server, python, port, loop, ROOT, LOGS, stem, env)
+            servers, redis, redis_port = start_cluster(
+                case, server, python, port, loop, ROOT, LOGS, stem, env
+            )
         except RuntimeError as exc:
             rec["error"] = str(exc)
             return rec
@@ -220,6 +223,13 @@ def run_one(case: Case, server: Server, loop: str | None, python: str) -> Record
             elif line.startswith("RESULT "):
                 client = json.loads(line[len("RESULT ") :])
                 break
+        if redis_port and client is not None and srv.alive():
+            # B6: what an emit costs Redis (the load generator gone, its members with it).
+            cli.stop(grace=5)
+            try:
+                extra.update(redis_probe(redis_port, port, case.processes))
+            except (OSError, TimeoutError, RuntimeError, ValueError) as exc:
+                rec["redis_probe_error"] = str(exc)
         if client is not None:
             rec["client"] = client
             rec["figures"] = figures_of(case, client, extra)

@@ -130,6 +130,9 @@ MBS = Metric("mb_per_s", "MB/s", ",.1f")
 DPS = Metric("deliveries_per_s", "deliveries/s", ",.0f")
 LAST = Metric("last_ms", "last ms", ",.0f", higher_better=False)
 FIRST_ALL = Metric("first_msg_all_ms", "1st msg all ms", ",.1f", higher_better=False)
+REDIS_CMDS = Metric("redis_cmds_per_emit", "redis cmds/emit", ",.2f", higher_better=False)
+REDIS_CPU = Metric("redis_cpu_us_per_emit", "redis CPU µs/emit", ",.1f", higher_better=False)
+REDIS_VS_PUBLISH = Metric("redis_cpu_vs_publish", "x bare PUBLISH", ",.2f", higher_better=False)
 RSS = Metric("rss_per_conn", "bytes/conn", ",.0f", higher_better=False)
 RSS_TOTAL = Metric("rss_delta_mb", "RSS delta MB", ",.1f", higher_better=False)
 WIRE_IN = Metric("wire_in_per_rt", "B/msg in", ",.0f", higher_better=False)
@@ -170,6 +173,8 @@ class Case:
     goal: Goal | None = None
     #: B6: hub processes on one port sharing a Redis backplane (0: one plain server).
     processes: int = 0
+    #: B6: the hubs run with recovery on (room messages in Redis streams).
+    recovery: bool = False
 
     def runs_on(self, server: Server) -> bool:
         return server.hub == self.hub
@@ -308,22 +313,24 @@ def make_cases(quick: bool) -> list[Case]:
             )
         )
     b6_receivers, b6_count = (1000, 100) if quick else (1000, 300)
-    for processes in (1, 2, 4):
+    for processes, recovery in ((1, False), (2, False), (4, False), (2, True)):
         cases.append(
             Case(
-                f"B6-{processes}p",
+                f"B6-{processes}p" + ("-rec" if recovery else ""),
                 "B6",
                 f'B6 room emit through Redis, hub.to(room).emit("m", 64 chars), '
                 f"{processes} hub process(es) on one port (SO_REUSEPORT, all on core 0 with "
-                f"redis-server), {b6_receivers:,} members spread among them, {b6_count} emits",
+                f"redis-server), {b6_receivers:,} members spread among them, {b6_count} emits, "
+                f"recovery {'on' if recovery else 'off'}",
                 "bcast",
                 ("-hub", *bcast_argv(b6_receivers, b6_count, stalled=0)),
-                (DPS, LAST, FIRST_ALL),
+                (DPS, LAST, FIRST_ALL, REDIS_CMDS, REDIS_CPU, REDIS_VS_PUBLISH),
                 (),
                 conns=b6_receivers + 2,
                 timeout=100.0,
                 hub=True,
                 processes=processes,
+                recovery=recovery,
             )
         )
     idle = 10_000

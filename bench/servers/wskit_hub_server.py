@@ -15,7 +15,8 @@ sender, which connects with the query string ``?role=sender``.
 
 B6 runs several of these processes on one port (``--reuse-port``) sharing a
 Redis backplane (``--redis URL``); ``count`` then counts the clients of
-every process (``hub.cluster.clients()``).
+every process (``hub.cluster.clients()``). ``--recovery`` turns recovery on
+(``Hub(recovery=True)``: room messages numbered in Redis streams).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from wskit.hub import Client, Hub
 from ._common import MAX_SIZE, parse_args, ready, run
 
 
-def cluster_options() -> tuple[str | None, bool]:
-    """B6's ``--redis URL`` and ``--reuse-port``, taken out before the common arguments."""
-    redis_url, reuse_port = None, False
+def cluster_options() -> tuple[str | None, bool, bool]:
+    """B6's ``--redis URL``, ``--reuse-port`` and ``--recovery``, taken out before the rest."""
+    redis_url, reuse_port, recovery = None, False, False
     if "--redis" in sys.argv:
         index = sys.argv.index("--redis")
         redis_url = sys.argv[index + 1]
@@ -40,13 +41,16 @@ def cluster_options() -> tuple[str | None, bool]:
     if "--reuse-port" in sys.argv:
         sys.argv.remove("--reuse-port")
         reuse_port = True
-    return redis_url, reuse_port
+    if "--recovery" in sys.argv:
+        sys.argv.remove("--recovery")
+        recovery = True
+    return redis_url, reuse_port, recovery
 
 
-REDIS_URL, REUSE_PORT = cluster_options()
+REDIS_URL, REUSE_PORT, RECOVERY = cluster_options()
 args = parse_args(__doc__ or "")
 ROOM = "all"
-hub = Hub(backplane=REDIS_URL)
+hub = Hub(backplane=REDIS_URL, recovery=RECOVERY)
 
 
 def connected(client: Client) -> None:
