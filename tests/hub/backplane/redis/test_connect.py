@@ -10,19 +10,16 @@ both go through the topology. The servers are started once per session
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
-import wskit
-from hub.redis_support import Peer, peers, until
-from wskit.hub import Hub
+from hub.backplane.redis.hubs import exchange, hubs, join
+from hub.redis_support import peers, until
 from wskit.hub.backplane import BackplaneUnavailable
 from wskit.hub.backplane.redis import RedisBackplane
 from wskit.hub.backplane.redis.connect import Connector, masked_url, parse_sentinel_url
@@ -103,6 +100,20 @@ async def test_client_objects_are_described_without_their_password() -> None:
     described = "redis+sentinel://10.0.0.1:26379,10.0.0.2:26380/mymaster"
     assert RedisBackplane(sentinel, service="mymaster").url == described
     assert RedisBackplane(sentinel.master_for("mymaster")).url == described
+    # RESP2 unless protocol=3 is asked for.
+    for where, protocol in (
+        ("redis://h/0", 2),
+        ("redis://h/0?protocol=3", 3),
+        ("redis+sentinel://h/svc", 2),
+        ("redis+sentinel://h/svc?protocol=3", 3),
+        (aioredis.Redis(host="h"), 2),
+        (aioredis.Redis(host="h", protocol=3), 3),
+        (aioredis.Sentinel([("h", 1)], protocol=3).master_for("svc"), 3),
+    ):
+        connector = Connector(where)
+        made = connector.client(1)
+        assert made.connection_pool.connection_kwargs["protocol"] == protocol, where
+        await connector.aclose(made)
     # The client the backplane makes answers bytes and does not retry, whatever the user's does.
     made = Connector(aioredis.Redis(host="h", decode_responses=True)).client(1.5)
     kwargs = made.connection_pool.connection_kwargs
@@ -116,58 +127,9 @@ async def test_client_objects_are_described_without_their_password() -> None:
 # -- two hubs on each topology -----------------------------------------------------------
 
 
-class Node:
-    def __init__(self, hub: Hub, server: wskit.Server) -> None:
-        self.hub = hub
-        self.server = server
-        self.url = f"ws://127.0.0.1:{server.port}/"
-
-    @property
-    def backplane(self) -> RedisBackplane:
-        assert isinstance(self.hub.backplane, RedisBackplane)
-        return self.hub.backplane
-
-
-@contextlib.asynccontextmanager
-async def hubs(*wheres: Any, service: str | None = None) -> AsyncIterator[list[Node]]:
-    """One hub per ``where`` (a URL or a client object), all under one fresh prefix."""
-    prefix = uuid.uuid4().hex[:8]
-    made = []
-    try:
-        for where in wheres:
-            backplane = RedisBackplane(
-                where, service=service, prefix=prefix, heartbeat=0.2, node_ttl=2.0
-            )
-            hub = Hub(backplane=backplane, client_rooms=True)
-            made.append(Node(hub, await hub.serve("127.0.0.1", 0)))
-        yield made
-    finally:
-        for node in made:
-            node.server.close()
-            await node.server.wait_closed()
-            await node.hub.close()
-
-
-async def join(peer: Peer, room: str) -> None:
-    assert await peer.request("join", room, channel="_wskit") is True
-
-
-async def exchange(a: Node, b: Node) -> None:
-    """Room emits from each hub reach a client on each, its own included."""
-    async with peers(a.url, b.url) as (pa, pb):
-        await join(pa, "room")
-        await join(pb, "room")
-        a.hub.to("room").emit("from", "a")
-        await until(lambda: ["from", "a"] in pa.events and ["from", "a"] in pb.events)
-        b.hub.to("room").emit("from", "b")
-        await until(lambda: ["from", "b"] in pa.events and ["from", "b"] in pb.events)
-        assert pa.events == pb.events == [["from", "a"], ["from", "b"]]
-    assert a.backplane.connected and b.backplane.connected
-
-
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 async def test_tls_with_client_certificates(tls_redis: Any, resp3: bool) -> None:
-    url = tls_redis.url + ("&protocol=3" if resp3 else "")
+    url = tls_redis.url + ("&protocol=3" if resp3 else "&protocol=2")
     # The second hub gets a client object with the same settings.
     client = aioredis.Redis.from_url(url)
     try:
@@ -193,6 +155,10 @@ async def test_unix_socket_with_an_acl_user(
     caplog.set_level(logging.INFO, "wskit.hub.redis")
     async with hubs(url, url) as (a, b):
         await exchange(a, b)
+        # The subscribers speak the protocol asked for (RESP2 unless protocol=3).
+        with redis.Redis.from_url(unix_redis.url, protocol=2) as admin:
+            subscribers = admin.client_list(_type="pubsub")
+        assert [c["resp"] for c in subscribers] == ["3" if resp3 else "2"] * 2
     assert "s3cret" not in caplog.text
     assert f"connected to unix://alice:***@{unix_redis.path}" in caplog.text
 
@@ -208,7 +174,7 @@ async def test_unix_socket_with_a_wrong_password_names_it_masked(unix_redis: Any
 
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 async def test_valkey(valkey_redis: Any, resp3: bool) -> None:
-    url = valkey_redis.url + ("?protocol=3" if resp3 else "")
+    url = valkey_redis.url + ("?protocol=3" if resp3 else "?protocol=2")
     async with hubs(url, url) as (a, b):
         await exchange(a, b)
         # Node-to-node calls and presence too.

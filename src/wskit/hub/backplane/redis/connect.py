@@ -21,7 +21,10 @@ whose pool also makes the subscriber's connection
   ``service`` name.
 
 Every form takes redis-py's other query parameters (``protocol=3`` for RESP3,
-``client_name``...), except the timeouts, which are the backplane's own.
+``client_name``...), except the timeouts, which are the backplane's own. The
+backplane speaks RESP2 unless told ``protocol=3`` (in the URL, or by the
+client object): redis-py reads RESP2's pub/sub messages about twice as fast
+(with hiredis, 1.5 µs a message rather than 3).
 ``redis+cluster://`` and :class:`redis.asyncio.RedisCluster` are refused with
 :class:`NotImplementedError`: Redis Cluster is not supported yet.
 
@@ -183,7 +186,9 @@ class Connector:
         """A new :class:`redis.asyncio.Redis` for the backplane's commands and its subscriber.
 
         It answers bytes, waits ``timeout`` seconds for a connection or a
-        reply, and does not retry (the backplane does). Close it with
+        reply, and does not retry (the backplane does). It speaks RESP2 unless
+        told ``protocol=3`` (redis-py 8 would speak RESP3 by default, whose
+        pushed messages it reads about half as fast). Close it with
         :meth:`aclose`.
         """
         options: dict[str, Any] = {
@@ -194,10 +199,15 @@ class Connector:
             "health_check_interval": 0,
         }
         if self._url is not None:
-            return aioredis.Redis.from_url(self._url, **options)
+            # The URL's own protocol=, if any, wins over this one.
+            return aioredis.Redis.from_url(self._url, protocol=2, **options)
         if self._client is not None:
             pool = self._client.connection_pool
             kwargs = {**pool.connection_kwargs, **options}
+            if not kwargs.get("protocol"):
+                kwargs["protocol"] = 2
+                # redis-py 8's maintenance notifications need RESP3: off with RESP2.
+                kwargs.pop("maint_notifications_config", None)
             return aioredis.Redis(
                 connection_pool=ConnectionPool(connection_class=pool.connection_class, **kwargs)
             )
@@ -209,6 +219,9 @@ class Connector:
             sentinel = aioredis.Sentinel(sentinel, sentinel_kwargs=sentinel_kwargs)
             self._made.append(sentinel)
         kwargs = {**self._kwargs.get("primary", {}), **options}
+        kwargs["protocol"] = (
+            kwargs.get("protocol") or sentinel.connection_kwargs.get("protocol") or 2
+        )
         return sentinel.master_for(self._service or "", **kwargs)
 
     async def follow(self, client: Any) -> None:
