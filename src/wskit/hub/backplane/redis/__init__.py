@@ -2,7 +2,44 @@
 
 ``Hub(backplane="redis://127.0.0.1:6379/0")`` or
 ``Hub(backplane=RedisBackplane(url, prefix="chat"))``; it needs the
-``redis`` package (``pip install 'wskit[redis]'``), redis-py's asyncio client.
+``redis`` package (``pip install 'wskit[redis]'``), redis-py's asyncio client,
+and uses hiredis, redis-py's C reply parser, when it is installed (the
+extra brings it).
+
+Where Redis is
+==============
+
+The backplane reaches Redis through redis-py, for its commands and for its
+subscriber alike, so every form below works in both directions:
+
+* ``redis://[[user]:password@]host[:port][/db]``: TCP (an ACL user with its
+  password, or the password alone);
+* ``rediss://...``: TLS, with redis-py's query parameters for the
+  certificates: ``ssl_ca_certs=/path/ca.pem``, ``ssl_certfile`` and
+  ``ssl_keyfile`` (a client certificate), ``ssl_cert_reqs=none``...;
+* ``unix://[[user]:password@]/path/to/redis.sock[?db=N]``: a Unix socket;
+* ``redis+sentinel://[[user]:password@]host[:port],host[:port].../service[/db]``:
+  the primary that these sentinels (port 26379 by default) name for
+  ``service``. The user and password are the primary's, as in
+  ``redis://``; ``sentinel_username`` and ``sentinel_password`` query
+  parameters are the sentinels' own, when they need one. Every heartbeat
+  the node asks the sentinels where the primary is; when it moved, the
+  node closes its connections to the old one (which keeps serving until the
+  sentinels turn it into a replica) and connects to the new one;
+* a redis-py object: ``RedisBackplane(redis.asyncio.Redis(...))`` (a
+  Sentinel's ``master_for()`` too), or
+  ``RedisBackplane(redis.asyncio.Sentinel([...]), service="mymaster")``.
+  The backplane makes its own connections with the object's settings
+  (address, credentials, TLS, protocol, parser) and its own timeouts; the
+  object stays its owner's to close.
+
+Every form takes redis-py's other query parameters (``protocol=3``,
+``client_name=...``) besides the backplane's own (``prefix=``...). The
+backplane speaks RESP2 unless ``protocol=3`` is asked for: redis-py reads
+RESP2's messages about twice as fast. Passwords are masked (``***``) in
+every log record and error. ``redis+cluster://`` and
+``redis.asyncio.RedisCluster`` raise :class:`NotImplementedError`: Redis
+Cluster is not supported yet.
 
 Theory of operation
 ===================
@@ -95,7 +132,10 @@ the client for commands, the counters, the background tasks):
 * ``receiver``: the subscriber's loop, applying numbered messages in
   order, and the catch-up from the streams (``streams``: the cursors,
   reading a stream back, the history for recovery);
-* ``subscriber``: the subscriber connection, a bare RESP2 client;
+* ``subscriber``: the subscriber connection, one redis-py connection made
+  by the command client's pool, read without a timeout per message (pings
+  every heartbeat tell a Redis that stopped answering);
+* ``connect``: the URLs and redis-py objects above, made into the client;
 * ``presence``: presence entries, the node's liveness beat (which the
   backplane's heartbeat loop makes), the sweep of dead nodes;
 * ``calls``: node-to-node calls and their answers;

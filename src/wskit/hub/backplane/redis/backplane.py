@@ -77,9 +77,9 @@ class RedisBackplane(Backplane):
             ``redis+sentinel://host:port,host:port/service``, with redis-py's
             query parameters (``ssl_ca_certs``, ``protocol=3``...); or a
             :class:`redis.asyncio.Redis`, or a :class:`redis.asyncio.Sentinel`
-            with ``service`` (:mod:`~wskit.hub.backplane.redis.connect` says
-            what each means). Query parameters named like the keyword
-            arguments below set them
+            with ``service`` (:mod:`wskit.hub.backplane.redis` says what each
+            means). Query parameters named like the keyword arguments below
+            set them
             (``redis://h:6379/0?prefix=chat&heartbeat=0.5&degraded_start=1``).
         service: the name of the primary, with a :class:`redis.asyncio.Sentinel`.
         prefix: of every key and channel, so that apps can share a server.
