@@ -45,7 +45,15 @@ from .cases import (
 from .cluster import redis_probe, start_cluster
 from .payloads import write_documents
 from .procs import Proc, cpu_percent, free_port, rss_kb, sample, wait_quiet
-from .report import NOISY, Record, baseline_tables, figures_tables, goal_tables, ratio_tables
+from .report import (
+    NOISY,
+    Record,
+    baseline_tables,
+    figures_tables,
+    goal_tables,
+    ratio_tables,
+    uvicorn_tables,
+)
 
 LOGS = BUILD / "logs"
 RESULTS = BENCH / "results"
@@ -82,7 +90,7 @@ def raise_fd_limit() -> int:
 
 def versions() -> dict[str, str]:
     out: dict[str, str] = {"python": platform.python_version()}
-    for dist in ("wskit", "websockets", "aiohttp", "picows", "uvloop"):
+    for dist in ("wskit", "websockets", "aiohttp", "picows", "uvloop", "uvicorn", "fastapi"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[dist] = importlib.metadata.version(dist)
     with contextlib.suppress(OSError, ValueError, KeyError):
@@ -238,6 +246,11 @@ def run_one(case: Case, server: Server, loop: str | None, python: str) -> Record
         if first is not None and last is not None:
             server_cpu, client_cpu, other_cpu = cpu_percent(first, last)
             rec["cpu"] = {"server": server_cpu, "client": client_cpu, "other": other_cpu}
+            figures = rec.get("figures")
+            rate = figures.get("rt_per_s") if figures else None
+            if figures is not None and isinstance(rate, int | float) and server_cpu > 0:
+                # Comparable when the servers met different loads (B8's column).
+                figures["rt_per_cpu_s"] = rate / (server_cpu / 100)
         if not srv.alive():
             died = f"server exited with status {srv.popen.returncode}: {srv.log_tail()}"
             rec["error"] = f"{rec['error']}; {died}" if rec.get("error") else died
@@ -485,6 +498,9 @@ def print_report(
     goals = goal_tables(cases, records, loops)
     if goals:
         print(goals)
+    under_uvicorn = uvicorn_tables(cases, records, loops)
+    if under_uvicorn:
+        print(under_uvicorn)
     against_base = baseline_tables(cases, records, loops)
     if against_base:
         print(against_base)

@@ -1,9 +1,10 @@
 """What the benchmark runs: the servers under test and the workloads (B1-B5).
 
 The hub cases (``B1-hub-64``, ``B3-hub-1k``, ``B3-hub-10k``) run only on the
-hub server (``wskit-hub``), which speaks ws-wrapper events; every other case
-runs on every other server. Each hub case names the figure of a plain server
-it is held against (its :class:`Goal`).
+hub server (``wskit-hub``), which speaks ws-wrapper events; B8 (``B8-64``)
+runs only on the ``uvicorn-*`` servers, one FastAPI app under uvicorn with
+each ``--ws`` choice; every other case runs on every other server. Each hub
+case names the figure of a plain server it is held against (its :class:`Goal`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ class Server:
     pythonpath: str | None = None
     #: The server this one is a baseline copy of (``wskit`` for ``wskit@abc1234``).
     base_of: str | None = None
+    #: A FastAPI app under uvicorn (B8): runs the uvicorn cases and only those.
+    uvicorn: bool = False
+    #: More command-line arguments (B8: uvicorn's ``--ws`` choice).
+    options: tuple[str, ...] = ()
+    #: Python packages it needs besides its own module's (``available``).
+    requires: tuple[str, ...] = ()
 
     def label(self, loop: str | None) -> str:
         return f"{self.name}/{loop}" if self.kind == "python" and loop else self.name
@@ -52,7 +59,7 @@ class Server:
             argv = [self.target, "--port", str(port)]
         if compression:
             argv.append("--compression")
-        return argv
+        return [*argv, *self.options]
 
     def available(self) -> str | None:
         """``None`` when the server can run here, else why not."""
@@ -63,11 +70,14 @@ class Server:
                 "wskit_hub": "wskit.hub",
                 "wskit_callback": "wskit",
             }.get(top, top)
-            try:
-                found = importlib.util.find_spec(needs) is not None
-            except ModuleNotFoundError:
-                found = False
-            return None if found else f"python package {needs} is not installed"
+            for package in (needs, *self.requires):
+                try:
+                    found = importlib.util.find_spec(package) is not None
+                except ModuleNotFoundError:
+                    found = False
+                if not found:
+                    return f"python package {package} is not installed"
+            return None
         if self.kind == "node":
             if shutil.which("node") is None:
                 return "node is not installed"
@@ -112,7 +122,27 @@ SERVERS: tuple[Server, ...] = (
         "wskit.hub.Hub, ws-wrapper events",
         hub=True,
     ),
+    *(
+        Server(
+            f"uvicorn-{name}",
+            "python",
+            "bench.servers.uvicorn_server",
+            True,
+            f"FastAPI under uvicorn --ws {ws}",
+            uvicorn=True,
+            options=("--ws", ws),
+            requires=("fastapi", *needs),
+        )
+        for name, ws, needs in (
+            ("wskit", "wskit.uvicorn:WebSocketProtocol", ("wskit",)),
+            ("websockets", "websockets", ("websockets",)),
+            ("websockets-sansio", "websockets-sansio", ("websockets",)),
+            ("wsproto", "wsproto", ("wsproto",)),
+        )
+    ),
 )
+#: B8's server whose figures are divided by the other uvicorn servers'.
+UVICORN_WSKIT = "uvicorn-wskit"
 
 
 @dataclass(frozen=True)
@@ -124,6 +154,8 @@ class Metric:
 
 
 RT = Metric("rt_per_s", "round trips/s", ",.0f")
+#: The round trips per second of the server's CPU time (the runner computes it).
+RT_CPU = Metric("rt_per_cpu_s", "rt/server CPU-s", ",.0f")
 P50 = Metric("p50_us", "p50 µs", ",.0f", higher_better=False)
 P99 = Metric("p99_us", "p99 µs", ",.0f", higher_better=False)
 MBS = Metric("mb_per_s", "MB/s", ",.1f")
@@ -175,9 +207,11 @@ class Case:
     processes: int = 0
     #: B6: the hubs run with recovery on (room messages in Redis streams).
     recovery: bool = False
+    #: B8: runs on the FastAPI-under-uvicorn servers, and only on them.
+    uvicorn: bool = False
 
     def runs_on(self, server: Server) -> bool:
-        return server.hub == self.hub
+        return server.hub == self.hub and server.uvicorn == self.uvicorn
 
 
 @dataclass(frozen=True)
@@ -388,6 +422,21 @@ def make_cases(quick: bool) -> list[Case]:
             compression=True,
             conns=64,
             timeout=echo_timeout,
+        )
+    )
+    cases.append(
+        Case(
+            "B8-64",
+            "B8",
+            "B8 echo through FastAPI under uvicorn, 32-byte text, 64 connections (one message"
+            " in flight on each), per --ws choice; compare B1-64",
+            "echo",
+            ("-conns", "64", "-size", "32", *timed),
+            (RT, RT_CPU, P50, P99),
+            (RT, RT_CPU),
+            conns=64,
+            timeout=echo_timeout,
+            uvicorn=True,
         )
     )
     return cases

@@ -1,11 +1,11 @@
-"""The printed tables: figures per workload, wskit ÷ each peer, then the hub's goals."""
+"""The printed tables: figures per workload, wskit ÷ each peer, the hub's goals, B8."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from .cases import Case, Metric
+from .cases import UVICORN_WSKIT, Case, Metric
 
 #: A run whose machine had more than this much other CPU load (% of a core) is flagged.
 NOISY = 25.0
@@ -144,8 +144,9 @@ def ratio_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequen
     One table per public path of wskit that ran (the Conn API, ``wskit``;
     the callback path, ``wskit-cb``); the hub's cases have ``goal_tables``.
     """
-    hub_cases = {c.id for c in cases if c.hub}
-    plain = [r for r in records if r["case"] not in hub_cases]
+    # The hub's cases have their goals, B8 its own table (uvicorn_tables).
+    apart = {c.id for c in cases if c.hub or c.uvicorn}
+    plain = [r for r in records if r["case"] not in apart]
     peers: list[str] = []
     for rec in plain:
         if not rec["server"].startswith("wskit") and rec["server"] not in peers:
@@ -330,4 +331,43 @@ def baseline_tables(cases: Sequence[Case], records: Sequence[Record], loops: Seq
         " plain case of their goal)",
         "",
     ]
+    return "\n".join(out)
+
+
+def uvicorn_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequence[str]) -> str:
+    """B8: uvicorn with wskit's WebSocket layer ÷ uvicorn with each of its own.
+
+    Per ``--ws`` choice and event loop, the ratio of the round trips/s and of
+    the round trips per server CPU-second (the fairer one when the machine's
+    other load changed between runs).
+    """
+    out: list[str] = []
+    for case in cases:
+        if not case.uvicorn:
+            continue
+        for loop in loops:
+            mine = _find(records, case.id, UVICORN_WSKIT, loop)
+            if mine is None:
+                continue
+            rows: list[list[str]] = []
+            for rec in records:
+                if (
+                    rec["case"] != case.id
+                    or rec["server"] == UVICORN_WSKIT
+                    or rec.get("loop") not in (loop, None)
+                ):
+                    continue
+                cells = [rec["server"].removeprefix("uvicorn-") + _noisy(rec)]
+                for metric in case.ratios:
+                    cells.append(_ratio(_primary_value(mine, metric), _primary_value(rec, metric)))
+                rows.append(cells)
+            if not rows:
+                continue
+            headers = ["uvicorn --ws", *(f"{m.label} ratio" for m in case.ratios)]
+            out.append(
+                f"{case.id}/{loop}: uvicorn --ws wskit.uvicorn:WebSocketProtocol ÷ uvicorn with"
+                " each of its own (higher is better for wskit)"
+            )
+            out.append(table(headers, rows))
+            out.append("")
     return "\n".join(out)
