@@ -21,7 +21,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.backplane.redis.hubs import exchange, hubs
-from hub.redis_support import RedisServer, until
+from hub.redis_support import RedisServer, command, peers, until
 from wskit.hub import Hub
 from wskit.hub.backplane.redis import RedisBackplane
 from wskit.hub.backplane.redis.subscriber import Subscriber
@@ -133,3 +133,33 @@ async def test_hubs_exchange_emits_whatever_the_parser(
             await exchange(a, b)
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_a_subscriber_lost_comes_back_and_its_streams_catch_up(
+    redis_server: RedisServer, protocol: int
+) -> None:
+    """Recovery on: what was published while the subscriber was gone is read from the streams."""
+    url = f"{redis_server.url}?protocol={protocol}&heartbeat=0.2"
+    a = Hub(backplane=url, recovery=True)
+    b = Hub(backplane=url, recovery=True, client_rooms=True)
+    server = await b.serve("127.0.0.1", 0)
+    await a.start()
+    try:
+        async with peers(f"ws://127.0.0.1:{server.port}/") as (peer,):
+            assert await peer.request("join", "room", channel="_wskit") is True
+            a.to("room").emit("n", 0)
+            await until(lambda: len(peer.events) == 1)
+            # Redis drops every subscriber; a publishes before b can notice.
+            assert command(redis_server.port, "CLIENT", "KILL", "TYPE", "pubsub") == b":2"
+            for n in range(1, 6):
+                a.to("room").emit("n", n)
+            await until(lambda: len(peer.events) == 6)
+            assert [event[1] for event in peer.events] == list(range(6))
+            assert isinstance(b.backplane, RedisBackplane)
+            assert b.backplane.stats.reconnects == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+        await a.close()
+        await b.close()
