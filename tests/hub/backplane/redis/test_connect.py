@@ -18,6 +18,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from conftest import unused_port
 from hub.backplane.redis.hubs import exchange, hubs, join
 from hub.redis_support import peers, until
 from wskit.hub.backplane import BackplaneUnavailable
@@ -270,3 +271,13 @@ async def test_sentinel_failover_during_a_stream_of_emits(sentinel_redis: Any) -
             assert commands(client) - ran >= 50
         print(f"failover: {sent} emitted, {len(numbers)} delivered, {lost} lost")
         assert lost < sent // 2
+
+
+async def test_unreachable_sentinels_are_an_error_naming_them_masked() -> None:
+    port = unused_port()
+    url = f"redis+sentinel://:hunter2@127.0.0.1:{port}/mymaster?start_timeout=0.3"
+    with pytest.raises(BackplaneUnavailable) as caught:
+        async with hubs(url):
+            pass
+    assert "hunter2" not in str(caught.value)
+    assert f"redis+sentinel://:***@127.0.0.1:{port}/mymaster" in str(caught.value)
