@@ -150,6 +150,14 @@ def unix_redis(redis_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         process.stop()
 
 
+def replica_online(primary: Process) -> bool:
+    """Whether ``primary`` has a replica in sync."""
+    with contextlib.suppress(redis.RedisError, OSError), primary.client() as client:
+        info = client.info("replication")
+        return bool(info.get("connected_slaves")) and "online" in str(info.get("slave0"))
+    return False
+
+
 @dataclass
 class SentinelRedis:
     """A primary and its replica, watched by two sentinels as ``mymaster``."""
@@ -181,9 +189,7 @@ class SentinelRedis:
                     replicas = sentinel.sentinel_slaves("mymaster")
                     if not any("s_down" not in r["flags"] for r in replicas):
                         return False
-            with self.servers[primary].client() as client:
-                info = client.info("replication")
-                return bool(info.get("connected_slaves")) and "online" in str(info.get("slave0"))
+            return replica_online(self.servers[primary])
         return False
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -207,9 +213,18 @@ def sentinel_redis(
         servers = {}
         for port, extra in ((primary, []), (replica, ["--replicaof", "127.0.0.1", str(primary)])):
             workdir = tmp_path_factory.mktemp(f"redis-{port}")
-            args = [redis_bin, *PLAIN, "--port", str(port), *extra]
+            # A replica syncs at once, not 5 s later (after a failover, either is the primary).
+            args = [redis_bin, *PLAIN, "--port", str(port), "--repl-diskless-sync-delay", "0"]
+            args += extra
             servers[port] = Process(args, workdir, f"redis://127.0.0.1:{port}")
             started.append(servers[port].start())
+        # The sentinels learn of the replica from the primary's INFO, asked when
+        # they connect and then every 10 s: start them once the replica is there.
+        deadline = time.monotonic() + 10
+        while not replica_online(servers[primary]):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the replica did not sync with the primary")
+            time.sleep(0.05)
         sentinels = [unused_port(), unused_port()]
         for port in sentinels:
             workdir = tmp_path_factory.mktemp(f"sentinel-{port}")
