@@ -51,6 +51,9 @@ from .report import (
     baseline_tables,
     figures_tables,
     goal_tables,
+    is_rate,
+    per_cpu,
+    per_cpu_metric,
     ratio_tables,
     uvicorn_tables,
 )
@@ -280,6 +283,8 @@ def summary_line(case: Case, rec: Record) -> str:
     value = (rec.get("figures") or {}).get(metric.key)
     cpu = rec.get("cpu") or {}
     text = f"{format(value, metric.fmt) if value is not None else '-'} {metric.label}"
+    if is_rate(metric) and (fast := per_cpu(rec, metric)) is not None:
+        text += f", {format(fast, metric.fmt)} {per_cpu_metric(metric).label}"
     if cpu:
         text += (
             f" (server {cpu['server']:.0f}%, loader {cpu['client']:.0f}%,"
@@ -490,6 +495,10 @@ def print_report(
         " server is the bottleneck; ~100% load CPU: the figure is capped by the loader."
     )
     print(f"'*' after a name: other processes used more than {NOISY:.0f}% of a core.")
+    print(
+        "'/CPU-s' columns: the rate per second of server CPU time (the rate ÷ the server's"
+        " share of its core), comparable when the machine's load or the loader's limit differ."
+    )
     print()
     print(figures_tables(cases, records))
     ratios = ratio_tables(cases, records, loops)

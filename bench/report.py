@@ -9,6 +9,9 @@ from .cases import UVICORN_WSKIT, Case, Metric
 
 #: A run whose machine had more than this much other CPU load (% of a core) is flagged.
 NOISY = 25.0
+#: A load generator above this share of its core (%) capped the rate it measured: the
+#: ratio tables then divide the figures per server CPU-second instead.
+LOADER_BOUND = 90.0
 
 Record = dict[str, Any]
 
@@ -41,20 +44,55 @@ def _pct(value: object) -> str:
     return f"{value:.0f}%" if isinstance(value, int | float) else "-"
 
 
+def is_rate(metric: Metric) -> bool:
+    """Whether ``metric`` is a rate (per second), which has a per-CPU-second figure."""
+    return metric.higher_better and metric.key.endswith("_per_s")
+
+
+def per_cpu_metric(metric: Metric) -> Metric:
+    """The per-server-CPU-second figure of a rate (``rt_per_s`` -> ``rt_per_cpu_s``)."""
+    return Metric(
+        metric.key.removesuffix("_per_s") + "_per_cpu_s",
+        metric.label.removesuffix("/s") + "/CPU-s",
+        metric.fmt,
+    )
+
+
+def shown_metrics(case: Case) -> list[Metric]:
+    """The case's metrics, each rate followed by its per-CPU-second figure."""
+    keys = {m.key for m in case.metrics}
+    shown: list[Metric] = []
+    for metric in case.metrics:
+        shown.append(metric)
+        if is_rate(metric) and per_cpu_metric(metric).key not in keys:
+            shown.append(per_cpu_metric(metric))
+    return shown
+
+
+def figures_with_per_cpu(case: Case, rec: Record) -> dict[str, Any]:
+    """The record's figures plus each rate's per-CPU-second figure (from its CPU reading)."""
+    figs = dict(rec.get("figures") or {})
+    for metric in case.metrics:
+        if is_rate(metric):
+            figs.setdefault(per_cpu_metric(metric).key, per_cpu(rec, metric))
+    return figs
+
+
 def figures_tables(cases: Sequence[Case], records: Sequence[Record]) -> str:
     out: list[str] = []
     for case in cases:
+        shown = shown_metrics(case)
         rows: list[list[str]] = []
         notes: list[str] = []
         for rec in records:
             if rec["case"] != case.id:
                 continue
             if rec.get("skipped"):
-                rows.append([rec["label"], *(["n/a"] * len(case.metrics)), "", "", "", ""])
+                rows.append([rec["label"], *(["n/a"] * len(shown)), "", "", "", ""])
                 notes.append(f"{rec['label']}: {rec['skipped']}")
                 continue
             cpu = rec.get("cpu") or {}
-            figs = rec.get("figures") or {}
+            figs = figures_with_per_cpu(case, rec)
             flag = "*" if (cpu.get("other") or 0) > NOISY else ""
             extra = ""
             if case.workload == "B5":
@@ -65,11 +103,11 @@ def figures_tables(cases: Sequence[Case], records: Sequence[Record]) -> str:
             if case.workload == "B3":
                 extra = (rec.get("client") or {}).get("server_ack", "")
             cells = [rec["label"] + flag]
-            cells += [_fmt(figs.get(m.key), m.fmt) for m in case.metrics]
+            cells += [_fmt(figs.get(m.key), m.fmt) for m in shown]
             cells += [_pct(cpu.get("server")), _pct(cpu.get("client")), _pct(cpu.get("other"))]
             cells.append(extra)
             if rec.get("error"):
-                cells = [rec["label"], "error", *([""] * (len(case.metrics) + 3))]
+                cells = [rec["label"], "error", *([""] * (len(shown) + 3))]
                 notes.append(f"{rec['label']}: {rec['error'][:300]}")
             rows.append(cells)
         if not rows:
@@ -77,14 +115,14 @@ def figures_tables(cases: Sequence[Case], records: Sequence[Record]) -> str:
         headroom = loader_headroom(case, records)
         if headroom:
             notes.append(f"loader: {headroom}")
-        headers = ["server", *(m.label for m in case.metrics), "srv CPU", "load CPU", "other", ""]
+        headers = ["server", *(m.label for m in shown), "srv CPU", "load CPU", "other", ""]
         if case.workload == "B3":
             headers[-1] = "server ack"
         if case.workload == "B5":
             headers[-1] = "negotiated"
         if not any(r.get("cpu") for r in records if r["case"] == case.id):
             # No measured window (B4 reads memory, not CPU): drop the CPU columns.
-            m = len(case.metrics)
+            m = len(shown)
             headers = headers[: 1 + m] + headers[4 + m :]
             rows = [r[: 1 + m] + r[4 + m :] for r in rows]
         out.append(f"{case.id}: {case.title}")
@@ -170,7 +208,6 @@ def _ratio_table(
         if not mine:
             continue
         for metric in case.ratios:
-            value = _primary_value(mine[0], metric)
             arrow = "higher" if metric.higher_better else "lower"
             cells = [f"{case.id} {metric.label} ({arrow} is better)"]
             for peer in peers:
@@ -181,15 +218,36 @@ def _ratio_table(
                     and r["server"] == peer
                     and (r.get("loop") in (loop, None))
                 ]
-                theirs = _primary_value(theirs_recs[0], metric) if theirs_recs else None
-                cells.append("-" if value is None or theirs is None else f"{value / theirs:.2f}x")
+                cells.append(_ratio_cell(mine[0], theirs_recs[0] if theirs_recs else None, metric))
             rows.append(cells)
     if not rows:
         return []
     if all(cell == "-" for row in rows for cell in row[1:]):
         return [f"{ours}/{loop} ÷ peer: no ratio, {ours}/{loop} has no figure (see the notes)", ""]
     title = f"{ours}/{loop} ÷ peer (Python peers on {loop}; node-ws and gorilla as they are)"
-    return [title, table(["figure", *peers], rows), ""]
+    out = [title, table(["figure", *peers], rows)]
+    if any(cell.endswith(" c") for row in rows for cell in row[1:]):
+        out.append(
+            f"    c: per server CPU-second (the load generator was above {LOADER_BOUND:.0f}%"
+            " of its core in one of the two runs, so their rates measured the loader)"
+        )
+    return [*out, ""]
+
+
+def loader_bound(rec: Record | None) -> bool:
+    """Whether the load generator used more than LOADER_BOUND of its core over the window."""
+    client = ((rec or {}).get("cpu") or {}).get("client")
+    return isinstance(client, int | float) and client > LOADER_BOUND
+
+
+def _ratio_cell(mine: Record, theirs: Record | None, metric: Metric) -> str:
+    """``mine ÷ theirs``: per server CPU-second (marked `` c``) for a rate the loader capped."""
+    if is_rate(metric) and (loader_bound(mine) or loader_bound(theirs)):
+        a, b = per_cpu(mine, metric), per_cpu(theirs, metric)
+        return "-" if a is None or b is None else f"{a / b:.2f}x c"
+    a = _primary_value(mine, metric)
+    b = _primary_value(theirs, metric) if theirs is not None else None
+    return "-" if a is None or b is None else f"{a / b:.2f}x"
 
 
 def goal_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequence[str]) -> str:
