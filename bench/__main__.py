@@ -249,11 +249,6 @@ def run_one(case: Case, server: Server, loop: str | None, python: str) -> Record
         if first is not None and last is not None:
             server_cpu, client_cpu, other_cpu = cpu_percent(first, last)
             rec["cpu"] = {"server": server_cpu, "client": client_cpu, "other": other_cpu}
-            figures = rec.get("figures")
-            rate = figures.get("rt_per_s") if figures else None
-            if figures is not None and isinstance(rate, int | float) and server_cpu > 0:
-                # Comparable when the servers met different loads (B8's column).
-                figures["rt_per_cpu_s"] = rate / (server_cpu / 100)
         if not srv.alive():
             died = f"server exited with status {srv.popen.returncode}: {srv.log_tail()}"
             rec["error"] = f"{rec['error']}; {died}" if rec.get("error") else died

@@ -154,8 +154,6 @@ class Metric:
 
 
 RT = Metric("rt_per_s", "round trips/s", ",.0f")
-#: The round trips per second of the server's CPU time (the runner computes it).
-RT_CPU = Metric("rt_per_cpu_s", "rt/server CPU-s", ",.0f")
 P50 = Metric("p50_us", "p50 µs", ",.0f", higher_better=False)
 P99 = Metric("p99_us", "p99 µs", ",.0f", higher_better=False)
 MBS = Metric("mb_per_s", "MB/s", ",.1f")
@@ -432,8 +430,8 @@ def make_cases(quick: bool) -> list[Case]:
             " in flight on each), per --ws choice; compare B1-64",
             "echo",
             ("-conns", "64", "-size", "32", *timed),
-            (RT, RT_CPU, P50, P99),
-            (RT, RT_CPU),
+            (RT, P50, P99),
+            (RT,),
             conns=64,
             timeout=echo_timeout,
             uvicorn=True,

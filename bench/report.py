@@ -395,9 +395,9 @@ def baseline_tables(cases: Sequence[Case], records: Sequence[Record], loops: Seq
 def uvicorn_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequence[str]) -> str:
     """B8: uvicorn with wskit's WebSocket layer ÷ uvicorn with each of its own.
 
-    Per ``--ws`` choice and event loop, the ratio of the round trips/s and of
-    the round trips per server CPU-second (the fairer one when the machine's
-    other load changed between runs).
+    Per ``--ws`` choice and event loop, the ratio of each rate and of its
+    figure per server CPU-second (the fairer one when the machine's other
+    load or the load generator's limit differed between runs).
     """
     out: list[str] = []
     for case in cases:
@@ -418,10 +418,16 @@ def uvicorn_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequ
                 cells = [rec["server"].removeprefix("uvicorn-") + _noisy(rec)]
                 for metric in case.ratios:
                     cells.append(_ratio(_primary_value(mine, metric), _primary_value(rec, metric)))
+                    if is_rate(metric):
+                        cells.append(_ratio(per_cpu(mine, metric), per_cpu(rec, metric)))
                 rows.append(cells)
             if not rows:
                 continue
-            headers = ["uvicorn --ws", *(f"{m.label} ratio" for m in case.ratios)]
+            headers = ["uvicorn --ws"]
+            for metric in case.ratios:
+                headers.append(f"{metric.label} ratio")
+                if is_rate(metric):
+                    headers.append(f"{per_cpu_metric(metric).label} ratio")
             out.append(
                 f"{case.id}/{loop}: uvicorn --ws wskit.uvicorn:WebSocketProtocol ÷ uvicorn with"
                 " each of its own (higher is better for wskit)"
