@@ -6,8 +6,11 @@ and raw sockets where the test must break rules or read the bytes. The
 applications are plain ASGI (to see every event), Starlette, FastAPI and
 wskit's own ``asgi_app``. Every test runs twice, once behind each of
 uvicorn's HTTP layers (h11 and httptools), which read the request head
-before handing the connection over. ``tests/uvicorn/test_served.py`` runs
-the ``uvicorn`` command itself.
+before handing the connection over. Where uvicorn defines the behaviour
+(closing, disconnect codes, the 403, the shutdown), the tests marked
+``AS_UVICORNS_OWN`` run with uvicorn's ``websockets-sansio`` and ``wsproto``
+classes as well: the same assertions hold for theirs and ours.
+``tests/uvicorn/test_served.py`` runs the ``uvicorn`` command itself.
 """
 
 from __future__ import annotations
@@ -75,9 +78,9 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def serving(
-    app: Any, *, ws: type[WebSocketProtocol] = WebSocketProtocol, **config: Any
+    app: Any, *, ws: type[WebSocketProtocol] | str = WebSocketProtocol, **config: Any
 ) -> AsyncIterator[Served]:
-    """Run ``app`` under uvicorn with wskit's WebSocket class; stop it on exit."""
+    """Run ``app`` under uvicorn with wskit's WebSocket class (or ``ws``); stop it on exit."""
     port = unused_port()
     for option, value in SERVING_DEFAULTS.items():
         config.setdefault(option, value)
@@ -153,6 +156,15 @@ async def echo_script(scope: Scope, receive: Receive, send: Send) -> None:
         await send(
             {"type": "websocket.send", "bytes": event.get("bytes"), "text": event.get("text")}
         )
+
+
+#: Where uvicorn defines the behaviour, the test runs with uvicorn's own classes
+#: too: the same assertions hold for wskit's class and for theirs.
+AS_UVICORNS_OWN = pytest.mark.parametrize(
+    "ws",
+    [WebSocketProtocol, "websockets-sansio", "wsproto"],
+    ids=["wskit", "uvicorn-websockets-sansio", "uvicorn-wsproto"],
+)
 
 
 # -------------------------------------------------------------------------- raw sockets
@@ -333,14 +345,15 @@ async def test_a_bad_handshake_is_refused_and_the_app_never_runs() -> None:
     assert app.scopes == []
 
 
-async def test_close_before_accept_is_403_and_the_app_hears_1006() -> None:
+@AS_UVICORNS_OWN
+async def test_close_before_accept_is_403_and_the_app_hears_1006(ws: Any) -> None:
     async def script(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
         await send({"type": "websocket.close"})
         await receive()
 
     app = Recorder(script)
-    async with serving(app) as served:
+    async with serving(app, ws=ws) as served:
         with pytest.raises(InvalidStatus) as refused:
             await websockets.connect(served.ws())
         assert refused.value.response.status_code == 403
@@ -470,9 +483,10 @@ async def test_an_app_that_ends_without_closing_drops_the_connection(how: str) -
 # -------------------------------------------------------------------------- closing
 
 
-async def test_the_clients_close_reaches_the_app_with_its_code_and_reason() -> None:
+@AS_UVICORNS_OWN
+async def test_the_clients_close_reaches_the_app_with_its_code_and_reason(ws: Any) -> None:
     app = Recorder(echo_script)
-    async with serving(app) as served:
+    async with serving(app, ws=ws) as served:
         async with websockets.connect(served.ws()) as client:
             await client.send("x")
             await client.recv()
@@ -481,7 +495,8 @@ async def test_the_clients_close_reaches_the_app_with_its_code_and_reason() -> N
     assert app.events[-1] == {"type": "websocket.disconnect", "code": 1001, "reason": "bye"}
 
 
-async def test_messages_before_the_clients_close_still_reach_the_app() -> None:
+@AS_UVICORNS_OWN
+async def test_messages_before_the_clients_close_still_reach_the_app(ws: Any) -> None:
     start = asyncio.Event()
 
     async def script(scope: Scope, receive: Receive, send: Send) -> None:
@@ -492,7 +507,7 @@ async def test_messages_before_the_clients_close_still_reach_the_app() -> None:
             pass
 
     app = Recorder(script)
-    async with serving(app) as served:
+    async with serving(app, ws=ws) as served:
         async with websockets.connect(served.ws()) as client:
             for i in range(3):
                 await client.send(f"m{i}")
@@ -506,7 +521,8 @@ async def test_messages_before_the_clients_close_still_reach_the_app() -> None:
     ]
 
 
-async def test_the_apps_close_is_its_own_disconnect_and_ends_sending() -> None:
+@AS_UVICORNS_OWN
+async def test_the_apps_close_is_its_own_disconnect_and_ends_sending(ws: Any) -> None:
     errors: list[BaseException] = []
     closing = asyncio.Event()
 
@@ -523,7 +539,7 @@ async def test_the_apps_close_is_its_own_disconnect_and_ends_sending() -> None:
             errors.append(exc)
         closing.set()
 
-    async with serving(Recorder(script)) as served:
+    async with serving(Recorder(script), ws=ws) as served:
         async with websockets.connect(served.ws()) as client:
             await client.send("close please")
             with pytest.raises(ConnectionClosed):
@@ -534,7 +550,10 @@ async def test_the_apps_close_is_its_own_disconnect_and_ends_sending() -> None:
     assert "after sending 'websocket.close'" in str(errors[0])
 
 
-async def test_a_lost_connection_is_1005_and_sending_then_raises_client_disconnected() -> None:
+@AS_UVICORNS_OWN
+async def test_a_lost_connection_is_1005_and_sending_then_raises_client_disconnected(
+    ws: Any,
+) -> None:
     raised: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     async def script(scope: Scope, receive: Receive, send: Send) -> None:
@@ -547,7 +566,7 @@ async def test_a_lost_connection_is_1005_and_sending_then_raises_client_disconne
         except OSError as exc:
             raised.set_result(exc)
 
-    async with serving(Recorder(script)) as served:
+    async with serving(Recorder(script), ws=ws) as served:
         async with raw_client(served.port) as (_, writer, _):
             writer.transport.abort()
         exc = await asyncio.wait_for(raised, TIMEOUT)
@@ -563,11 +582,14 @@ async def test_a_lost_connection_is_1005_and_sending_then_raises_client_disconne
             1001,
             {"type": "websocket.disconnect", "code": 1001, "reason": "server shutting down"},
         ),
+        # uvicorn's own classes, for comparison: 1012 is theirs.
+        ("websockets-sansio", 1012, {"type": "websocket.disconnect", "code": 1012}),
+        ("wsproto", 1012, {"type": "websocket.disconnect", "code": 1012}),
     ],
-    ids=["1012", "1001"],
+    ids=["1012", "1001", "uvicorn-websockets-sansio", "uvicorn-wsproto"],
 )
 async def test_server_shutdown_closes_open_websockets(
-    cls: type[WebSocketProtocol], code: int, event: dict[str, Any]
+    cls: type[WebSocketProtocol] | str, code: int, event: dict[str, Any]
 ) -> None:
     app = Recorder(echo_script)
     async with serving(app, ws=cls) as served:
