@@ -38,7 +38,8 @@ closing. What it adds is the ASGI side, in three stages (:class:`Stage`):
   already queued, when the application closed).
 
 Behaviour follows uvicorn's built-in implementations wherever uvicorn
-defines it (its own WebSocket test suite passes against this class):
+defines it (its own WebSocket test suite passes against this class, behind
+both of its HTTP layers, h11 and httptools):
 
 * ``websocket.disconnect``: ``{"code", "reason"}`` of the peer's close frame;
   of ours when the application closed or wskit failed the connection (1009
@@ -72,7 +73,10 @@ messages, ``ws_max_size`` in bytes; past either, reading pauses until the
 application has taken messages out, so a client cannot make the server
 buffer what the application does not read. ``ws_ping_interval`` and
 ``ws_ping_timeout`` (20 s each; 0 or ``None`` turns pings off) drive the
-keepalive (1011 on a timeout). ``ws_per_message_deflate`` turns
+keepalive (1011 on a timeout), whose state reads as on uvicorn's classes:
+:attr:`~WebSocketProtocol.ping_timer`,
+:attr:`~WebSocketProtocol.ping_sent_at`,
+:attr:`~WebSocketProtocol.last_ping_rtt`. ``ws_per_message_deflate`` turns
 permessage-deflate on (with 12-bit windows and ``memLevel`` 5, as uvicorn
 chooses, see :attr:`WebSocketProtocol.deflate_options`) or off. The
 ``Server`` and ``Date`` headers (``--no-server-header``,
