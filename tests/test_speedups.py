@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import in_ci, require
+from conftest import REPO_ROOT, in_ci, require
 from wskit import speedups
 from wskit.protocol import connection as conn_module
 from wskit.protocol import frames
@@ -207,3 +208,94 @@ def test_the_frames_kernels_serve_without_the_write_kernel() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "frames without write: ok" in result.stdout
+
+
+# -- free-threaded and isolated interpreters -----------------------------------------------
+
+#: Prints, per kernel, the slots of the module definition its PyInit function returns
+#: (multi-phase init), or null when that function returns a module (single-phase).
+#: Read with ctypes: Python cannot see a module's definition otherwise.
+DEFINITION_SLOTS = """
+import ctypes, importlib.util, json
+
+POINTER = ctypes.sizeof(ctypes.c_void_p)
+HEAD = object.__basicsize__  # PyObject_HEAD, whose last field is ob_type
+DEF_TYPE = ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, "PyModuleDef_Type"))
+found = {}
+for name in ("frames", "write"):
+    init = getattr(ctypes.PyDLL(importlib.util.find_spec(f"wskit.speedups.{name}").origin),
+                   f"PyInit_{name}")
+    init.restype = ctypes.c_void_p
+    address = init()
+    if ctypes.c_void_p.from_address(address + HEAD - POINTER).value != DEF_TYPE:
+        found[name] = None
+        continue
+    # PyModuleDef: m_base (the head, m_init, m_index, m_copy), m_name, m_doc, m_size,
+    # m_methods, then m_slots, an array of {int slot; void *value} ending with slot 0.
+    at = ctypes.c_void_p.from_address(address + HEAD + 7 * POINTER).value
+    slots = {}
+    while at and ctypes.c_int.from_address(at).value:
+        slots[ctypes.c_int.from_address(at).value] = (
+            ctypes.c_void_p.from_address(at + POINTER).value or 0
+        )
+        at += 2 * POINTER
+    found[name] = slots
+print(json.dumps(found))
+"""
+
+# From CPython 3.13's moduleobject.h.
+PY_MOD_MULTIPLE_INTERPRETERS, PY_MOD_GIL = "3", "4"
+PY_MOD_PER_INTERPRETER_GIL_SUPPORTED, PY_MOD_GIL_USED = 2, 0
+
+#: Loads both kernels in a subinterpreter with its own GIL (what 3.13's ``_interpreters``
+#: makes by default), which refuses single-phase modules, and uses them there.
+IN_A_SUBINTERPRETER = """
+import _interpreters
+
+interpreter = _interpreters.create()
+try:
+    failure = _interpreters.run_string(interpreter, '''
+from wskit.speedups import frames, write
+assert frames.apply_mask(b"abcd", b"\\\\x00\\\\x00\\\\x00\\\\x01") == b"abce"
+assert write.fanout({}, b"frame", 0, None) == (0, [])
+assert write.Writer.__module__ == "wskit.speedups.write"
+''')
+finally:
+    _interpreters.destroy(interpreter)
+print(failure.formatted if failure is not None else "subinterpreter: ok")
+"""
+
+
+def python_313() -> str:
+    """A CPython 3.13 with wskit's kernels built: this one, or the bootstrap's .venv-3.13."""
+    if sys.version_info[:2] == (3, 13):
+        return sys.executable
+    other = REPO_ROOT / ".venv-3.13" / "bin" / "python"
+    require(other.exists(), "CPython 3.13 (.venv-3.13)")
+    return str(other)
+
+
+def run_on_313(script: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "WSKIT_NO_EXTENSIONS"}
+    result = subprocess.run(
+        [python_313(), "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="both kernels: Linux only")
+def test_the_kernels_declare_that_they_need_the_gil_and_support_isolated_interpreters() -> None:
+    # Multi-phase init with Py_mod_gil: a free-threaded build turns the GIL on when it
+    # loads them (rather than run C code never checked for free threading, with a
+    # warning); Py_mod_multiple_interpreters: no state shared between interpreters.
+    slots = json.loads(run_on_313(DEFINITION_SLOTS))
+    for name in ("frames", "write"):
+        assert slots[name] is not None, f"{name}: single-phase init"
+        assert slots[name][PY_MOD_GIL] == PY_MOD_GIL_USED, name
+        assert slots[name][PY_MOD_MULTIPLE_INTERPRETERS] == PY_MOD_PER_INTERPRETER_GIL_SUPPORTED
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="both kernels: Linux only")
+def test_the_kernels_load_and_work_in_a_subinterpreter_with_its_own_gil() -> None:
+    assert run_on_313(IN_A_SUBINTERPRETER) == "subinterpreter: ok"

@@ -240,12 +240,30 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* Multi-phase init without state: the module keeps none, so every interpreter
+   may load it. It declares the GIL needed (Py_mod_gil) as the rest of wskit's
+   C code does: a free-threaded build then turns the GIL on when it loads. */
+static PyModuleDef_Slot slots[] = {
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "wskit.speedups.frames", "Frame kernels of wskit.", -1, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "wskit.speedups.frames",
+    .m_doc = "Frame kernels of wskit.",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = slots,
 };
 
 PyMODINIT_FUNC
 PyInit_frames(void)
 {
-    return PyModule_Create(&module);
+    return PyModuleDef_Init(&module);
 }

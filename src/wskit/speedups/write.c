@@ -28,6 +28,11 @@
  *
  * The Python fallback in direct_write.py has the same behaviour; the test
  * suite runs both.
+ *
+ * No mutable static state: the Writer type and the interned method names live
+ * in the module's state (multi-phase init, a heap type), so each interpreter
+ * has its own. The module declares that it needs the GIL (Py_mod_gil): a
+ * Writer's flags and the dict and list fanout() walks are not locked.
  */
 #if defined(_WIN32)
 #error "wskit.speedups.write needs sendmsg() and <sys/uio.h>: setup.py builds it on Linux only"
@@ -49,10 +54,14 @@
 #error "wskit.speedups.write needs MSG_NOSIGNAL: setup.py builds it on Linux only"
 #endif
 
-static PyObject *str_is_closing;
-static PyObject *str_get_write_buffer_size;
-static PyObject *str_write;
-static PyObject *str_writer;
+/* Everything the module holds, one per module object (per interpreter). */
+typedef struct {
+    PyTypeObject *writer_type;
+    PyObject *str_is_closing;
+    PyObject *str_get_write_buffer_size;
+    PyObject *str_write;
+    PyObject *str_writer;
+} ModuleState;
 
 typedef struct {
     PyObject_HEAD
@@ -65,7 +74,13 @@ typedef struct {
     char check_closing; /* ask transport.is_closing() before each write */
 } WriterObject;
 
-static PyTypeObject WriterType;
+/* The state of the module that made the writer's type (Writer cannot be
+   subclassed, so the writer's type is that one). */
+static inline ModuleState *
+state_of(WriterObject *self)
+{
+    return (ModuleState *)PyType_GetModuleState(Py_TYPE(self));
+}
 
 /* 1: closing, 0: not, -1: error. */
 static int
@@ -77,7 +92,7 @@ transport_closing(WriterObject *self)
     if (!self->check_closing) {
         return 0;
     }
-    flag = PyObject_CallMethodNoArgs(self->transport, str_is_closing);
+    flag = PyObject_CallMethodNoArgs(self->transport, state_of(self)->str_is_closing);
     if (flag == NULL) {
         return -1;
     }
@@ -96,7 +111,8 @@ queued_bytes(WriterObject *self)
     if (!self->queued) {
         return 0;
     }
-    size_obj = PyObject_CallMethodNoArgs(self->transport, str_get_write_buffer_size);
+    size_obj =
+        PyObject_CallMethodNoArgs(self->transport, state_of(self)->str_get_write_buffer_size);
     if (size_obj == NULL) {
         return -1;
     }
@@ -114,7 +130,7 @@ queued_bytes(WriterObject *self)
 static int
 transport_write(WriterObject *self, PyObject *data)
 {
-    PyObject *result = PyObject_CallMethodOneArg(self->transport, str_write, data);
+    PyObject *result = PyObject_CallMethodOneArg(self->transport, state_of(self)->str_write, data);
     if (result == NULL) {
         return -1;
     }
@@ -225,6 +241,7 @@ Writer_init(WriterObject *self, PyObject *args, PyObject *kwds)
 static int
 Writer_traverse(WriterObject *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(self)); /* a heap type: its instances hold it */
     Py_VISIT(self->transport);
     return 0;
 }
@@ -239,9 +256,12 @@ Writer_clear(WriterObject *self)
 static void
 Writer_dealloc(WriterObject *self)
 {
+    PyTypeObject *type = Py_TYPE(self);
+
     PyObject_GC_UnTrack(self);
     Writer_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
 }
 
 static PyObject *
@@ -397,31 +417,35 @@ static PyMemberDef Writer_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static PyTypeObject WriterType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "wskit.speedups.write.Writer",
-    .tp_doc = "Writer(transport, fd, plain, check_closing)\n\n"
-              "Writes one connection's frames, on the socket directly when nothing is queued.",
-    .tp_basicsize = sizeof(WriterObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Writer_init,
-    .tp_dealloc = (destructor)Writer_dealloc,
-    .tp_traverse = (traverseproc)Writer_traverse,
-    .tp_clear = (inquiry)Writer_clear,
-    .tp_methods = Writer_methods,
-    .tp_members = Writer_members,
+static PyType_Slot Writer_slots[] = {
+    {Py_tp_doc, "Writer(transport, fd, plain, check_closing)\n\n"
+                "Writes one connection's frames, on the socket directly when nothing is queued."},
+    {Py_tp_new, (void *)PyType_GenericNew},
+    {Py_tp_init, (void *)Writer_init},
+    {Py_tp_dealloc, (void *)Writer_dealloc},
+    {Py_tp_traverse, (void *)Writer_traverse},
+    {Py_tp_clear, (void *)Writer_clear},
+    {Py_tp_methods, Writer_methods},
+    {Py_tp_members, Writer_members},
+    {0, NULL},
+};
+
+static PyType_Spec Writer_spec = {
+    .name = "wskit.speedups.write.Writer",
+    .basicsize = sizeof(WriterObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Writer_slots,
 };
 
 /* 1 written, 0 left for the caller, -1 error. */
 static int
-fanout_one(PyObject *writer_obj, PyObject *frame, Py_ssize_t max_buffer)
+fanout_one(ModuleState *state, PyObject *writer_obj, PyObject *frame, Py_ssize_t max_buffer)
 {
     WriterObject *writer;
     Py_ssize_t queued;
     int closing;
 
-    if (writer_obj == NULL || Py_TYPE(writer_obj) != &WriterType) {
+    if (writer_obj == NULL || Py_TYPE(writer_obj) != state->writer_type) {
         return 0;
     }
     writer = (WriterObject *)writer_obj;
@@ -447,15 +471,15 @@ fanout_one(PyObject *writer_obj, PyObject *frame, Py_ssize_t max_buffer)
 
 /* Account for one item: written, skipped, or left; -1 on error. */
 static int
-fanout_item(PyObject *item, PyObject *writer, PyObject *frame, Py_ssize_t max_buffer,
-            PyObject *skip, PyObject *left, Py_ssize_t *written)
+fanout_item(ModuleState *state, PyObject *item, PyObject *writer, PyObject *frame,
+            Py_ssize_t max_buffer, PyObject *skip, PyObject *left, Py_ssize_t *written)
 {
     int done;
 
     if (item == skip) {
         return 0;
     }
-    done = fanout_one(writer, frame, max_buffer);
+    done = fanout_one(state, writer, frame, max_buffer);
     if (done < 0) {
         return -1;
     }
@@ -467,8 +491,8 @@ fanout_item(PyObject *item, PyObject *writer, PyObject *frame, Py_ssize_t max_bu
 }
 
 static int
-fanout_dict(PyObject *items, PyObject *frame, Py_ssize_t max_buffer, PyObject *skip,
-            PyObject *left, Py_ssize_t *written)
+fanout_dict(ModuleState *state, PyObject *items, PyObject *frame, Py_ssize_t max_buffer,
+            PyObject *skip, PyObject *left, Py_ssize_t *written)
 {
     Py_ssize_t pos = 0, size = PyDict_GET_SIZE(items);
     PyObject *key, *value;
@@ -480,7 +504,7 @@ fanout_dict(PyObject *items, PyObject *frame, Py_ssize_t max_buffer, PyObject *s
            pair and notice if the dict changes under the loop. */
         Py_INCREF(key);
         Py_INCREF(value);
-        result = fanout_item(key, value, frame, max_buffer, skip, left, written);
+        result = fanout_item(state, key, value, frame, max_buffer, skip, left, written);
         Py_DECREF(key);
         Py_DECREF(value);
         if (result < 0) {
@@ -494,50 +518,54 @@ fanout_dict(PyObject *items, PyObject *frame, Py_ssize_t max_buffer, PyObject *s
     return 0;
 }
 
-/* Where the last item type seen keeps `frame_writer` when it is a slot (as on
-   Conn): read there directly instead of through a generic attribute lookup.
-   The type is held so that its address cannot be reused by another. */
-static PyTypeObject *slot_type;
-static Py_ssize_t slot_offset = -1;
+/* Where items of one type keep `frame_writer` when it is a slot (as on Conn),
+   read there directly instead of through a generic attribute lookup. One per
+   fanout() call, on its stack: the type is held so that its address cannot be
+   reused by another while the call runs. */
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t offset; /* -1: not a slot, look the attribute up */
+} SlotCache;
 
 /* A new reference to item's writer, or NULL (with an error set or not). */
 static PyObject *
-writer_of(PyObject *item)
+writer_of(ModuleState *state, SlotCache *cache, PyObject *item)
 {
     PyTypeObject *type = Py_TYPE(item);
     PyObject *writer = NULL;
 
-    if (type != slot_type) {
-        PyObject *descr = _PyType_Lookup(type, str_writer);
+    if (type != cache->type) {
+        PyObject *descr = _PyType_Lookup(type, state->str_writer);
 
-        slot_offset = -1;
+        cache->offset = -1;
         if (descr != NULL && Py_TYPE(descr) == &PyMemberDescr_Type) {
             PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
             if (member->type == T_OBJECT_EX) {
-                slot_offset = member->offset;
+                cache->offset = member->offset;
             }
         }
         Py_INCREF(type);
-        Py_XSETREF(slot_type, type);
+        Py_XSETREF(cache->type, type);
     }
-    if (slot_offset >= 0) {
-        writer = *(PyObject **)((char *)item + slot_offset);
+    if (cache->offset >= 0) {
+        writer = *(PyObject **)((char *)item + cache->offset);
         Py_XINCREF(writer);
         return writer;
     }
 #if PY_VERSION_HEX >= 0x030D0000
-    (void)PyObject_GetOptionalAttr(item, str_writer, &writer);
+    (void)PyObject_GetOptionalAttr(item, state->str_writer, &writer);
 #else
-    (void)_PyObject_LookupAttr(item, str_writer, &writer);
+    (void)_PyObject_LookupAttr(item, state->str_writer, &writer);
 #endif
     return writer;
 }
 
 static int
-fanout_iterable(PyObject *items, PyObject *frame, Py_ssize_t max_buffer, PyObject *skip,
-                PyObject *left, Py_ssize_t *written)
+fanout_iterable(ModuleState *state, PyObject *items, PyObject *frame, Py_ssize_t max_buffer,
+                PyObject *skip, PyObject *left, Py_ssize_t *written)
 {
     PyObject *iterator, *item, *writer;
+    SlotCache cache = {NULL, -1};
     int result = 0;
 
     iterator = PyObject_GetIter(items);
@@ -545,14 +573,15 @@ fanout_iterable(PyObject *items, PyObject *frame, Py_ssize_t max_buffer, PyObjec
         return -1;
     }
     while (result == 0 && (item = PyIter_Next(iterator)) != NULL) {
-        writer = writer_of(item);
+        writer = writer_of(state, &cache, item);
         result = writer == NULL && PyErr_Occurred() ? -1 : 0;
         if (result == 0) {
-            result = fanout_item(item, writer, frame, max_buffer, skip, left, written);
+            result = fanout_item(state, item, writer, frame, max_buffer, skip, left, written);
         }
         Py_XDECREF(writer);
         Py_DECREF(item);
     }
+    Py_XDECREF(cache.type);
     Py_DECREF(iterator);
     if (result == 0 && PyErr_Occurred()) {
         result = -1;
@@ -561,8 +590,9 @@ fanout_iterable(PyObject *items, PyObject *frame, Py_ssize_t max_buffer, PyObjec
 }
 
 static PyObject *
-fanout(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+fanout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
     PyObject *items, *frame, *skip, *left;
     Py_ssize_t max_buffer, written = 0;
     int result;
@@ -587,10 +617,10 @@ fanout(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (PyDict_CheckExact(items)) {
-        result = fanout_dict(items, frame, max_buffer, skip, left, &written);
+        result = fanout_dict(state, items, frame, max_buffer, skip, left, &written);
     }
     else {
-        result = fanout_iterable(items, frame, max_buffer, skip, left, &written);
+        result = fanout_iterable(state, items, frame, max_buffer, skip, left, &written);
     }
     if (result < 0) {
         Py_DECREF(left);
@@ -607,41 +637,80 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "wskit.speedups.write", "Direct socket writes for wskit.", -1, methods,
+static int
+write_exec(PyObject *module)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+
+    state->str_is_closing = PyUnicode_InternFromString("is_closing");
+    state->str_get_write_buffer_size = PyUnicode_InternFromString("get_write_buffer_size");
+    state->str_write = PyUnicode_InternFromString("write");
+    state->str_writer = PyUnicode_InternFromString("frame_writer");
+    if (state->str_is_closing == NULL || state->str_get_write_buffer_size == NULL ||
+        state->str_write == NULL || state->str_writer == NULL) {
+        return -1;
+    }
+    state->writer_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &Writer_spec, NULL);
+    if (state->writer_type == NULL) {
+        return -1;
+    }
+    return PyModule_AddType(module, state->writer_type);
+}
+
+static int
+write_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+
+    Py_VISIT(state->writer_type);
+    return 0;
+}
+
+static int
+write_clear(PyObject *module)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+
+    Py_CLEAR(state->writer_type);
+    Py_CLEAR(state->str_is_closing);
+    Py_CLEAR(state->str_get_write_buffer_size);
+    Py_CLEAR(state->str_write);
+    Py_CLEAR(state->str_writer);
+    return 0;
+}
+
+static void
+write_free(void *module)
+{
+    (void)write_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, (void *)write_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL},
 };
 
-static PyObject *
-intern(const char *name)
-{
-    return PyUnicode_InternFromString(name);
-}
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "wskit.speedups.write",
+    .m_doc = "Direct socket writes for wskit.",
+    .m_size = sizeof(ModuleState),
+    .m_methods = methods,
+    .m_slots = slots,
+    .m_traverse = write_traverse,
+    .m_clear = write_clear,
+    .m_free = write_free,
+};
 
 PyMODINIT_FUNC
 PyInit_write(void)
 {
-    PyObject *mod;
-
-    str_is_closing = intern("is_closing");
-    str_get_write_buffer_size = intern("get_write_buffer_size");
-    str_write = intern("write");
-    str_writer = intern("frame_writer");
-    if (str_is_closing == NULL || str_get_write_buffer_size == NULL || str_write == NULL ||
-        str_writer == NULL) {
-        return NULL;
-    }
-    if (PyType_Ready(&WriterType) < 0) {
-        return NULL;
-    }
-    mod = PyModule_Create(&module);
-    if (mod == NULL) {
-        return NULL;
-    }
-    Py_INCREF(&WriterType);
-    if (PyModule_AddObject(mod, "Writer", (PyObject *)&WriterType) < 0) {
-        Py_DECREF(&WriterType);
-        Py_DECREF(mod);
-        return NULL;
-    }
-    return mod;
+    return PyModuleDef_Init(&module);
 }
