@@ -3,11 +3,14 @@
 Fixtures that start a proxy process on a free port, shared by the tests of
 the asyncio client (``tests/asyncio/test_proxy.py``) and of the blocking one
 (``tests/sync/test_proxy.py``): a test module imports the fixtures it uses.
+Also :func:`tls_contexts`, the TLS contexts of a ``wss://`` test server and
+of the client that trusts it.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 
 from conftest import unused_port
 
@@ -28,6 +32,19 @@ PROXY_ENV = (
     "ALL_PROXY",
     "NO_PROXY",
 )
+
+
+def tls_contexts(*names: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server TLS context for ``names`` (default ``localhost``) and a client one trusting it.
+
+    Each call makes a CA of its own, which only this client context trusts.
+    """
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*(names or ("localhost",))).configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return server_ctx, client_ctx
 
 
 # --------------------------------------------------------------------------- processes

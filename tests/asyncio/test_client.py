@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import trustme
 
 import wskit
+from proxies import tls_contexts
 from wskit.protocol.handshake import USER_AGENT
 
 
@@ -398,11 +398,7 @@ async def test_redirect_without_location_is_a_rejection(raw_server: RawStarter) 
 async def test_redirect_wss_to_ws_is_refused(
     raw_server: RawStarter, server: wskit.Server, recorder: Recorder
 ) -> None:
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    server_ctx, client_ctx = tls_contexts()
     redirector = await raw_server(
         redirect_to(f"ws://127.0.0.1:{server.port}/plain"), ssl_context=server_ctx
     )
@@ -413,11 +409,7 @@ async def test_redirect_wss_to_ws_is_refused(
 
 
 async def test_redirect_ws_to_wss_is_allowed(raw_server: RawStarter, recorder: Recorder) -> None:
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    server_ctx, client_ctx = tls_contexts()
     async with wskit.serve(recorder, "127.0.0.1", 0, ssl=server_ctx) as srv:
         redirector = await raw_server(redirect_to(f"wss://localhost:{srv.port}/secure"))
         async with wskit.connect(f"ws://127.0.0.1:{redirector.port}/", ssl=client_ctx) as conn:

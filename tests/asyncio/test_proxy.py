@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import trustme
 
 import wskit
 from conftest import unused_port
-from proxies import Microsocks, Tinyproxy
+from proxies import Microsocks, Tinyproxy, tls_contexts
 from wskit.asyncio.proxy import open_tunnel
 from wskit.protocol.uri import parse_proxy_uri
 
@@ -111,11 +110,7 @@ async def test_http_connect_target_down(start_tinyproxy: Callable[..., Tinyproxy
 async def test_wss_through_http_proxy(
     start_tinyproxy: Callable[..., Tinyproxy], tmp_path: Path
 ) -> None:
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    server_ctx, client_ctx = tls_contexts()
     proxy = start_tinyproxy()
     async with wskit.serve(echo, "127.0.0.1", 0, ssl=server_ctx) as srv:
         uri = f"wss://localhost:{srv.port}/"
@@ -232,11 +227,7 @@ async def test_proxy_true_reads_all_proxy(
 async def test_proxy_true_uses_https_proxy_for_wss(
     start_tinyproxy: Callable[..., Tinyproxy], clean_env: pytest.MonkeyPatch
 ) -> None:
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    server_ctx, client_ctx = tls_contexts()
     proxy = start_tinyproxy()
     # https_proxy names the proxy for wss:// targets (it is still spoken to in
     # plain HTTP); http_proxy, which points nowhere, must not be used.

@@ -664,3 +664,17 @@ async def test_a_slow_process_request_does_not_buffer_what_the_client_streams() 
         assert await asyncio.wait_for(server_conn.recv(), TIMEOUT) == text
         assert await asyncio.wait_for(server_conn.recv(), TIMEOUT) == text
         writer.transport.abort()
+
+
+def test_server_options_given_overrides_the_fields_of_options() -> None:
+    assert wskit.ServerOptions.given(None, {}) == wskit.ServerOptions()
+    base = wskit.ServerOptions(max_size=10, max_queue=3)
+    assert wskit.ServerOptions.given(base, {}) is base
+    merged = wskit.ServerOptions.given(base, {"max_queue": 5})
+    assert (merged.max_size, merged.max_queue) == (10, 5)
+    assert (base.max_size, base.max_queue) == (10, 3)
+    assert wskit.ServerOptions.given(None, {"max_size": 7}).max_size == 7
+    with pytest.raises(ValueError, match="compression"):
+        wskit.ServerOptions.given(None, {"compression": "gzip"})
+    with pytest.raises(ValueError, match="compression"):
+        wskit.ServerOptions.given(base, {"compression": "gzip"})

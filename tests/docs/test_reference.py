@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import re
 import zlib
 from collections.abc import Iterable
@@ -37,21 +38,20 @@ def public_modules() -> list[str]:
     return [name for name in names if not name.startswith(INTERNAL)]
 
 
-_MISSING = object()
+def docs_conf() -> Any:
+    """``docs/conf.py``, imported as a module (Sphinx is not run)."""
+    spec = importlib.util.spec_from_file_location("wskit_docs_conf", DOCS / "conf.py")
+    assert spec is not None and spec.loader is not None
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    return conf
 
 
-def load(dotted: str) -> Any:
-    """The object at ``dotted`` (``package.module.Class``), or ``_MISSING``."""
-    parts = dotted.split(".")
-    for split in range(len(parts), 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        for attr in parts[split:]:
-            obj = getattr(obj, attr, _MISSING)
-        return obj
-    return _MISSING
+# A name resolves here as the docs build resolves it: with the same function.
+_CONF = docs_conf()
+#: ``load(dotted)``: the object at ``dotted`` (``package.module.Class``), or ``_MISSING``.
+load = _CONF._import
+_MISSING = _CONF._MISSING
 
 
 DIRECTIVE = re.compile(r"^\.\. (?:py:)?(?P<kind>[\w]+):: (?P<target>[\w.]+)")

@@ -8,8 +8,11 @@ import pytest
 
 from wskit.exceptions import HandshakeRejected, InvalidURI
 from wskit.protocol.client import (
+    check_connect_arguments,
+    client_handshake,
     compression_options,
     cookie_header,
+    next_uri,
     proxy_for,
     redirect_target,
     store_cookies,
@@ -97,3 +100,54 @@ def test_redirect_target() -> None:
 def test_a_redirect_from_wss_to_ws_is_refused() -> None:
     with pytest.raises(InvalidURI, match="wss:// to ws://"):
         redirect_target(parse_uri("wss://example.com/"), redirect(302, "ws://example.com/"))
+
+
+def test_next_uri_keeps_the_cookies_and_follows_a_redirect() -> None:
+    uri = parse_uri("ws://example.com/old")
+    refusal = HandshakeRejected(302, Headers([("Location", "/new"), ("Set-Cookie", "a=1; Path=/")]))
+    jar = http.cookiejar.CookieJar()
+    new = next_uri(uri, refusal, cookies=jar, sock_given=False)
+    assert new is not None and new.path == "/new"
+    assert cookie_header(jar, uri) == "a=1"
+    assert next_uri(uri, refusal, cookies=None, sock_given=False) == new
+    # A given socket is used up by the first attempt: the 3xx is the answer.
+    assert next_uri(uri, refusal, cookies=None, sock_given=True) is None
+    assert next_uri(uri, redirect(403, None), cookies=None, sock_given=False) is None
+
+
+def test_check_connect_arguments() -> None:
+    known = frozenset({"max_size", "max_queue"})
+    check_connect_arguments({"max_size": 1}, known, dial=None, sock=None, unix_path=None)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'b'"):
+        check_connect_arguments({"c": 1, "b": 2}, known, dial=None, sock=None, unix_path=None)
+    dial = object()
+    check_connect_arguments({}, known, dial=dial, sock=None, unix_path=None)
+    with pytest.raises(ValueError, match="dial cannot be combined"):
+        check_connect_arguments({}, known, dial=dial, sock=object(), unix_path=None)
+    with pytest.raises(ValueError, match="dial cannot be combined"):
+        check_connect_arguments({}, known, dial=dial, sock=None, unix_path="/tmp/s")
+
+
+def test_client_handshake_sends_the_jars_cookies_after_the_given_ones() -> None:
+    uri = parse_uri("ws://example.com/chat")
+    jar = http.cookiejar.CookieJar()
+    store_cookies(jar, uri, Headers([("Set-Cookie", "a=1; Path=/")]))
+
+    def handshake(cookies: http.cookiejar.CookieJar | None) -> Headers:
+        return client_handshake(
+            uri,
+            origin="http://example.com",
+            subprotocols=["chat"],
+            compression=None,
+            headers={"Cookie": "given=0"},
+            user_agent="test",
+            cookies=cookies,
+        ).request.headers
+
+    headers = handshake(jar)
+    assert headers.get_all("Cookie") == ["given=0; a=1"]
+    assert headers["Origin"] == "http://example.com"
+    assert headers["Sec-WebSocket-Protocol"] == "chat"
+    assert headers["User-Agent"] == "test"
+    assert "Sec-WebSocket-Extensions" not in headers
+    assert handshake(None).get_all("Cookie") == ["given=0"]

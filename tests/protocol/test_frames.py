@@ -23,6 +23,7 @@ from wskit.protocol.frames import (
     fit_close_reason,
     is_valid_close_code,
     parse_close_payload,
+    ping_payload,
 )
 
 # --------------------------------------------------------------------------- opcodes
@@ -312,3 +313,14 @@ def test_encode_close_payload_is_exported_at_the_top_level() -> None:
 
     assert wskit.encode_close_payload is encode_close_payload
     assert wskit.encode_close_payload(wskit.CloseCode.GOING_AWAY, "restart") == b"\x03\xe9restart"
+
+
+def test_ping_payload() -> None:
+    assert ping_payload("hé", {}) == "hé".encode()
+    assert ping_payload(b"x", {b"y": None}) == b"x"
+    with pytest.raises(LocalProtocolError, match="already in flight"):
+        ping_payload("x", {b"x": None})
+    assert len(ping_payload(None, {})) == 4
+    # A random payload is never one in flight: a drawn one in use is drawn again.
+    with mock.patch.object(frames.os, "urandom", side_effect=[b"used", b"free"]):
+        assert ping_payload(None, {b"used": None}) == b"free"

@@ -11,11 +11,10 @@ import ssl
 from collections.abc import Callable
 
 import pytest
-import trustme
 
 import wskit
 from conftest import unused_port
-from proxies import Microsocks, Tinyproxy
+from proxies import Microsocks, Tinyproxy, tls_contexts
 from wskit.protocol.uri import parse_proxy_uri
 from wskit.sync import connect
 from wskit.sync.proxy import open_tunnel
@@ -57,11 +56,7 @@ def test_http_connect_with_credentials(
 def test_wss_through_tinyproxy(
     wskit_server: StartServer, start_tinyproxy: Callable[..., Tinyproxy]
 ) -> None:
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
+    server_ctx, client_ctx = tls_contexts()
     server = wskit_server(echo, ssl=server_ctx)
     proxy = start_tinyproxy()
     with connect(f"wss://localhost:{server.port}/", ssl=client_ctx, proxy=proxy.uri) as conn:

@@ -13,22 +13,21 @@ import http.cookiejar
 import logging
 import socket
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypedDict, Unpack, cast
 
 from ..exceptions import HandshakeRejected, InvalidHandshake, InvalidResponse
 from ..protocol.client import (
+    check_connect_arguments,
+    client_handshake,
     compression_options,
-    cookie_header,
+    next_uri,
     proxy_for,
-    redirect_target,
     store_cookies,
-    with_cookie,
 )
 from ..protocol.connection import Connection, Side
 from ..protocol.deflate import DeflateOptions
-from ..protocol.handshake import USER_AGENT, ClientHandshake
-from ..protocol.headers import Headers
+from ..protocol.handshake import USER_AGENT, ClientHandshake, HeadersLike
 from ..protocol.http11 import Response, ResponseParser, serialize_request
 from ..protocol.uri import WebSocketURI, parse_uri
 from .connection import CloseHandler, Conn, PingHandler, logger
@@ -36,8 +35,6 @@ from .opening import Opening
 from .reconnect import Backoff, Reconnecting
 
 __all__ = ["connect", "ClientConn", "ConnOptions", "Dial"]
-
-HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
 
 Dial = Callable[[str, int], Awaitable[socket.socket]]
 """``async def dial(host, port) -> socket.socket``: opens the TCP connection of one attempt.
@@ -247,11 +244,9 @@ class connect(Opening[ClientConn]):
         backoff_max: float = 60.0,
         **conn_options: Unpack[ConnOptions],
     ) -> None:
-        unknown = sorted(conn_options.keys() - _CONN_OPTIONS)
-        if unknown:
-            raise TypeError(f"connect() got an unexpected keyword argument {unknown[0]!r}")
-        if dial is not None and (sock is not None or unix_path is not None):
-            raise ValueError("connect(): dial cannot be combined with sock or unix_path")
+        check_connect_arguments(
+            conn_options, _CONN_OPTIONS, dial=dial, sock=sock, unix_path=unix_path
+        )
         self.uri = uri
         self.origin = origin
         self.subprotocols = subprotocols
@@ -293,11 +288,7 @@ class connect(Opening[ClientConn]):
             try:
                 conn = await self._connect_once(uri)
             except HandshakeRejected as exc:
-                if self.cookies is not None:
-                    store_cookies(self.cookies, uri, exc.headers)
-                # A caller-supplied socket is used up by the first attempt: a
-                # redirect cannot be followed, so the caller gets the 3xx.
-                new = None if self.sock is not None else redirect_target(uri, exc)
+                new = next_uri(uri, exc, cookies=self.cookies, sock_given=self.sock is not None)
                 if new is None:
                     raise
                 uri = new
@@ -308,17 +299,14 @@ class connect(Opening[ClientConn]):
     async def _connect_once(self, uri: WebSocketURI) -> ClientConn:
         loop = asyncio.get_running_loop()
         jar = self.cookies
-        handshake = ClientHandshake(
+        handshake = client_handshake(
             uri,
             origin=self.origin,
             subprotocols=self.subprotocols,
             compression=self.compression,
-            extra_headers=(
-                self.headers or ()
-                if jar is None
-                else with_cookie(self.headers, cookie_header(jar, uri))
-            ),
+            headers=self.headers,
             user_agent=self.user_agent,
+            cookies=jar,
         )
 
         def factory() -> ClientConn:

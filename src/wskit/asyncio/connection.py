@@ -51,7 +51,6 @@ import collections
 import itertools
 import json
 import logging
-import os
 import socket
 import struct
 import threading
@@ -64,7 +63,7 @@ from ..exceptions import ConnectionClosed, LocalProtocolError
 from ..limits import client_caused, public_error_message, report_failure
 from ..protocol.connection import Connection, Side
 from ..protocol.events import CloseReceived, DataReceived, PingReceived, PongReceived
-from ..protocol.frames import Opcode, encode_close_payload, encode_frame
+from ..protocol.frames import Opcode, encode_close_payload, encode_frame, ping_payload
 from ..protocol.http11 import Request, Response
 from ..protocol.prepared import PreparedMessage
 from ..protocol.state import CLOSE_RECEIVED, SENDING, Phase, State
@@ -811,13 +810,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         defaults to four random bytes.
         """
         protocol = self._check_open()
-        payload = data.encode() if isinstance(data, str) else data
-        if payload is None:
-            payload = os.urandom(4)
-            while payload in self._pings:
-                payload = os.urandom(4)
-        elif payload in self._pings:
-            raise LocalProtocolError("a ping with the same data is already in flight")
+        payload = ping_payload(data, self._pings)
         future: asyncio.Future[float] = self._loop.create_future()
         protocol.send_ping(payload)  # first: it raises for a payload over 125 bytes
         self._pings[payload] = (future, time.monotonic())

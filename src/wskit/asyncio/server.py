@@ -168,6 +168,26 @@ class ServerOptions:
     #: Logger for connection errors.
     logger: logging.Logger = field(default=logger)
 
+    @classmethod
+    def given(cls, options: ServerOptions | None, kwargs: ServerOptionsKwargs) -> ServerOptions:
+        """The options a server was given: ``options`` with ``kwargs`` overriding its fields.
+
+        Without ``options``, the defaults with ``kwargs``. What :func:`serve`
+        (and :func:`wskit.testing.serve`) make of their ``options`` and keyword
+        arguments.
+
+        Raises:
+            TypeError: a name in ``kwargs`` that is not a field.
+            ValueError: an unsupported ``compression``, refused here rather
+                than at the first connection.
+        """
+        if options is None:
+            options = cls(**kwargs)
+        elif kwargs:
+            options = cls(**{**options.__dict__, **kwargs})
+        options.deflate_options()  # fail early on a bad compression setting
+        return options
+
     def conn_options(self) -> dict[str, Any]:
         """The options that :class:`Conn` takes."""
         return {
@@ -700,12 +720,7 @@ class serve(Opening[Server]):
         options: ServerOptions | None = None,
         **kwargs: Unpack[ServerOptionsKwargs],
     ) -> None:
-        if options is None:
-            options = ServerOptions(**kwargs)
-        elif kwargs:
-            options = ServerOptions(**{**options.__dict__, **kwargs})
-        options.deflate_options()  # fail early on a bad compression setting
-        self._server = Server(handler, options)
+        self._server = Server(handler, ServerOptions.given(options, kwargs))
         self._host = host
         self._port = port
         self._ssl = ssl

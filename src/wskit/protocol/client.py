@@ -11,24 +11,31 @@ for the network. The decisions they share live here, once:
   :class:`http.cookiejar.CookieJar`;
 * redirects (:func:`redirect_target`: where a refused handshake sends the
   client next, if anywhere);
-* the ``compression`` option (:func:`compression_options`).
+* the ``compression`` option (:func:`compression_options`);
+* the arguments :func:`connect` refuses before any I/O
+  (:func:`check_connect_arguments`), and the request of each attempt
+  (:func:`client_handshake`).
 """
 
 from __future__ import annotations
 
 import http.cookiejar
 import urllib.request
+from collections.abc import Collection, Sequence, Set
 from typing import Any, cast
 
 from ..exceptions import HandshakeRejected, InvalidURI
 from .deflate import DeflateOptions
-from .handshake import HeadersLike, is_redirect
+from .handshake import ClientHandshake, HeadersLike, is_redirect
 from .headers import Headers
 from .http11 import Response
 from .uri import ProxyURI, WebSocketURI, parse_proxy_uri, redirect_uri
 
 __all__ = [
+    "check_connect_arguments",
+    "client_handshake",
     "compression_options",
+    "next_uri",
     "cookie_header",
     "proxy_for",
     "redirect_target",
@@ -48,6 +55,59 @@ def compression_options(value: str | DeflateOptions | None) -> DeflateOptions | 
     if value == "deflate":
         return DeflateOptions()
     raise ValueError(f"unsupported compression {value!r}; use 'deflate', None or DeflateOptions")
+
+
+def check_connect_arguments(
+    conn_options: Collection[str],
+    known: Set[str],
+    *,
+    dial: object,
+    sock: object,
+    unix_path: str | None,
+) -> None:
+    """Refuse the arguments of a client's ``connect()`` that no attempt could use.
+
+    ``conn_options`` are the names of the connection options given, ``known``
+    those the client takes; ``dial``, ``sock`` and ``unix_path`` are the
+    arguments of the same names.
+
+    Raises:
+        TypeError: an option name that is not in ``known`` (the first, sorted).
+        ValueError: ``dial`` together with ``sock`` or ``unix_path``.
+    """
+    unknown = sorted(set(conn_options) - known)
+    if unknown:
+        raise TypeError(f"connect() got an unexpected keyword argument {unknown[0]!r}")
+    if dial is not None and (sock is not None or unix_path is not None):
+        raise ValueError("connect(): dial cannot be combined with sock or unix_path")
+
+
+def client_handshake(
+    uri: WebSocketURI,
+    *,
+    origin: str | None,
+    subprotocols: Sequence[str],
+    compression: DeflateOptions | None,
+    headers: HeadersLike | None,
+    user_agent: str | None,
+    cookies: http.cookiejar.CookieJar | None = None,
+) -> ClientHandshake:
+    """The opening handshake of one attempt to connect to ``uri``.
+
+    The arguments are the client's options; ``headers`` go out as given,
+    followed by the ``Cookie`` header of what ``cookies`` holds for ``uri``
+    (see :func:`with_cookie`).
+    """
+    return ClientHandshake(
+        uri,
+        origin=origin,
+        subprotocols=subprotocols,
+        compression=compression,
+        extra_headers=(
+            headers or () if cookies is None else with_cookie(headers, cookie_header(cookies, uri))
+        ),
+        user_agent=user_agent,
+    )
 
 
 def proxy_for(uri: WebSocketURI, proxy: str | bool | None) -> ProxyURI | None:
@@ -140,3 +200,24 @@ def redirect_target(uri: WebSocketURI, refusal: HandshakeRejected) -> WebSocketU
     if uri.secure and not new.secure:
         raise InvalidURI(location, "redirect from wss:// to ws:// refused") from refusal
     return new
+
+
+def next_uri(
+    uri: WebSocketURI,
+    refusal: HandshakeRejected,
+    *,
+    cookies: http.cookiejar.CookieJar | None,
+    sock_given: bool,
+) -> WebSocketURI | None:
+    """Where to try next after a handshake to ``uri`` was refused, or ``None`` to give up.
+
+    The refusal's ``Set-Cookie`` headers go into ``cookies`` first. A
+    caller-supplied socket (``sock_given``) is used up by the first attempt:
+    a redirect cannot be followed then, so the caller gets the 3xx.
+
+    Raises:
+        InvalidURI: as :func:`redirect_target`.
+    """
+    if cookies is not None:
+        store_cookies(cookies, uri, refusal.headers)
+    return None if sock_given else redirect_target(uri, refusal)

@@ -10,6 +10,7 @@ import enum
 import os
 import struct
 import sys
+from collections.abc import Container
 
 from .. import speedups as _speedups
 
@@ -26,6 +27,7 @@ __all__ = [
     "parse_close_payload",
     "fit_close_reason",
     "is_valid_close_code",
+    "ping_payload",
 ]
 
 
@@ -127,6 +129,28 @@ def encode_close_payload(code: int | None, reason: str = "") -> bytes:
     payload = struct.pack("!H", code) + reason.encode()
     if len(payload) > MAX_CONTROL_PAYLOAD:
         raise LocalProtocolError("close reason is longer than 123 bytes")
+    return payload
+
+
+def ping_payload(data: str | bytes | None, in_flight: Container[bytes]) -> bytes:
+    """The payload of a ping to send: ``data`` (text UTF-8 encoded), or four random bytes.
+
+    A pong carries its ping's payload back: the random payload is one that no
+    ping in ``in_flight`` uses, so that its pong answers this ping alone.
+    (The length of ``data`` is checked when the ping is sent.)
+
+    Raises:
+        LocalProtocolError: a ping with the payload ``data`` is in flight.
+    """
+    payload = data.encode() if isinstance(data, str) else data
+    if payload is None:
+        payload = os.urandom(4)
+        while payload in in_flight:
+            payload = os.urandom(4)
+    elif payload in in_flight:
+        from ..exceptions import LocalProtocolError
+
+        raise LocalProtocolError("a ping with the same data is already in flight")
     return payload
 
 

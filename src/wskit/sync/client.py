@@ -21,16 +21,16 @@ from typing import Any, TypedDict, Unpack
 
 from ..exceptions import HandshakeRejected, InvalidHandshake, InvalidResponse
 from ..protocol.client import (
+    check_connect_arguments,
+    client_handshake,
     compression_options,
-    cookie_header,
+    next_uri,
     proxy_for,
-    redirect_target,
     store_cookies,
-    with_cookie,
 )
 from ..protocol.connection import Connection, Side
 from ..protocol.deflate import DeflateOptions
-from ..protocol.handshake import USER_AGENT, ClientHandshake, HeadersLike
+from ..protocol.handshake import USER_AGENT, HeadersLike
 from ..protocol.http11 import Response, ResponseParser, serialize_request
 from ..protocol.uri import WebSocketURI, parse_uri
 from .connection import CloseHandler, Conn, PingHandler
@@ -136,11 +136,7 @@ def connect(
         TimeoutError: ``open_timeout`` passed.
         OSError: the connection failed (refused, TLS certificate errors...).
     """
-    unknown = sorted(conn_options.keys() - _CONN_OPTIONS)
-    if unknown:
-        raise TypeError(f"connect() got an unexpected keyword argument {unknown[0]!r}")
-    if dial is not None and (sock is not None or unix_path is not None):
-        raise ValueError("connect(): dial cannot be combined with sock or unix_path")
+    check_connect_arguments(conn_options, _CONN_OPTIONS, dial=dial, sock=sock, unix_path=unix_path)
     opener = _Opener(
         origin=origin,
         subprotocols=subprotocols,
@@ -163,10 +159,7 @@ def connect(
             try:
                 return opener.connect_once(target)
             except HandshakeRejected as exc:
-                if cookies is not None:
-                    store_cookies(cookies, target, exc.headers)
-                # A caller-supplied socket is used up by the first attempt.
-                new = None if sock is not None else redirect_target(target, exc)
+                new = next_uri(target, exc, cookies=cookies, sock_given=sock is not None)
                 if new is None:
                     raise
                 target = new
@@ -243,17 +236,14 @@ class _Opener:
     def connect_once(self, uri: WebSocketURI) -> ClientConn:
         """One attempt: TCP, TLS, the upgrade request and its answer."""
         jar = self.cookies
-        handshake = ClientHandshake(
+        handshake = client_handshake(
             uri,
             origin=self.origin,
             subprotocols=self.subprotocols,
             compression=self.compression,
-            extra_headers=(
-                self.headers or ()
-                if jar is None
-                else with_cookie(self.headers, cookie_header(jar, uri))
-            ),
+            headers=self.headers,
             user_agent=self.user_agent,
+            cookies=jar,
         )
         sock = self.open_socket(uri)
         try:

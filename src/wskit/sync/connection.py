@@ -50,7 +50,6 @@ import collections
 import io
 import json
 import logging
-import os
 import socket
 import threading
 import time
@@ -67,6 +66,7 @@ from ..exceptions import (
 )
 from ..protocol.connection import Connection
 from ..protocol.events import CloseReceived, DataReceived, PingReceived, PongReceived
+from ..protocol.frames import ping_payload
 from ..protocol.http11 import Request, Response
 from ..protocol.state import SENDING, Phase, State
 
@@ -368,16 +368,10 @@ class Conn:
             LocalProtocolError: a ping with the same data is in flight, or
                 ``data`` is over 125 bytes.
         """
-        payload = data.encode() if isinstance(data, str) else data
         future: Future[float] = Future()
         with self._lock:
             self._check_open()
-            if payload is None:
-                payload = os.urandom(4)
-                while payload in self._pings:
-                    payload = os.urandom(4)
-            elif payload in self._pings:
-                raise LocalProtocolError("a ping with the same data is already in flight")
+            payload = ping_payload(data, self._pings)
             self.protocol.send_ping(payload)  # first: it raises for a payload over 125 bytes
             self._pings[payload] = (future, time.monotonic())
         self._flush()

@@ -24,9 +24,9 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from ..asgi.spec import ASGIApp, Receive, Scope, Send
-from ..asyncio.client import ClientConn
 from ..asyncio.opening import Opening
-from .client import ClientOptions, open_client
+from .client import ClientOptions
+from .server import Connecting
 
 if TYPE_CHECKING:
     from ..uvicorn import WebSocketProtocol
@@ -193,40 +193,13 @@ class serve_asgi(Opening[MemoryAsgiServer]):
         await server.aclose()
 
 
-class AsgiConnecting(Opening[ClientConn]):
+class AsgiConnecting(Connecting[MemoryAsgiServer]):
     """An in-memory connection to an ASGI application being opened; await it or ``async with``.
 
     With ``async with``, the connection is closed at the end of the block;
     when the block owns the server (:func:`connect_asgi`), the server is
     closed too, and the application's exception raised.
     """
-
-    def __init__(
-        self,
-        server: MemoryAsgiServer,
-        path: str,
-        options: ClientOptions,
-        owns_server: bool = False,
-    ) -> None:
-        self.server = server
-        self.path = path
-        self.options = options
-        self.owns_server = owns_server
-
-    async def _open(self) -> ClientConn:
-        try:
-            return await open_client(self.server.accept, self.path, **self.options)
-        except BaseException:
-            if self.owns_server:
-                await self.server.aclose()
-            raise
-
-    async def _close(self, conn: ClientConn) -> None:
-        try:
-            await conn.close()
-        finally:
-            if self.owns_server:
-                await self.server.aclose()
 
 
 class connect_asgi(AsgiConnecting):

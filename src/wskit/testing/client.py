@@ -9,14 +9,13 @@ request, checks the answer and speaks the protocol exactly as over TCP.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Unpack
 
 from ..asyncio.client import ClientConn, ConnOptions
-from ..protocol.client import compression_options
+from ..protocol.client import client_handshake, compression_options
 from ..protocol.deflate import DeflateOptions
-from ..protocol.handshake import USER_AGENT, ClientHandshake
-from ..protocol.headers import Headers
+from ..protocol.handshake import USER_AGENT, HeadersLike
 from ..protocol.uri import parse_uri
 from .transport import transport_pair
 
@@ -24,8 +23,6 @@ __all__ = ["HOST", "ClientOptions", "open_client"]
 
 #: The host of every in-memory connection: the ``Host`` header and the URI's host.
 HOST = "testserver"
-
-HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 class ClientOptions(ConnOptions, total=False):
@@ -64,12 +61,12 @@ async def open_client(
     if not path.startswith("/"):
         raise ValueError(f"the path must start with '/', not {path!r}")
     open_timeout = options.pop("open_timeout", 10.0)
-    handshake = ClientHandshake(
+    handshake = client_handshake(
         parse_uri(f"ws://{HOST}{path}"),
         origin=options.pop("origin", None),
         subprotocols=options.pop("subprotocols", ()),
         compression=compression_options(options.pop("compression", "deflate")),
-        extra_headers=options.pop("headers", None) or (),
+        headers=options.pop("headers", None),
         user_agent=options.pop("user_agent", USER_AGENT),
     )
     conn = ClientConn(handshake, **options)

@@ -17,7 +17,8 @@ off (to test the 1011 a client then reads).
 
 from __future__ import annotations
 
-from typing import Unpack
+import asyncio
+from typing import Generic, Protocol, TypeVar, Unpack
 
 from ..asyncio.client import ClientConn
 from ..asyncio.opening import Opening
@@ -59,7 +60,9 @@ class MemoryServer(Server):
 
         return watched
 
-    def connect(self, path: str = "/", **options: Unpack[ClientOptions]) -> Connecting:
+    def connect(
+        self, path: str = "/", **options: Unpack[ClientOptions]
+    ) -> Connecting[MemoryServer]:
         """Connect a client: ``async with server.connect("/chat") as conn: ...``.
 
         Also ``conn = await server.connect(...)``. The options are those of
@@ -105,13 +108,10 @@ class serve(Opening[MemoryServer]):
         raise_server_exceptions: bool = True,
         **kwargs: Unpack[ServerOptionsKwargs],
     ) -> None:
-        if options is None:
-            options = ServerOptions(**kwargs)
-        elif kwargs:
-            options = ServerOptions(**{**options.__dict__, **kwargs})
-        options.deflate_options()  # fail early on a bad compression setting
         self.server = MemoryServer(
-            handler, options, raise_server_exceptions=raise_server_exceptions
+            handler,
+            ServerOptions.given(options, kwargs),
+            raise_server_exceptions=raise_server_exceptions,
         )
 
     async def _open(self) -> MemoryServer:
@@ -121,16 +121,28 @@ class serve(Opening[MemoryServer]):
         await server.aclose()
 
 
-class Connecting(Opening[ClientConn]):
+class _InMemory(Protocol):
+    """What :class:`Connecting` needs of a server: :class:`MemoryServer`, the ASGI one."""
+
+    def accept(self) -> asyncio.BaseProtocol: ...
+
+    async def aclose(self) -> None: ...
+
+
+S = TypeVar("S", bound=_InMemory)
+
+
+class Connecting(Opening[ClientConn], Generic[S]):
     """An in-memory connection being opened; await it or use ``async with``.
 
     With ``async with``, the connection is closed at the end of the block;
-    when the block owns the server (:func:`connect`), the server is closed
-    too, and a handler's exception raised.
+    when the block owns the server (:func:`connect`,
+    :func:`~wskit.testing.asgi.connect_asgi`), the server is closed too, and
+    the exception of a handler (or of the application) raised.
     """
 
     def __init__(
-        self, server: MemoryServer, path: str, options: ClientOptions, owns_server: bool = False
+        self, server: S, path: str, options: ClientOptions, owns_server: bool = False
     ) -> None:
         self.server = server
         self.path = path
@@ -153,7 +165,7 @@ class Connecting(Opening[ClientConn]):
                 await self.server.aclose()
 
 
-class connect(Connecting):
+class connect(Connecting[MemoryServer]):
     """Connect a client to ``handler`` in memory: ``async with connect(echo, "/") as conn:``.
 
     A server of its own runs ``handler`` for this one connection and is
