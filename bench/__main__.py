@@ -55,8 +55,10 @@ from .report import (
     per_cpu,
     per_cpu_metric,
     ratio_tables,
+    scaleout_tables,
     uvicorn_tables,
 )
+from .scaleout import run_scaleout
 
 LOGS = BUILD / "logs"
 RESULTS = BENCH / "results"
@@ -93,7 +95,8 @@ def raise_fd_limit() -> int:
 
 def versions() -> dict[str, str]:
     out: dict[str, str] = {"python": platform.python_version()}
-    for dist in ("wskit", "websockets", "aiohttp", "picows", "uvloop", "uvicorn", "fastapi"):
+    dists = ("wskit", "websockets", "aiohttp", "picows", "uvloop", "uvicorn", "fastapi")
+    for dist in (*dists, "python-socketio", "python-engineio", "redis", "hiredis"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[dist] = importlib.metadata.version(dist)
     with contextlib.suppress(OSError, ValueError, KeyError):
@@ -161,6 +164,15 @@ def run_one(case: Case, server: Server, loop: str | None, python: str) -> Record
     port = free_port()
     env = baseline.environment(server, child_env())
     stem = f"{case.id}-{label.replace('/', '-')}"
+    if case.peers:
+        # B7: a cluster of each peer on Redis (bench/scaleout.py).
+        rec.update(
+            run_scaleout(
+                case, server, loop, python, cwd=ROOT, logs=LOGS, stem=stem, env=env, loadgen=LOADGEN
+            )
+        )
+        rec["wall_s"] = round(time.monotonic() - started, 2)
+        return rec
     # B6: several servers on one port and a redis-server (bench/cluster.py).
     others: list[Proc] = []
     redis_port = 0
@@ -502,6 +514,9 @@ def print_report(
     goals = goal_tables(cases, records, loops)
     if goals:
         print(goals)
+    scaleout = scaleout_tables(cases, records, loops)
+    if scaleout:
+        print(scaleout)
     under_uvicorn = uvicorn_tables(cases, records, loops)
     if under_uvicorn:
         print(under_uvicorn)

@@ -41,7 +41,7 @@ GO="$(command -v go || echo /usr/lib/go/bin/go)"
 STAMP=.venv/.wskit-bench-stamp
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]] ||
-    ! .venv/bin/python -c 'import uvloop, picows, aiohttp, websockets' 2>/dev/null
+    ! .venv/bin/python -c 'import uvloop, picows, aiohttp, websockets, socketio' 2>/dev/null
 then
     log "installing wskit with the dev and bench dependency groups into .venv"
     .venv/bin/python -m pip install --quiet --upgrade 'pip>=25.1'

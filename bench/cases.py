@@ -3,8 +3,10 @@
 The hub cases (``B1-hub-64``, ``B3-hub-1k``, ``B3-hub-10k``) run only on the
 hub server (``wskit-hub``), which speaks ws-wrapper events; B8 (``B8-64``)
 runs only on the ``uvicorn-*`` servers, one FastAPI app under uvicorn with
-each ``--ws`` choice; every other case runs on every other server. Each hub
-case names the figure of a plain server it is held against (its :class:`Goal`).
+each ``--ws`` choice; B7 runs only on the servers it names (``Case.peers``:
+the hub and python-socketio, each as a cluster of processes on Redis); every
+other case runs on every other server. Each hub case names the figure of a
+plain server it is held against (its :class:`Goal`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Server:
     options: tuple[str, ...] = ()
     #: Python packages it needs besides its own module's (``available``).
     requires: tuple[str, ...] = ()
+    #: Runs only the cases that name it in ``Case.peers`` (B7's python-socketio).
+    named_only: bool = False
 
     def label(self, loop: str | None) -> str:
         return f"{self.name}/{loop}" if self.kind == "python" and loop else self.name
@@ -122,6 +126,15 @@ SERVERS: tuple[Server, ...] = (
         "wskit.hub.Hub, ws-wrapper events",
         hub=True,
     ),
+    Server(
+        "socketio",
+        "python",
+        "bench.servers.socketio_server",
+        False,
+        "python-socketio AsyncServer on aiohttp, AsyncRedisManager",
+        requires=("aiohttp", "redis"),
+        named_only=True,
+    ),
     *(
         Server(
             f"uvicorn-{name}",
@@ -162,6 +175,10 @@ LAST = Metric("last_ms", "last ms", ",.0f", higher_better=False)
 FIRST_ALL = Metric("first_msg_all_ms", "1st msg all ms", ",.1f", higher_better=False)
 REDIS_CMDS = Metric("redis_cmds_per_emit", "redis cmds/emit", ",.2f", higher_better=False)
 REDIS_CPU = Metric("redis_cpu_us_per_emit", "redis CPU µs/emit", ",.1f", higher_better=False)
+#: B7: the deliveries per CPU-second of all the server processes together.
+DPS_NODE_CPU = Metric("deliveries_per_cpu_s", "deliveries/node CPU-s", ",.0f")
+NODE_US = Metric("node_cpu_us_per_delivery", "node CPU µs/delivery", ",.2f", higher_better=False)
+LOST = Metric("lost", "lost", ",.0f", higher_better=False)
 REDIS_VS_PUBLISH = Metric("redis_cpu_vs_publish", "x bare PUBLISH", ",.2f", higher_better=False)
 RSS = Metric("rss_per_conn", "bytes/conn", ",.0f", higher_better=False)
 RSS_TOTAL = Metric("rss_delta_mb", "RSS delta MB", ",.1f", higher_better=False)
@@ -207,8 +224,18 @@ class Case:
     recovery: bool = False
     #: B8: runs on the FastAPI-under-uvicorn servers, and only on them.
     uvicorn: bool = False
+    #: B7: runs on these servers only (and their ``--baseline`` copies), each as
+    #: ``processes`` processes on ports of their own sharing one Redis
+    #: (``bench/scaleout.py``).
+    peers: tuple[str, ...] = ()
+    #: B7: wskit's figure ÷ the peer's in the same case (the peer is ``server``).
+    versus: Goal | None = None
 
     def runs_on(self, server: Server) -> bool:
+        if self.peers:
+            return server.name in self.peers or server.base_of in self.peers
+        if server.named_only:
+            return False
         return server.hub == self.hub and server.uvicorn == self.uvicorn
 
 
@@ -365,6 +392,7 @@ def make_cases(quick: bool) -> list[Case]:
                 recovery=recovery,
             )
         )
+    cases += scaleout_cases(quick)
     idle = 10_000
     cases.append(
         Case(
@@ -438,3 +466,54 @@ def make_cases(quick: bool) -> list[Case]:
         )
     )
     return cases
+
+
+#: B7's servers: wskit's hub and its peer python-socketio.
+SCALEOUT_PEERS = ("wskit-hub", "socketio")
+
+
+def scaleout_cases(quick: bool) -> list[Case]:
+    """B7: rooms through one Redis, the hub against python-socketio's ``AsyncRedisManager``.
+
+    Two server processes on ports of their own; receiver ``k`` connects to
+    process ``k % 2`` and joins room ``r<k // (members per room)>``, so the
+    two members of a room of 2 are on different processes, and the room of
+    2 000 has 1 000 members on each. The sender, on the first process, asks
+    for ``count`` emits of ``["m", 64 chars]`` to the rooms in turn.
+    """
+    out = []
+    for rooms, members, count, target in (
+        (1000, 2, 10_000 if quick else 20_000, 4.0),
+        (1, 2000, 100 if quick else 200, 6.0),
+    ):
+        conns = rooms * members
+        case_id = f"B7-{rooms}x{members}"
+        out.append(
+            Case(
+                case_id,
+                "B7",
+                f"B7 room emits through one Redis, {rooms:,} room(s) x {members:,} members over 2"
+                f" server processes (ports of their own, core 0; redis-server and the loader on"
+                f" core 1), {count:,} emits of 64 chars to the rooms in turn, recovery off;"
+                " wskit hub vs python-socketio AsyncRedisManager",
+                "bcast",
+                (
+                    *("-conns", str(conns), "-rooms", str(rooms), "-count", str(count)),
+                    *("-size", "64", "-stalled", "0", "-timeout", "90s"),
+                ),
+                (DPS, DPS_NODE_CPU, NODE_US, LOST, REDIS_CMDS, REDIS_CPU),
+                (),
+                conns=conns + 2,
+                timeout=100.0,
+                processes=2,
+                peers=SCALEOUT_PEERS,
+                versus=Goal(
+                    case_id,
+                    "socketio",
+                    DPS_NODE_CPU,
+                    target,
+                    "deliveries per node CPU-second, wskit hub vs python-socketio",
+                ),
+            )
+        )
+    return out

@@ -232,6 +232,31 @@ def redis_probe(redis_port: int, hub_port: int, nodes: int, size: int = 64) -> d
         subscribers.close()
 
 
+def start_redis(core: int, cwd: Path, log: Path, env: dict[str, str]) -> tuple[Proc, int]:
+    """Start a ``redis-server`` pinned to ``core`` (no persistence, a free port): it and its port.
+
+    Raises:
+        RuntimeError: no redis-server, or it did not answer within 10 s.
+    """
+    binary = shutil.which("redis-server") or "/usr/sbin/redis-server"
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    redis = Proc(
+        [*argv, "--appendonly", "no", "--loglevel", "warning"],
+        core=core,
+        cwd=cwd,
+        log=log,
+        env=env,
+    )
+    deadline = time.monotonic() + 10
+    while not redis_ready(port):
+        if not redis.alive() or time.monotonic() > deadline:
+            redis.stop()
+            raise RuntimeError(f"redis-server did not start: {redis.log_tail()}")
+        time.sleep(0.05)
+    return redis, port
+
+
 def start_cluster(
     case: Case,
     server: Server,
@@ -248,22 +273,7 @@ def start_cluster(
     Raises:
         RuntimeError: no redis-server, or it did not answer within 10 s.
     """
-    binary = shutil.which("redis-server") or "/usr/sbin/redis-server"
-    redis_port = free_port()
-    argv = [binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""]
-    redis = Proc(
-        [*argv, "--appendonly", "no", "--loglevel", "warning"],
-        core=0,
-        cwd=cwd,
-        log=logs / f"{stem}.redis.log",
-        env=env,
-    )
-    deadline = time.monotonic() + 10
-    while not redis_ready(redis_port):
-        if not redis.alive() or time.monotonic() > deadline:
-            redis.stop()
-            raise RuntimeError(f"redis-server did not start: {redis.log_tail()}")
-        time.sleep(0.05)
+    redis, redis_port = start_redis(0, cwd, logs / f"{stem}.redis.log", env)
     url = f"redis://127.0.0.1:{redis_port}/0"
     servers = [
         Proc(

@@ -1,4 +1,4 @@
-"""The printed tables: figures per workload, wskit ÷ each peer, the hub's goals, B8."""
+"""The printed tables: figures per workload, wskit ÷ each peer, the hub's goals, B7, B8."""
 
 from __future__ import annotations
 
@@ -102,6 +102,8 @@ def figures_tables(cases: Sequence[Case], records: Sequence[Record]) -> str:
                     extra = "NOT COMPRESSED"
             if case.workload == "B3":
                 extra = (rec.get("client") or {}).get("server_ack", "")
+            if case.peers:
+                extra = _pct(cpu.get("redis"))
             cells = [rec["label"] + flag]
             cells += [_fmt(figs.get(m.key), m.fmt) for m in shown]
             cells += [_pct(cpu.get("server")), _pct(cpu.get("client")), _pct(cpu.get("other"))]
@@ -120,6 +122,8 @@ def figures_tables(cases: Sequence[Case], records: Sequence[Record]) -> str:
             headers[-1] = "server ack"
         if case.workload == "B5":
             headers[-1] = "negotiated"
+        if case.peers:
+            headers[-1] = "redis CPU"
         if not any(r.get("cpu") for r in records if r["case"] == case.id):
             # No measured window (B4 reads memory, not CPU): drop the CPU columns.
             m = len(shown)
@@ -182,8 +186,8 @@ def ratio_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequen
     One table per public path of wskit that ran (the Conn API, ``wskit``;
     the callback path, ``wskit-cb``); the hub's cases have ``goal_tables``.
     """
-    # The hub's cases have their goals, B8 its own table (uvicorn_tables).
-    apart = {c.id for c in cases if c.hub or c.uvicorn}
+    # The hub's cases have their goals, B7 and B8 tables of their own.
+    apart = {c.id for c in cases if c.hub or c.uvicorn or c.peers}
     plain = [r for r in records if r["case"] not in apart]
     peers: list[str] = []
     for rec in plain:
@@ -435,3 +439,67 @@ def uvicorn_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequ
             out.append(table(headers, rows))
             out.append("")
     return "\n".join(out)
+
+
+def scaleout_tables(cases: Sequence[Case], records: Sequence[Record], loops: Sequence[str]) -> str:
+    """B7: the hub and python-socketio side by side, each figure and wskit ÷ socketio.
+
+    One table per case and event loop; the figure of the case's goal
+    (deliveries per node CPU-second) says ``met`` or ``MISSED``.
+    """
+    out: list[str] = []
+    for case in cases:
+        goal = case.versus
+        if goal is None:
+            continue
+        for loop in loops:
+            ours = _find(records, case.id, HUB, loop)
+            theirs = _find(records, case.id, goal.server, loop)
+            if ours is None and theirs is None:
+                continue
+            rows: list[list[str]] = []
+            for metric in case.metrics:
+                a = _figure(ours, metric)
+                b = _figure(theirs, metric)
+                verdict = ""
+                if metric.key == goal.metric.key:
+                    verdict = f"goal >= {goal.target:.1f}x"
+                    if a is not None and b:
+                        verdict += ": met" if a / b >= goal.target else ": MISSED"
+                ratio = "-" if a is None or not b else f"{a / b:.2f}x"
+                rows.append(
+                    [metric.label, _fmt(a, metric.fmt), _fmt(b, metric.fmt), ratio, verdict]
+                )
+            for key, label in (
+                ("server", "node CPU, % of core 0"),
+                ("client", "loader CPU, %"),
+                ("redis", "redis CPU, %"),
+                ("other", "other CPU, %"),
+            ):
+                cells = [_pct(((rec or {}).get("cpu") or {}).get(key)) for rec in (ours, theirs)]
+                rows.append([label, *cells, "", ""])
+            loads = [
+                f"{rec['label']} {rec['loadavg'][0]:.2f}"
+                for rec in (ours, theirs)
+                if rec is not None and rec.get("loadavg")
+            ]
+            out.append(
+                f"{case.id}/{loop}: wskit hub beside python-socketio's AsyncRedisManager, same run"
+                f" (load average at the start: {', '.join(loads) or '-'})"
+            )
+            headers = ["figure", HUB + _noisy(ours or {}), goal.server + _noisy(theirs or {})]
+            out.append(table([*headers, "wskit ÷ socketio", ""], rows))
+            for rec in (ours, theirs):
+                if rec is not None and (rec.get("error") or rec.get("skipped")):
+                    why = rec.get("error") or rec.get("skipped")
+                    out.append(f"    note: {rec['label']}: {str(why)[:300]}")
+            out.append("")
+    return "\n".join(out)
+
+
+def _figure(rec: Record | None, metric: Metric) -> float | None:
+    """A figure of ``rec`` as it is, zero included (``lost``), ``None`` when absent."""
+    if rec is None or rec.get("skipped"):
+        return None
+    value = (rec.get("figures") or {}).get(metric.key)
+    return float(value) if isinstance(value, int | float) else None

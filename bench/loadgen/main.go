@@ -28,6 +28,17 @@
 // hub (servers/wskit_hub_server.py) instead of the plain protocol below:
 // text messages {"a":[event,...args]}, compact JSON.
 //
+// B7 (bcast only): -sio speaks the same events as Socket.IO v5 over Engine.IO
+// v4 to python-socketio (servers/socketio_server.py): the WebSocket transport
+// from the start (/socket.io/?EIO=4&transport=websocket), "40" to connect to
+// the main namespace, events as "42[name,...args]", "3" answering each "2".
+// -urls A,B spreads the receivers over several servers (receiver k on server
+// k % n); -rooms R puts them in R rooms (?room=r<k / (conns / R)>, so the
+// consecutive members of a room are on different servers) and the sender asks
+// for ["bcast", count, size, R]: the emits go to the rooms in turn, each
+// receiver expects count / R messages, and each server is asked for its own
+// count (["count", "local"]) through a control connection.
+//
 // Control protocol spoken by every bench server (text messages):
 //
 //	"count"                the server answers with its number of open connections
@@ -96,6 +107,17 @@ type options struct {
 	holdStdin  bool
 	maxSamples int
 	hub        bool
+	// B7: Socket.IO v5 over Engine.IO v4 (-sio), several servers (-urls) and
+	// rooms (-rooms) of the bcast receivers.
+	sio   bool
+	urls  []string
+	rooms int
+}
+
+// events says whether the control messages are events (-hub or -sio) rather
+// than the plain protocol's text commands.
+func (o *options) events() bool {
+	return o.hub || o.sio
 }
 
 // countingConn counts the bytes that cross the socket (frames, headers and all).
@@ -484,6 +506,75 @@ func hubEvent(name string, args ...any) []byte {
 	return bytes.TrimRight(buf.Bytes(), "\n")
 }
 
+// sioEvent encodes a Socket.IO v5 EVENT packet in an Engine.IO v4 MESSAGE
+// packet, as python-socketio does: "42" then [name,...args], compact JSON.
+func sioEvent(name string, args ...any) []byte {
+	var buf bytes.Buffer
+	buf.WriteString("42")
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(append([]any{name}, args...)); err != nil {
+		panic(err)
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n")
+}
+
+// event encodes name(args) in the wire format of the server: Socket.IO with
+// -sio, ws-wrapper otherwise.
+func event(o *options, name string, args ...any) []byte {
+	if o.sio {
+		return sioEvent(name, args...)
+	}
+	return hubEvent(name, args...)
+}
+
+// parseEvent reads an event in the wire format of the server; ok is false
+// for anything else.
+func parseEvent(o *options, data []byte) (name string, args []json.RawMessage, ok bool) {
+	if !o.sio {
+		return parseHubEvent(data)
+	}
+	if !bytes.HasPrefix(data, []byte("42")) {
+		return "", nil, false
+	}
+	var msg []json.RawMessage
+	if json.Unmarshal(data[2:], &msg) != nil || len(msg) == 0 {
+		return "", nil, false
+	}
+	if json.Unmarshal(msg[0], &name) != nil {
+		return "", nil, false
+	}
+	return name, msg[1:], true
+}
+
+// sioOpen completes the Socket.IO connection of a gorilla connection: the
+// server's Engine.IO OPEN packet ("0{...}"), the client's CONNECT to the main
+// namespace ("40"), the server's answer ("40{...}").
+func sioOpen(c *websocket.Conn) error {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	if _, data, err := c.ReadMessage(); err != nil {
+		return err
+	} else if !bytes.HasPrefix(data, []byte("0")) {
+		return fmt.Errorf("Engine.IO: got %.80q, want the OPEN packet", data)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+		return err
+	}
+	for {
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			return err
+		}
+		if bytes.HasPrefix(data, []byte("40")) {
+			return nil
+		}
+		if bytes.HasPrefix(data, []byte("44")) {
+			return fmt.Errorf("Socket.IO connection refused: %.200s", data)
+		}
+	}
+}
+
 // parseHubEvent reads a ws-wrapper event; ok is false for anything else.
 func parseHubEvent(data []byte) (name string, args []json.RawMessage, ok bool) {
 	var msg struct {
@@ -501,15 +592,15 @@ func parseHubEvent(data []byte) (name string, args []json.RawMessage, ok bool) {
 // hubCall sends the event name(args) and waits for the event of the same name
 // coming back (other messages are skipped): the -hub form of command. Its
 // answer is given as the plain protocol's: the event's arguments, space-separated.
-func hubCall(c *websocket.Conn, name string, args ...any) (string, error) {
+func hubCall(o *options, c *websocket.Conn, name string, args ...any) (string, error) {
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if err := c.WriteMessage(websocket.TextMessage, hubEvent(name, args...)); err != nil {
+	if err := c.WriteMessage(websocket.TextMessage, event(o, name, args...)); err != nil {
 		return "", err
 	}
-	return hubAnswer(c, name)
+	return hubAnswer(o, c, name)
 }
 
-func hubAnswer(c *websocket.Conn, name string) (string, error) {
+func hubAnswer(o *options, c *websocket.Conn, name string) (string, error) {
 	for {
 		mt, data, err := c.ReadMessage()
 		if err != nil {
@@ -518,7 +609,14 @@ func hubAnswer(c *websocket.Conn, name string) (string, error) {
 		if mt != websocket.TextMessage {
 			continue
 		}
-		got, args, ok := parseHubEvent(data)
+		if o.sio && len(data) == 1 && data[0] == '2' {
+			// An Engine.IO PING: answered, or the server drops the connection.
+			if err := c.WriteMessage(websocket.TextMessage, []byte("3")); err != nil {
+				return "", err
+			}
+			continue
+		}
+		got, args, ok := parseEvent(o, data)
 		if !ok || got != name {
 			continue
 		}
@@ -530,16 +628,47 @@ func hubAnswer(c *websocket.Conn, name string) (string, error) {
 	}
 }
 
-// senderURL is the URL of the bcast sender: with -hub it says so in the query
-// string, so that the hub leaves it out of the room.
-func senderURL(o *options) string {
-	if !o.hub {
-		return o.url
+// senderURL is the URL of the bcast sender (and with -urls of the control
+// connection to each server): with -hub or -sio it says so in the query
+// string, so that the server leaves it out of the rooms.
+func senderURL(o *options, base string) string {
+	if !o.events() {
+		return base
 	}
-	if strings.Contains(o.url, "?") {
-		return o.url + "&role=sender"
+	return withQuery(endpoint(o, base), "role=sender")
+}
+
+// withQuery adds key=value to the query string of u.
+func withQuery(u, kv string) string {
+	if strings.Contains(u, "?") {
+		return u + "&" + kv
 	}
-	return o.url + "?role=sender"
+	return u + "?" + kv
+}
+
+// endpoint is where a WebSocket connects on the server at base: with -sio,
+// Engine.IO's path with its WebSocket transport from the start (no polling).
+func endpoint(o *options, base string) string {
+	if !o.sio {
+		return base
+	}
+	return strings.TrimRight(base, "/") + "/socket.io/?EIO=4&transport=websocket"
+}
+
+// roomSize is the number of receivers in each room (with -rooms).
+func roomSize(o *options) int {
+	return o.conns / o.rooms
+}
+
+// receiverURL is the URL of bcast receiver k (from 0): the servers of -urls
+// in turn, so that with -rooms the consecutive members of a room are on
+// different servers, and its room (r0, r1...) in the query string.
+func receiverURL(o *options, k int) string {
+	u := endpoint(o, o.urls[k%len(o.urls)])
+	if o.rooms > 0 {
+		u = withQuery(u, "room=r"+strconv.Itoa(k/roomSize(o)))
+	}
+	return u
 }
 
 // waitCount polls the server until it has registered want connections.
@@ -548,8 +677,11 @@ func waitCount(o *options, c *websocket.Conn, want int, limit time.Duration) (in
 	for {
 		var answer string
 		var err error
-		if o.hub {
-			answer, err = hubCall(c, "count")
+		if o.events() && len(o.urls) > 1 {
+			// Several servers: each is asked for its own clients.
+			answer, err = hubCall(o, c, "count", "local")
+		} else if o.events() {
+			answer, err = hubCall(o, c, "count")
 		} else {
 			answer, err = command(c, "count")
 		}
@@ -653,6 +785,13 @@ func rawDial(o *options, u *url.URL, addr string, i int) (rawConn, error) {
 	if proto := resp.Header.Get("Sec-WebSocket-Protocol"); proto != "" {
 		return rawConn{fd: -1}, fmt.Errorf("handshake: server answered Sec-WebSocket-Protocol: %s (none offered)", proto)
 	}
+	if o.sio {
+		// Socket.IO's CONNECT to the main namespace; the server's OPEN packet
+		// and its answer are skipped by rawLoop.message.
+		if _, err := c.Write(maskedFrame(1, []byte("40"))); err != nil {
+			return rawConn{fd: -1}, err
+		}
+	}
 	var seed []byte
 	if n := br.Buffered(); n > 0 {
 		b, _ := br.Peek(n)
@@ -700,24 +839,25 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // rawDialAll opens n raw connections, o.dialers at a time, with dialAll's
-// retries; connection k is number first+k for its source address.
-func rawDialAll(o *options, rawurl string, n int, first int) ([]rawConn, error) {
-	u, err := url.Parse(rawurl)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "ws" {
-		return nil, fmt.Errorf("bcast receivers speak ws:// only, not %q", u.Scheme)
-	}
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "80")
-	}
+// retries; connection k goes to urlOf(k) and is number first+k for its
+// source address.
+func rawDialAll(o *options, urlOf func(k int) string, n int, first int) ([]rawConn, error) {
 	conns := make([]rawConn, n)
 	for i := range conns {
 		conns[i].fd = -1
 	}
-	err = dialParallel(o, n, func(i int) error {
+	err := dialParallel(o, n, func(i int) error {
+		u, err := url.Parse(urlOf(i))
+		if err != nil {
+			return err
+		}
+		if u.Scheme != "ws" {
+			return fmt.Errorf("bcast receivers speak ws:// only, not %q", u.Scheme)
+		}
+		addr := u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
 		c, err := rawDial(o, u, addr, first+i)
 		if err != nil {
 			return fmt.Errorf("connection %d: %w", first+i, err)
@@ -771,6 +911,7 @@ type rawLoop struct {
 	epfd     int
 	rx       []rawRx
 	active   int
+	want     int64 // messages each receiver is to get
 	expected []byte
 	firsts   []time.Time
 	done     []time.Time
@@ -789,6 +930,7 @@ func newRawLoop(o *options, conns []rawConn, expected []byte) (*rawLoop, error) 
 		epfd:     epfd,
 		rx:       make([]rawRx, n),
 		active:   n,
+		want:     int64(perReceiver(o)),
 		expected: expected,
 		firsts:   make([]time.Time, n),
 		done:     make([]time.Time, n),
@@ -828,7 +970,7 @@ func (l *rawLoop) finish(i int, err error) {
 // run reads until every receiver is done or failed (false) or until the
 // deadline (true). seeds are the bytes that came with the handshakes.
 func (l *rawLoop) run(conns []rawConn, deadline time.Time) (timedOut bool) {
-	if l.o.count <= 0 {
+	if l.want <= 0 {
 		now := time.Now()
 		for i := range l.rx {
 			l.done[i] = now
@@ -874,11 +1016,11 @@ func (l *rawLoop) run(conns []rawConn, deadline time.Time) (timedOut bool) {
 				if err == syscall.EAGAIN || err == syscall.EINTR {
 					continue
 				}
-				l.finish(i, fmt.Errorf("read after %d of %d messages: %w", l.received[i], l.o.count, err))
+				l.finish(i, fmt.Errorf("read after %d of %d messages: %w", l.received[i], l.want, err))
 				continue
 			}
 			if m == 0 {
-				l.finish(i, fmt.Errorf("EOF after %d of %d messages", l.received[i], l.o.count))
+				l.finish(i, fmt.Errorf("EOF after %d of %d messages", l.received[i], l.want))
 				continue
 			}
 			if err := l.feed(i, buf[:m]); err != nil {
@@ -1045,9 +1187,9 @@ func (l *rawLoop) frame(i int, hdr, payload []byte) error {
 	case 8:
 		if len(payload) >= 2 {
 			return fmt.Errorf("server closed the connection after %d of %d messages: code %d %q",
-				l.received[i], l.o.count, binary.BigEndian.Uint16(payload), payload[2:])
+				l.received[i], l.want, binary.BigEndian.Uint16(payload), payload[2:])
 		}
-		return fmt.Errorf("server closed the connection after %d of %d messages", l.received[i], l.o.count)
+		return fmt.Errorf("server closed the connection after %d of %d messages", l.received[i], l.want)
 	case 9:
 		pong := maskedFrame(10, payload)
 		n, err := syscall.Write(r.fd, pong)
@@ -1064,6 +1206,18 @@ func (l *rawLoop) frame(i int, hdr, payload []byte) error {
 	return nil
 }
 
+// sioEventPrefix starts every Socket.IO event: Engine.IO MESSAGE, Socket.IO EVENT.
+var sioEventPrefix = []byte("42")
+
+// perReceiver is the number of messages each bcast receiver is to get: the
+// emits are spread over the rooms in turn with -rooms.
+func perReceiver(o *options) int {
+	if o.rooms > 0 {
+		return o.count / o.rooms
+	}
+	return o.count
+}
+
 // recoveryForm says whether msg is expected as a hub with recovery on sends
 // it: the room and the position spliced in before the event,
 // {"r":ROOM,"o":"EPOCH:OFFSET","a":[...]}.
@@ -1077,6 +1231,19 @@ func recoveryForm(msg, expected []byte) bool {
 // gorilla receivers did: with -hub it must be the text `expected`, byte for
 // byte; otherwise it must have -size bytes.
 func (l *rawLoop) message(i int, op byte, msg []byte) error {
+	if l.o.sio && op == 1 && !bytes.HasPrefix(msg, sioEventPrefix) {
+		switch {
+		case len(msg) == 1 && msg[0] == '2':
+			// An Engine.IO PING: answered with a PONG, or the server drops us.
+			pong := maskedFrame(1, []byte("3"))
+			if n, err := syscall.Write(l.rx[i].fd, pong); err != nil || n != len(pong) {
+				return fmt.Errorf("writing an Engine.IO pong: %d of %d bytes, %v", n, len(pong), err)
+			}
+			return nil
+		case len(msg) > 0 && msg[0] == '0', bytes.HasPrefix(msg, []byte("40")):
+			return nil // the Engine.IO OPEN packet, the Socket.IO CONNECT answer
+		}
+	}
 	if l.expected != nil {
 		if op != 1 || !(bytes.Equal(msg, l.expected) || recoveryForm(msg, l.expected)) {
 			return fmt.Errorf("got %.80q (opcode %d), want %.80q (text)", msg, op, l.expected)
@@ -1086,12 +1253,12 @@ func (l *rawLoop) message(i int, op byte, msg []byte) error {
 	}
 	l.received[i]++
 	n := l.received[i]
-	if n == 1 || n == int64(l.o.count) {
+	if n == 1 || n == l.want {
 		now := time.Now()
 		if n == 1 {
 			l.firsts[i] = now
 		}
-		if n == int64(l.o.count) {
+		if n == l.want {
 			l.done[i] = now
 			l.finish(i, nil)
 		}
@@ -1117,36 +1284,53 @@ func (l *rawLoop) closeAll() {
 // ---------------------------------------------------------------- bcast
 
 func runBcast(o *options) {
-	receivers, err := rawDialAll(o, o.url, o.conns, 1)
+	receivers, err := rawDialAll(o, func(k int) string { return receiverURL(o, k) }, o.conns, 1)
 	if err != nil {
 		fail(nil, "connecting receivers: %v", err)
 	}
 	var stalled []*websocket.Conn
 	if o.stalled > 0 {
 		// A tiny receive buffer: the server's socket backs up after a few KiB.
-		stalled, _, err = dialAll(o, o.url, o.stalled, 1+o.conns, 2048)
+		stalled, _, err = dialAll(o, o.urls[0], o.stalled, 1+o.conns, 2048)
 		if err != nil {
 			fail(nil, "connecting stalled receivers: %v", err)
 		}
 	}
-	senders, _, err := dialAll(o, senderURL(o), 1, 0, 0)
-	if err != nil {
-		fail(nil, "connecting sender: %v", err)
+	// The sender, on the first server, and with -urls a control connection
+	// to each other one: each server is asked for its own count.
+	senders := make([]*websocket.Conn, len(o.urls))
+	for k, base := range o.urls {
+		conns, _, err := dialAll(o, senderURL(o, base), 1, 0, 0)
+		if err != nil {
+			fail(nil, "connecting sender: %v", err)
+		}
+		senders[k] = conns[0]
+		if o.sio {
+			if err := sioOpen(conns[0]); err != nil {
+				fail(nil, "sender: %v", err)
+			}
+		}
 	}
 	sender := senders[0]
-	want := o.conns + o.stalled + 1
-	got, err := waitCount(o, sender, want, 30*time.Second)
-	if err != nil {
-		fail(nil, "count: %v", err)
-	}
-	if got < want {
-		fail(nil, "server registered %d of %d connections", got, want)
+	for k, c := range senders {
+		want := 1 + (o.conns-k+len(o.urls)-1)/len(o.urls) // itself and its receivers
+		if k == 0 {
+			want += o.stalled
+		}
+		got, err := waitCount(o, c, want, 30*time.Second)
+		if err != nil {
+			fail(nil, "count: %v", err)
+		}
+		if got < want {
+			fail(nil, "server %d registered %d of %d connections", k, got, want)
+		}
 	}
 
-	// With -hub every delivery must be the event ["m", "x" * size], byte for byte.
+	// With -hub or -sio every delivery must be the event ["m", "x" * size],
+	// byte for byte.
 	var expected []byte
-	if o.hub {
-		expected = hubEvent("m", strings.Repeat("x", o.size))
+	if o.events() {
+		expected = event(o, "m", strings.Repeat("x", o.size))
 	}
 	loop, err := newRawLoop(o, receivers, expected)
 	if err != nil {
@@ -1154,10 +1338,17 @@ func runBcast(o *options) {
 	}
 
 	emit("MEASURE start")
+	if o.holdStdin {
+		// The runner takes its readings (Redis's INFO, B7) before the first emit.
+		readLine(bufio.NewReader(os.Stdin))
+	}
 	t0 := time.Now()
 	request := []byte(fmt.Sprintf("bcast %d %d", o.count, o.size))
-	if o.hub {
-		request = hubEvent("bcast", o.count, o.size)
+	if o.rooms > 0 {
+		// Emit k goes to room r(k % rooms).
+		request = event(o, "bcast", o.count, o.size, o.rooms)
+	} else if o.events() {
+		request = event(o, "bcast", o.count, o.size)
 	}
 	sendErr := sender.WriteMessage(websocket.TextMessage, request)
 	limit := o.timeout - 5*time.Second
@@ -1173,9 +1364,9 @@ func runBcast(o *options) {
 	ack := ""
 	if sendErr == nil {
 		sender.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if o.hub {
+		if o.events() {
 			// ["ok", count], reported as the plain servers' "ok <count>".
-			if answer, err := hubAnswer(sender, "ok"); err == nil {
+			if answer, err := hubAnswer(o, sender, "ok"); err == nil {
 				ack = "ok " + answer
 			}
 		} else if mt, data, err := sender.ReadMessage(); err == nil && mt == websocket.TextMessage {
@@ -1216,12 +1407,18 @@ func runBcast(o *options) {
 		"stalled":     o.stalled,
 		"count":       o.count,
 		"size":        o.size,
+		"servers":     len(o.urls),
+		"rooms":       o.rooms,
 		"deliveries":  total,
 		"complete":    complete,
 		"server_ack":  ack,
 		"conn_errors": nerr,
 		"first_error": firstErr,
 	}
+	// Every delivery is counted at its receiver: what did not arrive is lost.
+	expectedTotal := int64(o.conns) * int64(perReceiver(o))
+	r["expected_deliveries"] = expectedTotal
+	r["lost"] = expectedTotal - total
 	if complete == len(receivers) && nerr == 0 && !timedOut {
 		elapsed := last.Sub(t0).Seconds()
 		r["seconds"] = elapsed
@@ -1233,7 +1430,7 @@ func runBcast(o *options) {
 		r["first_msg_all_ms"] = firstAll.Sub(t0).Seconds() * 1000
 	} else {
 		r["error"] = fmt.Sprintf("%d of %d receivers got all %d messages (%d deliveries) in %.1f s; %d errors %s",
-			complete, len(receivers), o.count, total, time.Since(t0).Seconds(), nerr, firstErr)
+			complete, len(receivers), perReceiver(o), total, time.Since(t0).Seconds(), nerr, firstErr)
 		if sendErr != nil {
 			r["error"] = fmt.Sprintf("%s; sending the request: %v", r["error"], sendErr)
 		}
@@ -1319,10 +1516,17 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "hard limit on the whole run")
 	flag.IntVar(&o.sources, "sources", 8, "loopback source addresses to spread connections over")
 	flag.IntVar(&o.dialers, "dialers", 64, "connections being opened at once")
-	flag.BoolVar(&o.holdStdin, "stdin", false, "idle: wait for a line on stdin after each phase")
+	flag.BoolVar(&o.holdStdin, "stdin", false, "idle: wait for a line on stdin after each phase; bcast: after MEASURE start")
 	flag.IntVar(&o.maxSamples, "max-samples", 1<<20, "latency samples kept per connection")
 	flag.BoolVar(&o.hub, "hub", false, "echo, bcast: speak ws-wrapper events to a wskit hub")
+	flag.BoolVar(&o.sio, "sio", false, "bcast: speak Socket.IO v5 over Engine.IO v4 (WebSocket transport)")
+	urls := flag.String("urls", "", "bcast: servers, comma-separated (default -url); receivers go to each in turn")
+	flag.IntVar(&o.rooms, "rooms", 0, "bcast with -hub or -sio: receivers in this many rooms, emits to each in turn")
 	flag.Parse()
+	o.urls = []string{o.url}
+	if *urls != "" {
+		o.urls = strings.Split(*urls, ",")
+	}
 	if o.sources < 1 || o.sources > 250 {
 		o.sources = 1
 	}
@@ -1332,6 +1536,18 @@ func main() {
 	})
 	if o.hub && (o.binary || o.docs != "" || o.mode == "idle") {
 		logf("-hub sends text events: not with -binary, -docs or -mode idle")
+		os.Exit(2)
+	}
+	if o.sio && (o.hub || o.mode != "bcast" || o.stalled > 0) {
+		logf("-sio: bcast mode only, without -hub or -stalled")
+		os.Exit(2)
+	}
+	if o.rooms > 0 && (!o.events() || o.conns%o.rooms != 0 || o.count%o.rooms != 0) {
+		logf("-rooms: with -hub or -sio, dividing -conns and -count")
+		os.Exit(2)
+	}
+	if len(o.urls) > 1 && (o.mode != "bcast" || !o.events()) {
+		logf("-urls: bcast mode with -hub or -sio only")
 		os.Exit(2)
 	}
 	switch o.mode {

@@ -13,6 +13,11 @@ Unlike the other servers this one speaks ws-wrapper events, ``{"a": [event,
 Every connection joins the room ``"all"`` in the connect hook except the
 sender, which connects with the query string ``?role=sender``.
 
+B7 (rooms, against python-socketio, ``bench/scaleout.py``): a connection with
+``?room=NAME`` joins that room instead; ``["bcast", count, size, rooms]``
+emits to the rooms ``r0`` .. ``r<rooms - 1>`` in turn; ``["count", "local"]``
+counts this process's clients only.
+
 B6 runs several of these processes on one port (``--reuse-port``) sharing a
 Redis backplane (``--redis URL``); ``count`` then counts the clients of
 every process (``hub.cluster.clients()``). ``--recovery`` turns recovery on
@@ -55,16 +60,17 @@ hub = Hub(backplane=REDIS_URL, recovery=RECOVERY)
 
 def connected(client: Client) -> None:
     assert client.conn.request is not None
-    if client.conn.request.query_params.get("role") != ["sender"]:
-        client.join(ROOM)
+    query = client.conn.request.query_params
+    if query.get("role") != ["sender"]:
+        client.join(query.get("room", [ROOM])[0])
 
 
 def echo(client: Client, *values: Any) -> None:
     client.emit("echo", *values)
 
 
-def count(client: Client) -> None:
-    if REDIS_URL is None:
+def count(client: Client, scope: str = "cluster") -> None:
+    if REDIS_URL is None or scope == "local":
         client.emit("count", len(hub.clients))
         return
 
@@ -74,12 +80,18 @@ def count(client: Client) -> None:
     hub._spawn(cluster_count())
 
 
-async def bcast(client: Client, count: int, size: int) -> None:
+async def bcast(client: Client, count: int, size: int, rooms: int = 0) -> None:
     payload = "x" * size
-    room = hub.to(ROOM)
-    for _ in range(count):
-        room.emit("m", payload)
-        await asyncio.sleep(0)
+    if rooms:
+        targets = [hub.to(f"r{index}") for index in range(rooms)]
+        for index in range(count):
+            targets[index % rooms].emit("m", payload)
+            await asyncio.sleep(0)
+    else:
+        room = hub.to(ROOM)
+        for _ in range(count):
+            room.emit("m", payload)
+            await asyncio.sleep(0)
     client.emit("ok", count)
 
 
