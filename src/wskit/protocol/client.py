@@ -12,7 +12,7 @@ for the network. The decisions they share live here, once:
 * redirects (:func:`redirect_target`: where a refused handshake sends the
   client next, if anywhere);
 * the ``compression`` option (:func:`compression_options`);
-* the arguments :func:`connect` refuses before any I/O
+* the arguments a client's ``connect()`` refuses before any I/O
   (:func:`check_connect_arguments`), and the request of each attempt
   (:func:`client_handshake`).
 """
