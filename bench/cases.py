@@ -501,7 +501,7 @@ def scaleout_cases(quick: bool) -> list[Case]:
                     *("-conns", str(conns), "-rooms", str(rooms), "-count", str(count)),
                     *("-size", "64", "-stalled", "0", "-timeout", "90s"),
                 ),
-                (DPS, DPS_NODE_CPU, NODE_US, LOST, REDIS_CMDS, REDIS_CPU),
+                (DPS, DPS_NODE_CPU, NODE_US, LOST, REDIS_CMDS, REDIS_CPU, REDIS_VS_PUBLISH),
                 (),
                 conns=conns + 2,
                 timeout=100.0,

@@ -25,6 +25,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import wskit
@@ -165,7 +166,16 @@ def hub_burst(hub_port: int, count: int, size: int) -> None:
     asyncio.run(asyncio.wait_for(burst(), 120))
 
 
-def redis_probe(redis_port: int, hub_port: int, nodes: int, size: int = 64) -> dict[str, float]:
+def redis_probe(
+    redis_port: int,
+    hub_port: int,
+    nodes: int,
+    size: int = 64,
+    *,
+    burst: Callable[[int, int], None] | None = None,
+    channel: str = PROBE_CHANNEL,
+    message_size: int | None = None,
+) -> dict[str, float]:
     """What a room emit costs Redis, and what a bare ``PUBLISH`` of its size costs.
 
     ``nodes`` connections stand for the nodes with members (subscribed to the
@@ -178,17 +188,24 @@ def redis_probe(redis_port: int, hub_port: int, nodes: int, size: int = 64) -> d
     pipelines of that size, measured the same way. Both leave out what Redis
     spends idle for as long (its timers, the hubs' liveness beats), measured
     first for half a second once the hubs have let their clients go.
+
+    Another server (B7's python-socketio) gives its own ``burst(count,
+    size)``, the ``channel`` it publishes on (with ``nodes`` 0 when its
+    processes subscribe to it themselves) and the size of what it publishes.
     """
     count = PROBE_EMITS
     wait_quiet(redis_port)
-    subscribers = Subscribers(redis_port, PROBE_CHANNEL, nodes)
+    subscribers = Subscribers(redis_port, channel, nodes)
     try:
         idle_before = redis_info(redis_port)[1]
         time.sleep(0.5)
         idle = (redis_info(redis_port)[1] - idle_before) / 0.5  # CPU seconds per second
         # The hubs' own emits.
         (calls0, cpu0, reads0), began = redis_info(redis_port), time.monotonic()
-        hub_burst(hub_port, count, size)
+        if burst is None:
+            hub_burst(hub_port, count, size)
+        else:
+            burst(count, size)
         deadline = time.monotonic() + 10
         while True:  # until Redis has every one (the outbox may still be sending)
             calls1, cpu1, reads1 = redis_info(redis_port)
@@ -213,7 +230,8 @@ def redis_probe(redis_port: int, hub_port: int, nodes: int, size: int = 64) -> d
         for name, n in delta.items():
             figures[f"redis_{name.replace('|', '_')}_per_emit"] = n / count
         # A bare PUBLISH of the same size, without a newline: the hubs drop it at once.
-        command = resp("PUBLISH", PROBE_CHANNEL, b"x" * published_size(size))
+        published = published_size(size) if message_size is None else message_size
+        command = resp("PUBLISH", channel, b"x" * published)
         (_, cpu0, _), began = redis_info(redis_port), time.monotonic()
         with socket.create_connection(("127.0.0.1", redis_port), timeout=5) as sock:
             for start in range(0, count, batch):

@@ -20,25 +20,37 @@ same way. Every delivery is checked byte for byte and counted at its
 receiver; a run that misses any reports how many were lost.
 
 Over the measured window (the request to the last delivery: the load
-generator sends its request once the runner has taken its first reading) the runner reads
-the CPU time of every server process, of the load generator and of Redis
-from ``/proc``, and Redis's ``INFO`` (:func:`bench.cluster.redis_info`): the
-commands per emit (all of them, ``INFO`` itself left out) and Redis's CPU
-per emit, less what Redis spends idle for as long (measured before the load
-generator starts: the hubs' liveness beats, Redis's timers).
+generator sends its request once the runner has taken its first reading) the
+runner reads the CPU time of every server process, of the load generator and
+of Redis from ``/proc``: deliveries per node CPU-second are the deliveries
+over the CPU time of all the server processes together.
+
+What an emit costs Redis comes from B6's probe (:func:`bench.cluster.redis_probe`)
+after the run, the servers still up and the load generator gone: one process
+emits 3 000 messages of the same size to a room, and ``INFO`` gives the
+commands and Redis's CPU per emit, and the ratio to a bare ``PUBLISH`` of
+what it published. The window of the run has too few emits for that in the
+room of 2 000 (its own ``INFO`` readings are kept in the raw results as
+``run_redis_*``). For the hub two connections subscribed to the room's
+channel stand for the nodes with members, as in B6; python-socketio's
+processes all subscribe to its one channel themselves.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import wskit
+
 from .cases import Case, Server
-from .cluster import redis_info, start_redis
+from .cluster import redis_info, redis_probe, start_redis
 from .procs import CLK_TCK, Proc, cpu_ticks, free_port, system_busy_ticks
 
 #: The servers' core; the load generator and Redis share the other one.
@@ -49,6 +61,52 @@ REDIS_CORE = 1
 IDLE_WINDOW = 1.0
 #: The peer whose load generator speaks Socket.IO (``-sio``) rather than ws-wrapper.
 SOCKETIO = "socketio"
+#: The channel python-socketio's AsyncRedisManager publishes every emit on.
+SOCKETIO_CHANNEL = "socketio"
+
+
+def is_socketio(server: Server) -> bool:
+    return SOCKETIO in (server.name, server.base_of)
+
+
+def socketio_published_size(size: int) -> int:
+    """The bytes ``AsyncRedisManager`` publishes for ``sio.emit("m", "x" * size, room="all")``."""
+    message = {
+        "method": "emit",
+        "event": "m",
+        "data": ["x" * size],
+        "binary": False,
+        "namespace": "/",
+        "room": "all",
+        "skip_sid": None,
+        "callback": None,
+        "host_id": "0123456789abcdef0123456789abcdef",
+    }
+    return len(json.dumps(message))
+
+
+def socketio_burst(port: int, count: int, size: int) -> None:
+    """Make one python-socketio process emit ``count`` messages to the room ``all``.
+
+    A Socket.IO client of its own over ``wskit.connect``: the OPEN packet,
+    ``40``, then ``42["bcast",count,size]`` and its ``ok``.
+    """
+
+    async def burst() -> None:
+        url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket&role=sender"
+        conn = await wskit.connect(url)
+        try:
+            await conn.send("40")
+            await conn.send("42" + json.dumps(["bcast", count, size]))
+            async for message in conn:
+                if message == "2":
+                    await conn.send("3")  # Engine.IO's ping
+                elif isinstance(message, str) and message.startswith('42["ok"'):
+                    return
+        finally:
+            await conn.close()
+
+    asyncio.run(asyncio.wait_for(burst(), 120))
 
 
 @dataclass
@@ -113,17 +171,35 @@ def window_figures(
     if emits:
         delta = {name: n - first.calls.get(name, 0) for name, n in last.calls.items()}
         delta = {name: n for name, n in delta.items() if n and name != "info"}
-        figures["redis_cmds_per_emit"] = sum(delta.values()) / emits
+        figures["run_redis_cmds_per_emit"] = sum(delta.values()) / emits
         for name, n in delta.items():
-            figures[f"redis_{name.replace('|', '_')}_per_emit"] = n / emits
+            figures[f"run_redis_{name.replace('|', '_')}_per_emit"] = n / emits
         spent = last.redis_cpu - first.redis_cpu - idle * elapsed
-        figures["redis_cpu_us_per_emit"] = spent * 1e6 / emits
-        figures["redis_idle_cpu_us_per_s"] = idle * 1e6
+        figures["run_redis_cpu_us_per_emit"] = spent * 1e6 / emits
+        figures["run_redis_idle_cpu_us_per_s"] = idle * 1e6
     return figures, cpu
 
 
+def probe(
+    server: Server, redis_port: int, ports: list[int], client: dict[str, Any]
+) -> dict[str, float]:
+    """B6's Redis probe on the first process of either side (see the module's docstring)."""
+    size = int(client.get("size") or 64)
+    if not is_socketio(server):
+        return redis_probe(redis_port, ports[0], len(ports), size)
+    return redis_probe(
+        redis_port,
+        ports[0],
+        0,
+        size,
+        burst=partial(socketio_burst, ports[0]),
+        channel=SOCKETIO_CHANNEL,
+        message_size=socketio_published_size(size),
+    )
+
+
 def loader_argv(loadgen: Path, case: Case, server: Server, ports: list[int]) -> list[str]:
-    wire = "-sio" if SOCKETIO in (server.name, server.base_of) else "-hub"
+    wire = "-sio" if is_socketio(server) else "-hub"
     urls = ",".join(f"ws://127.0.0.1:{port}/" for port in ports)
     # -stdin: the loader waits for the runner's first reading before the first emit.
     return [str(loadgen), "-mode", "bcast", wire, "-urls", urls, "-stdin", *case.args]
@@ -209,6 +285,12 @@ def run_scaleout(
             if first is not None and last is not None:
                 figures, rec["cpu"] = window_figures(first, last, client, idle)
                 rec["figures"].update(figures)
+            if all(proc.alive() for proc in servers):
+                loader.stop(grace=5)  # its members gone, as in B6
+                try:
+                    rec["figures"].update(probe(server, redis_port, ports, client))
+                except (OSError, TimeoutError, RuntimeError, ValueError) as exc:
+                    rec["redis_probe_error"] = str(exc)
         dead = [f"server {i}" for i, proc in enumerate(servers) if not proc.alive()]
         if dead:
             died = f"{', '.join(dead)} exited: {servers[0].log_tail()}"
