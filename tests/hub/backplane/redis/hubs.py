@@ -26,8 +26,13 @@ class Node:
 
 
 @contextlib.asynccontextmanager
-async def hubs(*wheres: Any, service: str | None = None) -> AsyncIterator[list[Node]]:
-    """One hub per ``where`` (a URL or a client object), all under one fresh prefix."""
+async def hubs(
+    *wheres: Any, service: str | None = None, **options: Any
+) -> AsyncIterator[list[Node]]:
+    """One hub per ``where`` (a URL or a client object), all under one fresh prefix.
+
+    ``options`` go to each :class:`~wskit.hub.Hub` (``recovery=``...).
+    """
     prefix = uuid.uuid4().hex[:8]
     made = []
     try:
@@ -35,7 +40,7 @@ async def hubs(*wheres: Any, service: str | None = None) -> AsyncIterator[list[N
             backplane = RedisBackplane(
                 where, service=service, prefix=prefix, heartbeat=0.2, node_ttl=2.0
             )
-            hub = Hub(backplane=backplane, client_rooms=True)
+            hub = Hub(backplane=backplane, client_rooms=True, **options)
             made.append(Node(hub, await hub.serve("127.0.0.1", 0)))
         yield made
     finally:

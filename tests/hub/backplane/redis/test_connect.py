@@ -17,13 +17,19 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode
 
 from conftest import unused_port
 from hub.backplane.redis.hubs import exchange, hubs, join
 from hub.redis_support import peers, until
 from wskit.hub.backplane import BackplaneUnavailable
 from wskit.hub.backplane.redis import RedisBackplane
-from wskit.hub.backplane.redis.connect import Connector, masked_url, parse_sentinel_url
+from wskit.hub.backplane.redis.connect import (
+    Connector,
+    masked_url,
+    parse_cluster_url,
+    parse_sentinel_url,
+)
 
 # -- the URLs, without a server ----------------------------------------------------------
 
@@ -74,20 +80,54 @@ def test_passwords_are_masked_wherever_a_url_holds_them() -> None:
     )
 
 
-def test_other_schemes_are_refused_and_redis_cluster_is_not_supported_yet() -> None:
-    with pytest.raises(ValueError, match="redis://, rediss://, unix:// or redis\\+sentinel://"):
+def test_other_schemes_are_refused() -> None:
+    expected = "redis://, rediss://, unix://, redis\\+sentinel:// or redis\\+cluster://"
+    with pytest.raises(ValueError, match=expected):
         RedisBackplane("http://u:hunter2@h:6379")
-    with pytest.raises(NotImplementedError, match="Redis Cluster"):
-        RedisBackplane("redis+cluster://h1:7000,h2:7001")
-    cluster = aioredis.RedisCluster.__new__(aioredis.RedisCluster)  # no node to reach
-    with pytest.raises(NotImplementedError, match="Redis Cluster"):
-        Connector(cluster)
     with pytest.raises(TypeError, match=r"redis\.asyncio\.Redis"):
         RedisBackplane(object())
     with pytest.raises(ValueError, match="service="):
         RedisBackplane(aioredis.Sentinel([("127.0.0.1", 1)]))
     with pytest.raises(ValueError, match="service="):
         RedisBackplane("redis://h/0", service="mymaster")
+
+
+def test_cluster_urls_name_the_nodes_and_their_settings() -> None:
+    nodes, kwargs = parse_cluster_url(
+        "redis+cluster://bob:pw@10.0.0.1:7000,[::1],h3:7002?protocol=3"
+    )
+    assert nodes == [("10.0.0.1", 7000), ("::1", 6379), ("h3", 7002)]
+    assert kwargs == {"username": "bob", "password": "pw", "protocol": 3}
+    for url in ("redis+cluster://", "redis+cluster://h:port", "redis+cluster://h/1"):
+        with pytest.raises(ValueError, match="redis\\+cluster://"):
+            parse_cluster_url(url)
+    with pytest.raises(ValueError, match="database 0"):
+        parse_cluster_url("redis+cluster://h?db=2")
+    backplane = RedisBackplane("redis+cluster://:hunter2@h1:7000,h2:7001?prefix=chat")
+    assert backplane.url == "redis+cluster://:***@h1:7000,h2:7001"
+    assert backplane.prefix == "chat"
+    with pytest.raises(ValueError, match="no braces"):
+        RedisBackplane("redis+cluster://h1:7000", prefix="{chat}")
+
+
+async def test_a_cluster_client_is_copied_with_the_backplane_s_own_settings() -> None:
+    mine = aioredis.RedisCluster(
+        startup_nodes=[ClusterNode("10.1.2.3", 7000), ClusterNode("10.1.2.4", 7001)],
+        password="hunter2",
+        decode_responses=True,
+    )
+    connector = Connector(mine)
+    assert connector.cluster and connector.url == "redis+cluster://10.1.2.3:7000,10.1.2.4:7001"
+    made = connector.client(1.5)
+    assert isinstance(made, aioredis.RedisCluster) and made is not mine
+    kwargs = made.get_connection_kwargs()
+    assert kwargs["password"] == "hunter2" and kwargs["decode_responses"] is False
+    assert kwargs["socket_timeout"] == 1.5 and kwargs["protocol"] == 2
+    await connector.aclose(made)
+    await mine.aclose()
+    made = Connector("redis+cluster://h:7000?protocol=3").client(1)
+    assert made.get_connection_kwargs()["protocol"] == 3
+    await made.aclose()
 
 
 async def test_client_objects_are_described_without_their_password() -> None:

@@ -26,9 +26,13 @@ subscriber alike, so every form below works in both directions:
   the node asks the sentinels where the primary is; when it moved, the
   node closes its connections to the old one (which keeps serving until the
   sentinels turn it into a replica) and connects to the new one;
+* ``redis+cluster://[[user]:password@]host[:port],host[:port]...``: a Redis
+  Cluster (Redis 7 or later), which any of these nodes describes (see
+  "Redis Cluster" below);
 * a redis-py object: ``RedisBackplane(redis.asyncio.Redis(...))`` (a
-  Sentinel's ``master_for()`` too), or
-  ``RedisBackplane(redis.asyncio.Sentinel([...]), service="mymaster")``.
+  Sentinel's ``master_for()`` too),
+  ``RedisBackplane(redis.asyncio.Sentinel([...]), service="mymaster")``, or
+  ``RedisBackplane(redis.asyncio.RedisCluster(...))``.
   The backplane makes its own connections with the object's settings
   (address, credentials, TLS, protocol, parser) and its own timeouts; the
   object stays its owner's to close.
@@ -37,9 +41,7 @@ Every form takes redis-py's other query parameters (``protocol=3``,
 ``client_name=...``) besides the backplane's own (``prefix=``...). The
 backplane speaks RESP2 unless ``protocol=3`` is asked for: redis-py reads
 RESP2's messages about twice as fast. Passwords are masked (``***``) in
-every log record and error. ``redis+cluster://`` and
-``redis.asyncio.RedisCluster`` raise :class:`NotImplementedError`: Redis
-Cluster is not supported yet.
+every log record and error.
 
 Theory of operation
 ===================
@@ -115,9 +117,42 @@ client's channel, whose one subscriber is its node); ``PUBLISH`` says how many
 nodes got it, and the caller waits for that many answers on ``P:node:ID``,
 at most the timeout.
 
-Use one Redis server (or a primary with replicas), not Redis Cluster: a
-script touches keys of one room, but channels and streams are not placed by
-hash slot.
+Redis Cluster
+=============
+
+On a cluster every publish is sharded (``SPUBLISH``, and the subscriber
+subscribes with ``SSUBSCRIBE``): a message goes to the primary that owns
+its channel's hash slot and to that primary's subscribers only, so the
+primaries share
+the traffic rather than each carrying all of it, as a classic ``PUBLISH``
+broadcast over the cluster bus would have them do. The names change
+(:class:`~.link.ClusterKeys`):
+
+* each room's channel and keys carry the room as their hash tag
+  (``P:room:{NAME}``, ``P:meta:{NAME}``, ``P:hist:{NAME}``,
+  ``P:presence:{NAME}``): one slot per room, so that with recovery on the
+  script and the stream of a room stay atomic, and the rooms spread over
+  the primaries by the hash of their names;
+* an emit to one client goes to its channel, ``P:client:{ID}``, on the
+  primary of the client's slot (clients spread too);
+* global emits, calls (``hub.cluster``) and their answers, presence
+  liveness and sessions are on one slot, the prefix's: ``{P}:all``,
+  ``{P}:node:ID``, ``{P}:alive:NODE``... A global emit is one ``SPUBLISH``
+  (or one script) on that slot's primary, which every node listens to;
+  a call counts its answers from what ``SPUBLISH`` says there.
+
+The prefix must not contain braces. The subscriber is one connection per
+primary that owns a slot of this node's channels (:mod:`~.shards`). A
+primary that fails (its replica promoted after ``cluster-node-timeout``),
+a ``MOVED`` answer, or a slot given away makes the node read the cluster's
+map again and subscribe where the channels are now; meanwhile it counts as
+disconnected (an outage, as above: its own emits reach its local clients
+and wait in the outbox). Redis replicates asynchronously and does not
+replicate a publish to the promoted replica's subscribers before the
+failover: what was in flight may be lost. With recovery off the receivers
+count it in ``stats.lost`` (the gap in the sender's numbers); with
+recovery on they read it from the stream when the stream's write reached
+the replica, and count what it does not hold.
 
 The parts
 =========
@@ -134,7 +169,8 @@ the client for commands, the counters, the background tasks):
   reading a stream back, the history for recovery);
 * ``subscriber``: the subscriber connection, one redis-py connection made
   by the command client's pool, read without a timeout per message (pings
-  every heartbeat tell a Redis that stopped answering);
+  every heartbeat tell a Redis that stopped answering); on Redis Cluster,
+  ``shards``: one per primary, following the cluster's map;
 * ``connect``: the URLs and redis-py objects above, made into the client;
 * ``presence``: presence entries, the node's liveness beat (which the
   backplane's heartbeat loop makes), the sweep of dead nodes;

@@ -33,7 +33,7 @@ from ..interface import (
 )
 from .calls import Calls
 from .connect import Connector
-from .link import OUTAGE, Keys, Link, logger
+from .link import OUTAGE, ClusterKeys, Keys, Link, logger
 from .outage import Outage
 from .outbox import Echoes, Outbox, Outgoing
 from .presence import Presence
@@ -74,12 +74,13 @@ class RedisBackplane(Backplane):
     Args:
         url: where Redis is: ``redis://[[user]:password@]host[:port][/db]``,
             ``rediss://...`` (TLS), ``unix:///path/redis.sock``,
-            ``redis+sentinel://host:port,host:port/service``, with redis-py's
+            ``redis+sentinel://host:port,host:port/service``,
+            ``redis+cluster://host:port,host:port``, with redis-py's
             query parameters (``ssl_ca_certs``, ``protocol=3``...); or a
-            :class:`redis.asyncio.Redis`, or a :class:`redis.asyncio.Sentinel`
-            with ``service`` (:mod:`wskit.hub.backplane.redis` says what each
-            means). Query parameters named like the keyword arguments below
-            set them
+            :class:`redis.asyncio.Redis`, a :class:`redis.asyncio.Sentinel`
+            with ``service``, or a :class:`redis.asyncio.RedisCluster`
+            (:mod:`wskit.hub.backplane.redis` says what each means). Query
+            parameters named like the keyword arguments below set them
             (``redis://h:6379/0?prefix=chat&heartbeat=0.5&degraded_start=1``).
         service: the name of the primary, with a :class:`redis.asyncio.Sentinel`.
         prefix: of every key and channel, so that apps can share a server.
@@ -146,7 +147,9 @@ class RedisBackplane(Backplane):
         self.batch = batch
         self.timeout = timeout
         self.node_id = uuid.uuid4().hex[:16]
-        self._link = link = Link(self, Keys(options["prefix"]))
+        # On Redis Cluster each room's names share its slot (and SPUBLISH publishes).
+        keys = (ClusterKeys if self._connector.cluster else Keys)(options["prefix"])
+        self._link = link = Link(self, keys)
         self._echoes = Echoes(link)
         self._outbox = Outbox(link, self._echoes, self._state_changed)
         self._outage = Outage(link, self._outbox, self.url)

@@ -62,7 +62,9 @@ class Calls:
         else:
             channel = link.keys.channel(Target.CLIENT, client_id)
         try:
-            receivers = await link.client.publish(channel, json.dumps(header) + "\n")
+            receivers = await link.client.execute_command(
+                link.publish_command, channel, json.dumps(header) + "\n"
+            )
             call.expected = int(receivers)
             call.check()
             if receivers:
@@ -96,6 +98,8 @@ class Calls:
         except Exception as exc:
             reply["err"] = str(exc)
         with contextlib.suppress(*OUTAGE):
-            await link.client.publish(
-                link.keys.key("node", str(header.get("n"))), json.dumps(reply) + "\n"
+            await link.client.execute_command(
+                link.publish_command,
+                link.keys.key("node", str(header.get("n"))),
+                json.dumps(reply) + "\n",
             )

@@ -16,17 +16,19 @@ whose pool also makes the subscriber's connection
   failover. The user and password are the primary's (as for ``redis://``);
   ``sentinel_username`` and ``sentinel_password`` query parameters are the
   sentinels' own, when they need one;
+* ``redis+cluster://[[user]:password@]host[:port],host[:port]...``: a Redis
+  Cluster (Redis 7 or later: sharded pub/sub), which these nodes (port 6379
+  by default) describe; the backplane then names its keys with
+  :class:`~.link.ClusterKeys` and publishes with ``SPUBLISH``;
 * a redis-py client, :class:`redis.asyncio.Redis` (from a Sentinel's
-  ``master_for()`` too), or a :class:`redis.asyncio.Sentinel` with a
-  ``service`` name.
+  ``master_for()`` too), a :class:`redis.asyncio.Sentinel` with a
+  ``service`` name, or a :class:`redis.asyncio.RedisCluster`.
 
 Every form takes redis-py's other query parameters (``protocol=3`` for RESP3,
 ``client_name``...), except the timeouts, which are the backplane's own. The
 backplane speaks RESP2 unless told ``protocol=3`` (in the URL, or by the
 client object): redis-py reads RESP2's pub/sub messages about twice as fast
 (with hiredis, 1.5 µs a message rather than 3).
-``redis+cluster://`` and :class:`redis.asyncio.RedisCluster` are refused with
-:class:`NotImplementedError`: Redis Cluster is not supported yet.
 
 The backplane's client answers bytes and does not retry by itself (the
 backplane does, and tells of outages); a client object it was given stays
@@ -36,19 +38,35 @@ and closes only those).
 
 from __future__ import annotations
 
+import inspect
 import urllib.parse
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import ConnectionPool, parse_url
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.connection import ConnectionPool, SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
 
-__all__ = ["SENTINEL_PORT", "Connector", "masked_url", "parse_sentinel_url"]
+__all__ = [
+    "SENTINEL_PORT",
+    "Connector",
+    "masked_url",
+    "parse_cluster_url",
+    "parse_sentinel_url",
+]
 
 #: The port of a sentinel that a ``redis+sentinel://`` URL names without one.
 SENTINEL_PORT = 26379
+
+# What RedisCluster takes as keyword arguments (a cluster object's settings are copied).
+_CLUSTER_ARGS = frozenset(inspect.signature(aioredis.RedisCluster.__init__).parameters) - {
+    "self",
+    "host",
+    "port",
+    "startup_nodes",
+}
 
 # What redis-py calls a secret, anywhere in a query string.
 _SECRETS = ("password", "sentinel_password")
@@ -125,11 +143,34 @@ def parse_sentinel_url(
     return sentinels, path[0], kwargs, sentinel_kwargs
 
 
-def _refuse_cluster() -> NotImplementedError:
-    return NotImplementedError(
-        "the Redis backplane does not support Redis Cluster yet: give it one Redis "
-        "(redis://, rediss://, unix://) or a Sentinel-managed primary (redis+sentinel://)"
-    )
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The nodes and the keyword arguments of a ``redis+cluster://`` URL.
+
+    Returns:
+        The addresses of the nodes to ask for the cluster's map (port 6379
+        by default); the arguments of the connections (``username``,
+        ``password`` and the query parameters, as redis-py reads them).
+
+    Raises:
+        ValueError: no node, a port that is no number, or a path (a
+            cluster has one database).
+    """
+    parts = urllib.parse.urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    try:
+        nodes = [_host_port(host, 6379) for host in hosts.split(",") if host]
+    except ValueError as exc:
+        raise ValueError(f"{masked_url(url)}: a node is host or host:port ({exc})") from None
+    if not nodes or parts.path.strip("/"):
+        raise ValueError(
+            f"{masked_url(url)}: expected redis+cluster://[user:password@]host:port,host:port..."
+        )
+    authority = f"{userinfo}@localhost" if userinfo else "localhost"
+    kwargs: dict[str, Any] = dict(parse_url(f"redis://{authority}/?{parts.query}"))
+    kwargs.pop("host", None)
+    if kwargs.pop("db", 0):
+        raise ValueError(f"{masked_url(url)}: a Redis Cluster has database 0 only")
+    return nodes, kwargs
 
 
 class Connector:
@@ -137,17 +178,27 @@ class Connector:
 
     Args:
         where: a URL (see :mod:`~wskit.hub.backplane.redis.connect`), a
-            :class:`redis.asyncio.Redis` or a :class:`redis.asyncio.Sentinel`.
+            :class:`redis.asyncio.Redis`, a :class:`redis.asyncio.Sentinel`
+            or a :class:`redis.asyncio.RedisCluster`.
         service: the name of the primary a Sentinel watches (with a Sentinel
             object only).
 
     Raises:
         ValueError: a URL of another scheme, or one that does not parse.
         TypeError: an object that is none of these (a blocking client, say).
-        NotImplementedError: Redis Cluster (``redis+cluster://``, ``RedisCluster``).
     """
 
-    __slots__ = ("url", "_url", "_client", "_service", "_sentinels", "_kwargs", "_made", "_primary")
+    __slots__ = (
+        "url",
+        "_url",
+        "_client",
+        "_service",
+        "_sentinels",
+        "_cluster",
+        "_kwargs",
+        "_made",
+        "_primary",
+    )
 
     def __init__(self, where: Any, service: str | None = None) -> None:
         #: Where Redis is, as the logs and errors say it (passwords masked).
@@ -156,6 +207,7 @@ class Connector:
         self._client: Any = None  # a client to copy the settings of
         self._service = service  # Sentinel: the primary's name
         self._sentinels: Any = None  # Sentinel: the addresses, or a Sentinel object
+        self._cluster: list[tuple[str, int]] | None = None  # Redis Cluster: nodes to ask
         self._kwargs: dict[str, Any] = {}  # Sentinel: the primary's and the sentinels'
         self._made: list[Any] = []  # the Sentinel objects this connector made
         self._primary: tuple[Any, ...] | None = None  # Sentinel: where the primary was
@@ -165,7 +217,9 @@ class Connector:
             self.url = masked_url(where)
             self._of_url(where)
         elif isinstance(where, aioredis.RedisCluster):
-            raise _refuse_cluster()
+            if service is not None:
+                raise ValueError("service= goes with a Sentinel object")
+            self._of_cluster(where)
         elif isinstance(where, aioredis.Sentinel):
             if not service:
                 raise ValueError("a Sentinel needs the service= name of the primary to use")
@@ -176,14 +230,24 @@ class Connector:
             self._of_client(where)
         else:
             raise TypeError(
-                "the Redis backplane takes a URL, a redis.asyncio.Redis or a "
-                f"redis.asyncio.Sentinel, not {type(where).__name__}"
+                "the Redis backplane takes a URL, a redis.asyncio.Redis, a redis.asyncio."
+                f"Sentinel or a redis.asyncio.RedisCluster, not {type(where).__name__}"
             )
         if isinstance(self._sentinels, aioredis.Sentinel):
             self.url = self._sentinel_url(self._sentinels, self._service or "")
 
+    @property
+    def cluster(self) -> bool:
+        """Whether Redis is a Redis Cluster (the client a :class:`redis.asyncio.RedisCluster`)."""
+        return self._cluster is not None
+
     def client(self, timeout: float) -> Any:
         """A new :class:`redis.asyncio.Redis` for the backplane's commands and its subscriber.
+
+        On Redis Cluster, a :class:`redis.asyncio.RedisCluster`, which finds
+        the cluster's map at its first command and again after an error
+        (the subscriber connects to the primaries it names,
+        :mod:`~.shards`).
 
         It answers bytes, waits ``timeout`` seconds for a connection or a
         reply, and does not retry (the backplane does). It speaks RESP2 unless
@@ -198,6 +262,13 @@ class Connector:
             "retry": Retry(NoBackoff(), 0),
             "health_check_interval": 0,
         }
+        if self._cluster is not None:
+            kwargs = {**self._kwargs.get("cluster", {}), **options}
+            kwargs["protocol"] = kwargs.get("protocol") or 2
+            if kwargs["protocol"] == 2:
+                kwargs.pop("maint_notifications_config", None)
+            nodes = [ClusterNode(host, port) for host, port in self._cluster]
+            return aioredis.RedisCluster(startup_nodes=nodes, **kwargs)
         if self._url is not None:
             # The URL's own protocol=, if any, wins over this one.
             return aioredis.Redis.from_url(self._url, protocol=2, **options)
@@ -234,7 +305,7 @@ class Connector:
         its next ping (:meth:`.Subscriber.ping`). Without Sentinel, it does
         nothing.
         """
-        pool: Any = client.connection_pool
+        pool: Any = getattr(client, "connection_pool", None)  # a RedisCluster has none
         if not isinstance(pool, SentinelConnectionPool):
             return
         primary = tuple(await pool.get_master_address())  # type: ignore[no-untyped-call]
@@ -260,12 +331,26 @@ class Connector:
             self._sentinels, self._service = sentinels, service
             self._kwargs = {"primary": kwargs, "sentinel": sentinel_kwargs}
         elif scheme == "redis+cluster":
-            raise _refuse_cluster()
+            self._cluster, kwargs = parse_cluster_url(url)
+            self._kwargs = {"cluster": kwargs}
         else:
             raise ValueError(
-                f"{self.url}: a Redis URL starts with redis://, rediss://, unix:// "
-                "or redis+sentinel://"
+                f"{self.url}: a Redis URL starts with redis://, rediss://, unix://, "
+                "redis+sentinel:// or redis+cluster://"
             )
+
+    def _of_cluster(self, client: Any) -> None:
+        manager = client.nodes_manager
+        nodes = manager.nodes_cache or manager.startup_nodes
+        self._cluster = [(node.host, int(node.port)) for node in nodes.values()]
+        settings = client.get_connection_kwargs()
+        kwargs = {key: value for key, value in settings.items() if key in _CLUSTER_ARGS}
+        kwargs.pop("retry", None)
+        if issubclass(settings.get("connection_class", object), SSLConnection):
+            kwargs["ssl"] = True
+        self._kwargs = {"cluster": kwargs}
+        hosts = ",".join(f"{host}:{port}" for host, port in self._cluster)
+        self.url = f"redis+cluster://{hosts}"
 
     def _of_client(self, client: Any) -> None:
         pool = client.connection_pool

@@ -17,18 +17,36 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from ...background import BackgroundTasks
 from ..interface import BackplaneStats, ClusterNode, Target
 
-__all__ = ["OUTAGE", "Backoff", "Keys", "Link", "Options", "describe", "logger"]
+__all__ = [
+    "OUTAGE",
+    "Backoff",
+    "ClusterKeys",
+    "Keys",
+    "Link",
+    "Options",
+    "describe",
+    "hash_tag",
+    "logger",
+]
 
 #: The logger of every part of the Redis backplane (named for the module it began in).
 logger = logging.getLogger("wskit.hub.redis")
 
-#: The errors that mean Redis cannot be reached (or did not answer in time).
-OUTAGE = (RedisError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError)
+#: The errors that mean Redis cannot be reached (or did not answer in time). On
+#: Redis Cluster, redis-py also raises :class:`~redis.exceptions.RedisClusterException`
+#: (a slot no primary covers, during a failover).
+OUTAGE = (
+    RedisError,
+    RedisClusterException,
+    OSError,
+    asyncio.TimeoutError,
+    asyncio.IncompleteReadError,
+)
 
 
 def describe(exc: BaseException) -> str:
@@ -91,6 +109,83 @@ class Keys:
             meta, stream = self.key("meta-all"), self.key("hist-all")
         return self.channel(target, name), meta, stream
 
+    def presence(self, room: str) -> str:
+        """The hash of the presence entries of ``room``: ``P:presence:ROOM``."""
+        return self.key("presence", room)
+
+    def client_of(self, channel: str) -> str | None:
+        """The client whose channel ``channel`` is (``None``: no client's)."""
+        start = self.key("client", "")
+        return channel[len(start) :] if channel.startswith(start) else None
+
+
+class ClusterKeys(Keys):
+    """The names on Redis Cluster: each room's keys and channel in one hash slot.
+
+    A room's channel, its stream, its meta key and its presence hash carry
+    the room as their hash tag (``P:room:{NAME}``, ``P:hist:{NAME}``,
+    ``P:meta:{NAME}``, ``P:presence:{NAME}``), so the script of a recovery-on
+    emit touches one slot, and the rooms spread over the primaries. A
+    client's channel is tagged with the client (``P:client:{ID}``). The
+    cluster-wide names are in the slot of the prefix (``{P}:all``,
+    ``{P}:hist-all``, ``{P}:node:ID``, ``{P}:alive:NODE``, sessions...).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, prefix: str) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(f"prefix={prefix!r}: on Redis Cluster a prefix has no braces")
+        super().__init__(prefix)
+
+    def key(self, *parts: str) -> str:
+        """``{P}:part:part...``: in the prefix's slot."""
+        return ":".join((f"{{{self.prefix}}}", *parts))
+
+    def channel(self, target: Target, name: str) -> str:
+        """``P:room:{NAME}``, ``P:client:{ID}``, or ``{P}:all``."""
+        if target is Target.ROOM:
+            return f"{self.prefix}:room:{hash_tag(name)}"
+        if target is Target.CLIENT:
+            return f"{self.prefix}:client:{hash_tag(name)}"
+        return self.key("all")
+
+    def numbered(self, target: Target, name: str) -> tuple[str, str, str]:
+        """The channel, meta key and stream key of a room, or of the global channel."""
+        if target is Target.ROOM:
+            tag = hash_tag(name)
+            meta, stream = f"{self.prefix}:meta:{tag}", f"{self.prefix}:hist:{tag}"
+        else:
+            meta, stream = self.key("meta-all"), self.key("hist-all")
+        return self.channel(target, name), meta, stream
+
+    def presence(self, room: str) -> str:
+        """``P:presence:{ROOM}``: in the room's slot."""
+        return f"{self.prefix}:presence:{hash_tag(room)}"
+
+    def client_of(self, channel: str) -> str | None:
+        """The client whose channel ``channel`` is (``None``: no client's)."""
+        start = f"{self.prefix}:client:"
+        if not channel.startswith(start):
+            return None
+        tagged = channel[len(start) :]
+        if tagged.startswith("{~}") and tagged.endswith("~"):
+            return tagged[3:-1]
+        return tagged[1:-1]
+
+
+def hash_tag(name: str) -> str:
+    """``{NAME}``: the part of a Redis Cluster key that says its slot.
+
+    Redis hashes what is between the first ``{`` and the next ``}``, when
+    that is not empty; a name that would leave it empty (``""``, ``"}x"``)
+    is written ``{~}NAME~``, whose tag is ``~`` (and which no ``{NAME}`` can
+    be: those end with ``}``).
+    """
+    if name and not name.startswith("}"):
+        return f"{{{name}}}"
+    return f"{{~}}{name}~"
+
 
 class Options(Protocol):
     """The settings of a Redis backplane that its parts read (its public attributes).
@@ -130,11 +225,25 @@ class Link:
     outage.
     """
 
-    __slots__ = ("options", "keys", "stats", "node", "client", "closing", "tasks", "last_error")
+    __slots__ = (
+        "options",
+        "keys",
+        "publish_command",
+        "stats",
+        "node",
+        "client",
+        "closing",
+        "tasks",
+        "last_error",
+    )
 
     def __init__(self, options: Options, keys: Keys) -> None:
         self.options = options
         self.keys = keys
+        #: The command that publishes on the channels of ``keys``: ``PUBLISH``, or
+        #: on Redis Cluster ``SPUBLISH`` (sharded pub/sub: only the primary that
+        #: owns the channel's slot, and its replicas, carry the message).
+        self.publish_command = "SPUBLISH" if isinstance(keys, ClusterKeys) else "PUBLISH"
         self.stats = BackplaneStats()
         #: The hub that receives deliveries (``None`` until attached).
         self.node: ClusterNode | None = None

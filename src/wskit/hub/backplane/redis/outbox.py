@@ -7,9 +7,10 @@ Every command this node sends to Redis for the hub is an :class:`Outgoing`
 entry of one :class:`Outbox`, in the order it was made: a numbered publish
 (a room's or the global channel's with recovery on, through the Lua script
 ``publish.lua``), a plain publish (to one client, or to a room or the
-global channel with recovery off: one ``PUBLISH`` that leaves nothing in
-Redis, the message counted per channel by this node so that the receivers
-see what they missed, see :mod:`~.receiver`), or commands built by another part
+global channel with recovery off: one ``PUBLISH``, ``SPUBLISH`` on Redis
+Cluster, that leaves nothing in Redis, the message counted per channel by
+this node so that the receivers see what they missed, see
+:mod:`~.receiver`), or commands built by another part
 (presence updates, the read of where a stream stands when the node starts
 listening to it, which must come in order with the node's publishes). One
 task, :meth:`Outbox.run`, sends the entries in batches, one pipeline per
@@ -40,15 +41,45 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    NoScriptError,
+    RedisClusterException,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..interface import Target
 from .link import OUTAGE, Backoff, Link, logger
 
-__all__ = ["PUBLISH_SCRIPT", "Echoes", "Outbox", "Outgoing", "plain_header"]
+__all__ = ["PUBLISH_SCRIPT", "Echoes", "Outbox", "Outgoing", "plain_header", "publish_script"]
 
 #: The Lua script of a numbered publish (``publish.lua``, next to this module).
 PUBLISH_SCRIPT = (resources.files(__package__ or "") / "publish.lua").read_text(encoding="utf-8")
+
+
+def publish_script(command: str) -> str:
+    """:data:`PUBLISH_SCRIPT` publishing with ``command`` (``SPUBLISH`` on Redis Cluster).
+
+    On Redis Cluster the room's channel is in the slot of its keys (see
+    :class:`~.link.ClusterKeys`), so the script stays within one slot.
+    """
+    return PUBLISH_SCRIPT.replace("redis.call('PUBLISH'", f"redis.call('{command}'")
+
+
+# The errors of one command of a pipeline that say its Redis was out of reach, not
+# that it refused the command: on Redis Cluster one primary may fail (or move a
+# slot, or be down while its replica takes over) while the others answer.
+_UNREACHED = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterError,
+    TryAgainError,
+    AskError,
+    RedisClusterException,
+)
 
 # Own messages echoed this many seconds before an outage are published again
 # after it (see Echoes.lost).
@@ -214,9 +245,6 @@ class Outbox:
         on_state: called when :attr:`sending` may have changed.
     """
 
-    #: The command of a plain publish (the one place that names it).
-    publish_command = "PUBLISH"
-
     def __init__(self, link: Link, echoes: Echoes, on_state: Callable[[], None]) -> None:
         self._link = link
         self._echoes = echoes
@@ -344,19 +372,37 @@ class Outbox:
                 await backoff.wait()
                 continue
             self._inflight = []
-            backoff.reset()
+            # On Redis Cluster: the entries whose primary failed are sent again.
+            unreached = []
             for out, result in zip(batch, results, strict=True):
-                out.queued = False
                 if out.op == "cmd":
+                    if isinstance(result, _UNREACHED):
+                        unreached.append(out)
+                        continue
+                    out.queued = False
                     if out.on_result is not None and not isinstance(result, Exception):
                         out.on_result(result)
                     continue
                 if isinstance(result, Exception):
+                    if isinstance(result, _UNREACHED):
+                        unreached.append(out)
+                        continue
+                    out.queued = False
                     link.stats.dropped += 1
                     logger.error("redis backplane: a message was refused: %s", result)
                     continue
+                out.queued = False
                 if not out.resend:
                     link.stats.published += 1
+            if unreached:
+                error = next(r for r in results if isinstance(r, _UNREACHED))
+                link.failed("redis publish failed", error)
+                self._sha = ""
+                self.requeue(unreached)
+                self._set_sending(False)
+                await backoff.wait()
+                continue
+            backoff.reset()
             self._set_sending(True)
 
     @property
@@ -386,12 +432,12 @@ class Outbox:
         client = self._link.client
         if not self._sha and any(out.op == "seq" for out in batch):
             # Only recovery needs the script: without it nothing is loaded.
-            self._sha = await client.script_load(PUBLISH_SCRIPT)
+            self._sha = await client.script_load(publish_script(self._link.publish_command))
         results = await self._pipeline(batch)
         again = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
         if again:
             # Redis restarted since the script was loaded: load it, send those again.
-            self._sha = await client.script_load(PUBLISH_SCRIPT)
+            self._sha = await client.script_load(publish_script(self._link.publish_command))
             retried = await self._pipeline([batch[i] for i in again])
             for i, result in zip(again, retried, strict=True):
                 results[i] = result
@@ -403,11 +449,11 @@ class Outbox:
         node_id = options.node_id
         maxlen = str(max(1, options.history_size))
         ttl = str(int(max(options.history_ttl, 1.0) * 1000))
-        publish = self.publish_command
+        publish = link.publish_command
         async with link.client.pipeline(transaction=False) as pipe:
             spans = []
             for out in batch:
-                before = len(pipe.command_stack)
+                before = len(pipe)
                 if out.op == "seq":
                     channel, meta, stream = keys.numbered(out.target, out.name)
                     pipe.evalsha(
@@ -434,6 +480,6 @@ class Outbox:
                 else:
                     assert out.build is not None
                     out.build(pipe)
-                spans.append((before, len(pipe.command_stack)))
+                spans.append((before, len(pipe)))
             raw = await pipe.execute(raise_on_error=False)
         return [raw[start] if end > start else None for start, end in spans]

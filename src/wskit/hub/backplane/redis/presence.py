@@ -54,12 +54,12 @@ class Presence:
         link.node.presence_changed(PresenceEvent("join", room, client_id, node_id, info))
         entry = json.dumps({**info, "node": node_id})
         event = presence_message("join", room, client_id, node_id, i=info)
-        keys = link.keys
+        keys, publish = link.keys, link.publish_command
 
         def build(pipe: Any) -> None:
-            pipe.hset(keys.key("presence", room), client_id, entry)
+            pipe.hset(keys.presence(room), client_id, entry)
             pipe.sadd(keys.key("node-rooms", node_id), room)
-            pipe.publish(keys.channel(Target.ROOM, room), event)
+            pipe.execute_command(publish, keys.channel(Target.ROOM, room), event)
 
         self._outbox.command(build)
 
@@ -70,11 +70,11 @@ class Presence:
         assert link.node is not None
         link.node.presence_changed(PresenceEvent("leave", room, client_id, node_id))
         event = presence_message("leave", room, client_id, node_id)
-        keys = link.keys
+        keys, publish = link.keys, link.publish_command
 
         def build(pipe: Any) -> None:
-            pipe.hdel(keys.key("presence", room), client_id)
-            pipe.publish(keys.channel(Target.ROOM, room), event)
+            pipe.hdel(keys.presence(room), client_id)
+            pipe.execute_command(publish, keys.channel(Target.ROOM, room), event)
 
         self._outbox.command(build)
 
@@ -82,7 +82,7 @@ class Presence:
         """Who is in ``room`` on the nodes that are alive."""
         client, keys = self._link.client, self._link.keys
         assert client is not None
-        raw = await client.hgetall(keys.key("presence", room))
+        raw = await client.hgetall(keys.presence(room))
         entries = {key.decode(): json.loads(value) for key, value in raw.items()}
         nodes = sorted({entry.get("node", "") for entry in entries.values()})
         if not nodes:
@@ -103,7 +103,7 @@ class Presence:
             async with link.client.pipeline(transaction=False) as pipe:
                 for room, client_id, info in entries:
                     entry = json.dumps({**info, "node": node_id})
-                    pipe.hset(keys.key("presence", room), client_id, entry)
+                    pipe.hset(keys.presence(room), client_id, entry)
                     pipe.sadd(keys.key("node-rooms", node_id), room)
                 await pipe.execute()
         except OUTAGE as exc:
@@ -140,7 +140,7 @@ class Presence:
         rooms = await client.smembers(keys.key("node-rooms", dead))
         for raw_room in rooms:
             room = raw_room.decode()
-            key = keys.key("presence", room)
+            key = keys.presence(room)
             entries = await client.hgetall(key)
             gone = [
                 member.decode()
@@ -150,10 +150,11 @@ class Presence:
             if not gone:
                 continue
             async with client.pipeline(transaction=False) as pipe:
+                publish = self._link.publish_command
                 pipe.hdel(key, *gone)
                 for client_id in gone:
                     event = presence_message("leave", room, client_id, dead, swept=True)
-                    pipe.publish(keys.channel(Target.ROOM, room), event)
+                    pipe.execute_command(publish, keys.channel(Target.ROOM, room), event)
                 await pipe.execute()
         async with client.pipeline(transaction=False) as pipe:
             pipe.delete(keys.key("node-rooms", dead))

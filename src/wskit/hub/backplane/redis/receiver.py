@@ -31,6 +31,12 @@ to listen (read through the outbox, in order with the node's publishes) and
 the confirmed subscription are both needed, and whichever comes last asks
 for it. When the connection comes back after a loss, the node subscribes
 again to everything and every stream syncs.
+
+On Redis Cluster the channels are sharded: one connection per primary
+(:class:`~.shards.Shards`) instead of one, ``SSUBSCRIBE`` instead of
+``SUBSCRIBE``, frames ``smessage`` and ``ssubscribe``; each shard that
+comes back after a loss subscribes again to its channels, and their streams
+sync.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ....limits import LogLimiter
@@ -47,6 +53,7 @@ from .calls import Calls
 from .link import OUTAGE, Backoff, Link, logger
 from .outbox import Echoes, Outbox
 from .presence import presence_event
+from .shards import Shards
 from .streams import Item, Stream, item_of_entry, read_stream
 from .subscriber import Subscriber
 
@@ -90,6 +97,8 @@ class Receiver:
         #: Every channel this node listens to (subscribed again after a loss).
         self.channels: set[str] = set()
         self._subscriber: Subscriber | None = None
+        #: On Redis Cluster: the connections to the primaries (while :meth:`run` runs).
+        self._shards: Shards | None = None
         self._receiving = False
         #: Recovery on: the numbered streams; off (the default): plain publishes.
         #: The backplane sets it when it starts.
@@ -141,18 +150,32 @@ class Receiver:
         self.channels.add(channel)
         if self._subscriber is not None:
             self._subscriber.send("SUBSCRIBE", channel)
+        elif self._shards is not None:
+            self._shards.add(channel)
 
     def remove_channel(self, channel: str) -> None:
         """Stop listening to ``channel``."""
         self.channels.discard(channel)
         if self._subscriber is not None:
             self._subscriber.send("UNSUBSCRIBE", channel)
+        elif self._shards is not None:
+            self._shards.remove(channel)
 
     # -- the connection --------------------------------------------------------------
 
     async def run(self) -> None:
         """Connect, listen and deliver until the backplane closes, reconnecting after a loss."""
         link = self._link
+        if link.publish_command == "SPUBLISH":
+            # Redis Cluster: one connection per primary, each read by its own task.
+            self._shards = Shards(
+                link, self._on_frame, self._subscribing, self._set_receiving, self._on_reconnect
+            )
+            try:
+                await self._shards.run(self.channels)
+            finally:
+                self._shards = None
+            return
         options = link.options
         backoff = Backoff(options.backoff)
         connected_before = False
@@ -195,17 +218,29 @@ class Receiver:
         """Ask Redis for an answer on the subscriber (which proves it alive), if connected."""
         if self._subscriber is not None:
             self._subscriber.ping()
+        elif self._shards is not None:
+            self._shards.ping()
 
     def close(self) -> None:
         """Close the subscriber (after :meth:`run` ended)."""
         if self._subscriber is not None:
             self._subscriber.close()
             self._subscriber = None
+        if self._shards is not None:
+            self._shards.close()
         self._receiving = False
 
     def _set_receiving(self, ok: bool) -> None:
         self._receiving = ok
         self._on_state()
+
+    def _subscribing(self, channels: Iterable[str]) -> None:
+        """A shard subscribes again to ``channels``: their streams sync once confirmed."""
+        streams = self.streams
+        for channel in channels:
+            stream = streams.get(channel)
+            if stream is not None:
+                stream.syncing = True
 
     # -- what comes ------------------------------------------------------------------
 
@@ -213,7 +248,8 @@ class Receiver:
         if not isinstance(frame, list) or not frame:
             return
         kind = frame[0]
-        if kind == b"message":
+        # "smessage": sharded pub/sub, on Redis Cluster.
+        if kind == b"message" or kind == b"smessage":
             channel = frame[1].decode()
             data: bytes = frame[2]
             newline = data.find(b"\n")
@@ -224,7 +260,7 @@ class Receiver:
             except ValueError:
                 return
             self._on_message(channel, header, data[newline + 1 :].decode())
-        elif kind == b"subscribe":
+        elif kind == b"subscribe" or kind == b"ssubscribe":
             stream = self.streams.get(frame[1].decode())
             if stream is None:
                 return
@@ -234,6 +270,9 @@ class Receiver:
                 self._request_sync(stream)
             elif not stream.ready:
                 stream.established()
+        elif kind == b"sunsubscribe" and self._shards is not None:
+            # Asked for, or Redis moved the channel's slot elsewhere.
+            self._shards.unsubscribed(frame[1].decode())
 
     def _on_message(self, channel: str, header: dict[str, Any], body: str) -> None:
         kind = header.get("k")
@@ -243,9 +282,8 @@ class Receiver:
         if kind == "m":
             stream = self.streams.get(channel)
             if stream is None:
-                client_channel = link.keys.key("client", "")
-                if channel.startswith(client_channel):
-                    client_id = channel[len(client_channel) :]
+                client_id = link.keys.client_of(channel)
+                if client_id is not None:
                     node.deliver(Target.CLIENT, client_id, body, header.get("x"))
                     link.stats.delivered += 1
                 return

@@ -74,7 +74,15 @@ class Subscriber:
             timeout: seconds the connection may take.
             patience: pings in a row that may go unanswered (see :meth:`ping`).
         """
-        conn = client.connection_pool.make_connection()
+        return await cls.connect(client.connection_pool.make_connection(), timeout, patience)
+
+    @classmethod
+    async def connect(cls, conn: Any, timeout: float, patience: int = 3) -> Subscriber:
+        """Connect ``conn``, a new redis-py connection, within ``timeout`` seconds.
+
+        :meth:`open` makes it from the command client's pool; on Redis
+        Cluster, :mod:`~.shards` makes one per primary with its settings.
+        """
         try:
             await asyncio.wait_for(conn.connect(), timeout)
         except BaseException:
