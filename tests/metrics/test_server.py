@@ -12,8 +12,13 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 import wskit
+from wskit import speedups
+from wskit.asyncio import direct_write
+from wskit.asyncio.connection import Conn
 from wskit.asyncio.server import ServerConn
 from wskit.metrics import MeteredServerConn, Metrics
+from wskit.metrics.server import CountingPythonWriter
+from wskit.protocol.frames import Opcode, encode_frame, encode_frame_parts
 from wskit.protocol.handshake import reject
 
 TIMEOUT = 10
@@ -164,3 +169,114 @@ async def test_every_way_of_sending_counts_and_refused_writes_count_apart() -> N
         assert wskit.broadcast([conn], "late") == 0
         assert metrics.snapshot().writes_refused == 1
         assert metrics.snapshot().messages_sent == 4
+
+
+# -- where the counts are taken --------------------------------------------------------
+
+
+def test_the_counting_overrides_call_conns_own_methods_which_nothing_between_overrides() -> None:
+    # CountingConn calls Conn's methods directly (cheaper than super()): that
+    # is right only while ServerConn (and uvicorn's class) leave them alone.
+    for name in ("buffer_updated", "data_received", "write_prepared", "_open"):
+        assert getattr(ServerConn, name) is getattr(Conn, name), name
+
+
+class Recorder:
+    """A transport that takes every write (the writers' own fallback path: no socket)."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def writer_kinds() -> list[Any]:
+    kinds: list[Any] = [pytest.param(CountingPythonWriter, id="python")]
+    if speedups.write_kernel is not None:
+        kinds.append(pytest.param(speedups.write_kernel.Writer, id="compiled"))
+    return kinds
+
+
+def make_writer(kind: Any, transport: Recorder) -> Any:
+    if kind is CountingPythonWriter:
+        return CountingPythonWriter(transport, True)
+    return kind(transport, -1, True, True)
+
+
+@pytest.mark.parametrize("kind", writer_kinds())
+def test_the_writers_count_bytes_and_the_frames_that_end_a_message(kind: Any) -> None:
+    transport = Recorder()
+    writer = make_writer(kind, transport)
+    text = encode_frame(Opcode.TEXT, b"hello")
+    pong = encode_frame(Opcode.PONG, b"")
+    writer.write(text)
+    # Frames written together: a pong then a message (an on_message reply after a ping).
+    writer.write(pong + text)
+    # A fragmented message counts at its last frame; a client's frames are masked.
+    writer.write(encode_frame(Opcode.TEXT, b"ab", fin=False, mask=True))
+    writer.write(bytearray(encode_frame(Opcode.CONTINUATION, b"cd", fin=False)))
+    writer.write(memoryview(encode_frame(Opcode.CONTINUATION, b"ef", fin=True)))
+    # A large message as header and payload: one message, its payload not read as frames.
+    large = bytes([0x81, 0x81]) * 40_000  # looks like frame headers, is payload
+    parts = list(encode_frame_parts(Opcode.BINARY, large))
+    assert len(parts) == 2
+    writer.write_parts(parts)
+    writer.write(encode_frame(Opcode.BINARY, large))  # joined: the same, one piece
+    writer.write(encode_frame(Opcode.CLOSE, b"\x03\xe8"))
+    assert writer.messages_written == 1 + 1 + 1 + 2
+    assert writer.bytes_written == len(transport.written)
+
+
+@pytest.mark.parametrize("kind", writer_kinds())
+def test_the_fanout_counts_on_every_writer_it_writes_to(kind: Any) -> None:
+    writers = {object(): make_writer(kind, Recorder()) for _ in range(3)}
+    frame = encode_frame(Opcode.TEXT, b"news")
+    written, left = direct_write.fanout(writers, frame, direct_write.NO_LIMIT, None)
+    for item in left:  # the counting Python writer is left to the connection's path
+        writers[item].write(frame)
+    assert written + len(left) == 3
+    assert [w.messages_written for w in writers.values()] == [1, 1, 1]
+    assert [w.bytes_written for w in writers.values()] == [len(frame)] * 3
+
+
+async def test_a_read_of_several_frames_counts_its_whole_messages_only() -> None:
+    received: list[Any] = []
+
+    async def collect(conn: wskit.Conn) -> None:
+        async for message in conn:
+            received.append(message)
+
+    def masked(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+        return encode_frame(opcode, payload, fin=fin, mask=True)
+
+    async with watched(collect) as (server, metrics):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        # In one write (one read, most likely; counted right either way): a ping,
+        # a message, a message in two fragments, and a message.
+        writer.write(
+            masked(Opcode.PING, b"p")
+            + masked(Opcode.TEXT, b"one")
+            + masked(Opcode.TEXT, b"tw", fin=False)
+            + masked(Opcode.CONTINUATION, b"o")
+            + masked(Opcode.BINARY, b"three")
+        )
+        await writer.drain()
+        for _ in range(500):
+            if len(received) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert received == ["one", "two", b"three"]
+        assert metrics.snapshot().messages_received == 3
+        writer.close()

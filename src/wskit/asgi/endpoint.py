@@ -154,6 +154,9 @@ class WebSocketEndpoint(EndpointShutdown):
         self.authorize = authorize
         #: The server-wide limits and their counts (:mod:`~wskit.asyncio.admission`).
         self.admission = self.options.admission()
+        #: The class of the connections: a counting subclass while
+        #: :meth:`Metrics.watch <wskit.metrics.Metrics.watch>` watches this endpoint.
+        self.conn_class: type[AsgiConn] = AsgiConn
         # A hub (duck-typed: the hub layer sits above this one) serves its JS client.
         self._serves_scripts = callable(getattr(handler, "handle", None)) and callable(
             getattr(handler, "process_request", None)
@@ -235,7 +238,7 @@ class WebSocketEndpoint(EndpointShutdown):
     # -- websocket ------------------------------------------------------------------------
 
     async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        conn = AsgiConn(scope, receive, send, **self._conn_options())
+        conn = self.conn_class(scope, receive, send, **self._conn_options())
         try:
             await conn.wait_connect()
         except ConnectionClosed:

@@ -139,6 +139,10 @@ class MetricsEndpoint:
         await self.aclose()
 
     async def process_request(self, conn: ServerConn, request: Request) -> Response:
+        """Answer ``request`` (the server's ``process_request`` hook): see :meth:`answer`."""
+        return await self.answer(request)
+
+    async def answer(self, request: Request) -> Response:
         """Answer ``request``: a page, JSON, the exposition, 403, 404 or 405."""
         if request.method not in ("GET", "HEAD"):
             return reject(405, headers=[("Allow", "GET, HEAD")])

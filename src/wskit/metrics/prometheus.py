@@ -30,7 +30,7 @@ _COUNTERS = (
     ("handshake_timeouts", "wskit_handshake_timeouts", "Handshakes dropped for taking too long."),
     ("handler_errors", "wskit_handler_errors", "Exceptions raised by handlers and hooks."),
     ("messages_received", "wskit_messages_received", "Whole messages received."),
-    ("messages_sent", "wskit_messages_sent", "Messages sent through the connections' methods."),
+    ("messages_sent", "wskit_messages_sent", "Messages the connections wrote."),
     ("bytes_received", "wskit_bytes_received", "Bytes received after the handshakes."),
     ("bytes_sent", "wskit_bytes_sent", "Bytes of the frames the connections wrote."),
     ("writes_refused", "wskit_writes_refused", "Prepared messages a busy connection refused."),

@@ -128,14 +128,16 @@ class MetricsSnapshot:
     handler_errors: int = 0
     #: Whole messages received by the connections.
     messages_received: int = 0
-    #: Messages sent through the connections' own methods (``send``,
-    #: ``send_nowait``, ``send_prepared``, ``write_prepared``). Room emits the
-    #: fan-out writes for many connections at once are in ``hub_deliveries``.
+    #: Messages the connections wrote, however (``send``, ``send_nowait``,
+    #: ``send_prepared``, ``write_prepared``, the fan-out of broadcasts and
+    #: room emits). A fragmented message counts once.
     messages_sent: int = 0
-    #: Bytes received after the opening handshakes, as on the wire.
+    #: Bytes received after the opening handshakes, as on the wire (for an
+    #: :func:`~wskit.asgi.asgi_app` endpoint's connections, which see
+    #: messages rather than frames: the payloads, text as UTF-8).
     bytes_received: int = 0
-    #: Bytes of the frames the connections wrote (a prepared message counts
-    #: its uncompressed frame).
+    #: Bytes of the frames the connections wrote, control frames included
+    #: (for an ``asgi_app`` endpoint's connections: the payloads).
     bytes_sent: int = 0
     #: Closed connections by close code (1006: no close frame).
     close_codes: dict[int, int] = field(default_factory=dict)
