@@ -175,6 +175,7 @@ def redis_probe(
     burst: Callable[[int, int], None] | None = None,
     channel: str = PROBE_CHANNEL,
     message_size: int | None = None,
+    emits: int = PROBE_EMITS,
 ) -> dict[str, float]:
     """What a room emit costs Redis, and what a bare ``PUBLISH`` of its size costs.
 
@@ -191,9 +192,10 @@ def redis_probe(
 
     Another server (B7's python-socketio) gives its own ``burst(count,
     size)``, the ``channel`` it publishes on (with ``nodes`` 0 when its
-    processes subscribe to it themselves) and the size of what it publishes.
+    processes subscribe to it themselves) and the size of what it publishes;
+    ``emits`` replaces :data:`PROBE_EMITS`.
     """
-    count = PROBE_EMITS
+    count = emits
     wait_quiet(redis_port)
     subscribers = Subscribers(redis_port, channel, nodes)
     try:
