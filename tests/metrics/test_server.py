@@ -17,7 +17,7 @@ from wskit.asyncio import direct_write
 from wskit.asyncio.connection import Conn
 from wskit.asyncio.server import ServerConn
 from wskit.metrics import MeteredServerConn, Metrics
-from wskit.metrics.server import CountingPythonWriter
+from wskit.metrics.server import _CountingPythonWriter
 from wskit.protocol.frames import Opcode, encode_frame, encode_frame_parts
 from wskit.protocol.handshake import reject
 
@@ -198,15 +198,15 @@ class Recorder:
 
 
 def writer_kinds() -> list[Any]:
-    kinds: list[Any] = [pytest.param(CountingPythonWriter, id="python")]
+    kinds: list[Any] = [pytest.param(_CountingPythonWriter, id="python")]
     if speedups.write_kernel is not None:
         kinds.append(pytest.param(speedups.write_kernel.Writer, id="compiled"))
     return kinds
 
 
 def make_writer(kind: Any, transport: Recorder) -> Any:
-    if kind is CountingPythonWriter:
-        return CountingPythonWriter(transport, True)
+    if kind is _CountingPythonWriter:
+        return _CountingPythonWriter(transport, True)
     return kind(transport, -1, True, True)
 
 

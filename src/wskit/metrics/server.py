@@ -27,8 +27,8 @@ Each count is taken where a count, or the work it needs, happens already:
   added to its send path. Every way of sending is counted, the fan-out of
   :func:`wskit.broadcast` and of the hub's rooms too. Control frames
   (pongs, close) count as bytes, not as messages. Without the compiled
-  kernel a counting :class:`CountingPythonWriter` takes the place of the
-  plain one, for metered connections only.
+  kernel a counting writer takes the place of the plain one, for metered
+  connections only.
 
 When a connection ends, its counts are added to the totals, with its close
 code; :meth:`Metrics.snapshot` adds the open connections' counts to those
@@ -60,7 +60,7 @@ from ..protocol.prepared import PreparedMessage
 from .asgi import MeteredAsgiConn
 from .snapshot import MetricsSnapshot
 
-__all__ = ["CountingConn", "CountingPythonWriter", "MeteredServerConn", "Metrics"]
+__all__ = ["CountingConn", "MeteredServerConn", "Metrics"]
 
 #: The ServerCounters fields of the limits' refusals, and the limit each names.
 _LIMIT_REFUSALS = (
@@ -123,11 +123,10 @@ def _frames_ending_messages(output: list[bytes]) -> int:
     return count
 
 
-class CountingPythonWriter(PythonWriter):
+class _CountingPythonWriter(PythonWriter):
     """The writer without the compiled kernel, counting as the compiled one does.
 
-    A metered connection's, in place of a
-    :class:`~wskit.asyncio.direct_write.PythonWriter` (which counts nothing,
+    A metered connection's, in place of a ``PythonWriter`` (which counts nothing,
     so that connections not metered pay nothing). Not a ``PythonWriter`` to
     the Python fan-out, which leaves it to the connection's own path, where
     it counts.
@@ -201,7 +200,7 @@ class CountingConn(Conn):
         writer = self.frame_writer
         if type(writer) is PythonWriter:
             # Without the compiled kernel: a writer that counts, before anything is written.
-            self.frame_writer = CountingPythonWriter(writer.transport, writer.plain)
+            self.frame_writer = _CountingPythonWriter(writer.transport, writer.plain)
         if leftover:
             self.data_received(leftover)
 
