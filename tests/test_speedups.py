@@ -164,6 +164,38 @@ def test_parse_simple_takes_whole_messages_and_stops_at_anything_else() -> None:
         parse_simple(data, 0, 0x80, 1000, (), DataReceived)
 
 
+@given(st.binary(max_size=4096), st.binary(min_size=4, max_size=4), st.integers(0, 7))
+def test_compiled_unmask_in_place_equals_python(data: bytes, key: bytes, offset: int) -> None:
+    compiled_mask()  # built (else skip, or fail in CI)
+    from wskit.speedups import frames as kernels
+
+    compiled, python = bytearray(data), bytearray(data)
+    kernels.unmask_in_place(compiled, key, offset)
+    frames._unmask_in_place_python(python, key, offset)
+    assert compiled == python
+    rotated = key[offset % 4 :] + key[: offset % 4]
+    assert bytes(compiled) == frames._apply_mask_python(data, rotated)
+
+
+def test_new_payload_gives_bytes_filled_through_a_view_that_keeps_them_alive() -> None:
+    compiled_mask()
+    from wskit.speedups import frames as kernels
+
+    payload, view = kernels.new_payload(6)
+    assert type(payload) is bytes and len(payload) == 6 and not view.readonly
+    view[:] = b"abcdef"
+    kernels.unmask_in_place(view[2:], b"\x00\x00\x00\x20", 2)
+    del payload  # the view holds the memory it writes, whoever else lets go
+    view[0:1] = b"A"
+    assert view.tobytes() == b"AbcDef"  # key byte 3 on payload byte 3
+    with pytest.raises(ValueError):
+        kernels.new_payload(-1)
+    with pytest.raises(BufferError):
+        kernels.unmask_in_place(b"read-only", b"abcd", 0)
+    with pytest.raises(ValueError):
+        kernels.unmask_in_place(bytearray(4), b"abc", 0)
+
+
 # -- the loader: each kernel on its own ------------------------------------------------
 
 # Where the write kernel is not built (macOS, Windows: setup.py), the frames

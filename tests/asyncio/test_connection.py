@@ -100,6 +100,43 @@ async def test_large_messages(compression: str | None) -> None:
         assert await client.recv() == "é" * 100_000
 
 
+@pytest.mark.parametrize("path", ["recv", "on_message"])
+async def test_a_large_binary_message_is_read_straight_into_its_bytes(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB
+    lent: list[int] = []
+    async with connected(client_options={"compression": None}, compression=None) as (
+        client,
+        server_conn,
+        _,
+    ):
+        assert server_conn is not None
+        lend = type(server_conn).get_buffer
+
+        def get_buffer(conn: wskit.Conn, sizehint: int) -> memoryview:
+            buffer = lend(conn, sizehint)
+            if conn is server_conn:
+                lent.append(len(buffer))
+            return buffer
+
+        monkeypatch.setattr(type(server_conn), "get_buffer", get_buffer)
+        received: asyncio.Queue[Any] = asyncio.Queue()
+        if path == "on_message":
+            server_conn.on_message = received.put_nowait
+        before = server_conn.bytes_received
+        for _ in range(3):
+            await client.send(big)
+            message = await (received.get() if path == "on_message" else server_conn.recv())
+            assert message == big and type(message) is bytes
+        # After the first read of each message, asyncio read into the rest of its payload
+        # (a buffer of exactly what was missing), not into the shared 256 KiB buffer.
+        assert any(0 < size < 2**20 and size != 256 * 1024 for size in lent)
+        assert server_conn.bytes_received - before == 3 * (len(big) + 14)
+        await server_conn.send(b"ok")  # the connection reads on as usual afterwards
+        assert await client.recv() == b"ok"
+
+
 async def test_send_rejects_other_types() -> None:
     async with connected(echo) as (client, _, _):
         with pytest.raises(TypeError):

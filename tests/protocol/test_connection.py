@@ -1116,3 +1116,96 @@ def test_a_close_frame_after_paused_parsing_waits_its_turn() -> None:
         events += server.events_received()
     assert [type(event) for event in events] == [DataReceived] * 5 + [CloseReceived]
     assert server.close_rcvd == (1000, "bye")
+
+
+# --------------------------------------------------------------------------- large frames in place
+
+LARGE = 65536
+
+
+@SIDES
+@pytest.mark.parametrize("chunk", [1, 3, 4096, 70_001])
+def test_the_rest_of_a_large_binary_frame_is_read_into_the_message(side: Side, chunk: int) -> None:
+    conn = Connection(side)
+    payload = random.randbytes(3 * LARGE + 5)
+    wire = frame_to(conn, 0x82, payload)
+    conn.receive_data(wire[:1000])
+    large = conn.large_frame
+    # Nothing waits in the receive buffer: the payload goes into the message's own bytes.
+    assert large is not None and not conn.unparsed
+    assert large.length == len(payload)
+    while True:
+        rest = large.rest()
+        assert len(rest) == len(payload) - large.done  # exactly the payload still to come
+        n = min(len(rest), chunk if chunk > 1 else random.randint(1, 9))
+        at = len(wire) - len(rest)
+        rest[:n] = wire[at : at + n]
+        del rest  # as asyncio does: the view goes once read into
+        if conn.received_into(n):
+            break
+        assert not conn.events_received()
+    assert conn.events_received() == [DataReceived(payload, True)]
+    assert conn.large_frame is None and conn.state is State.OPEN
+
+
+@SIDES
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(size=st.integers(LARGE - 2, 2 * LARGE + 3), data=st.data())
+def test_a_large_binary_frame_split_anywhere_gives_what_it_always_gave(
+    side: Side, size: int, data: st.DataObject
+) -> None:
+    conn = Connection(side)
+    payload = random.randbytes(size)
+    wire = frame_to(conn, 0x82, payload) + frame_to(conn, 0x81, b"after") + frame_to(conn, 0x89)
+    cuts = data.draw(st.lists(st.integers(1, len(wire) - 1), max_size=8, unique=True))
+    events: list[Event] = []
+    for a, b in itertools.pairwise([0, *sorted(cuts), len(wire)]):
+        conn.receive_data(wire[a:b])
+        events += conn.events_received()
+    assert events == [DataReceived(payload, True), DataReceived("after", True), PingReceived(b"")]
+    assert conn.large_frame is None and not conn.unparsed
+
+
+@SIDES
+def test_a_large_frame_header_given_byte_by_byte_waits_for_its_masking_key(side: Side) -> None:
+    conn = Connection(side)
+    payload = random.randbytes(LARGE)
+    wire = frame_to(conn, 0x82, payload)
+    for i in range(14):
+        conn.receive_data(wire[i : i + 1])
+    assert conn.large_frame is not None  # the header (and key) are whole from here on
+    conn.receive_data(wire[14:])
+    assert conn.events_received() == [DataReceived(payload, True)]
+
+
+@SIDES
+@pytest.mark.parametrize(
+    "b0",
+    [0x81, 0x02, 0xC2],  # text (decoded as it arrives), a first fragment, compressed
+    ids=["text", "fragment", "compressed"],
+)
+def test_only_whole_uncompressed_binary_frames_are_read_in_place(side: Side, b0: int) -> None:
+    client, server = make_pair({})
+    conn = server if side is Side.SERVER else client
+    wire = frame_to(conn, b0, b"a" * (2 * LARGE))
+    conn.receive_data(wire[:5000])
+    assert conn.large_frame is None
+    assert conn.error is None
+
+
+@SIDES
+def test_a_large_frame_over_max_size_fails_before_any_payload_is_kept(side: Side) -> None:
+    conn = Connection(side, max_size=LARGE)
+    conn.receive_data(frame_to(conn, 0x82, bytes(LARGE + 1))[:20])
+    assert conn.large_frame is None
+    assert_failed(conn, 1009)
+
+
+@SIDES
+def test_eof_in_the_middle_of_a_large_frame_drops_it(side: Side) -> None:
+    conn = Connection(side)
+    conn.receive_data(frame_to(conn, 0x82, bytes(2 * LARGE))[:LARGE])
+    assert conn.large_frame is not None
+    conn.receive_eof()
+    assert conn.large_frame is None
+    assert conn.events_received() == [] and conn.close_code == 1006

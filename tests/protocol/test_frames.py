@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from wskit.exceptions import InvalidUTF8, LocalProtocolError, ProtocolError
 from wskit.protocol import frames
+from wskit.protocol.events import DataReceived
 from wskit.protocol.frames import (
     CONTROL_OPCODES,
     DATA_OPCODES,
     MAX_CONTROL_PAYLOAD,
     CloseCode,
+    LargeFrame,
     Opcode,
     apply_mask,
     encode_close_payload,
@@ -324,3 +326,42 @@ def test_ping_payload() -> None:
     # A random payload is never one in flight: a drawn one in use is drawn again.
     with mock.patch.object(frames.os, "urandom", side_effect=[b"used", b"free"]):
         assert ping_payload(None, {b"used": None}) == b"free"
+
+
+# -- LargeFrame ----------------------------------------------------------------------------
+
+
+class Receiver:
+    """What LargeFrame hands a whole payload to: a connection's events and large_frame."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self.large_frame: object = "receiving"
+
+
+@given(st.binary(min_size=1, max_size=3000), st.binary(min_size=4, max_size=4), st.data())
+def test_large_frame_unmasks_what_arrives_in_any_pieces(
+    payload: bytes, key: bytes, data: st.DataObject
+) -> None:
+    large = LargeFrame(len(payload), key)
+    masked = apply_mask(payload, key)
+    receiver = Receiver()
+    cut = data.draw(st.integers(0, len(payload)))
+    # The first piece copied in (from the receive buffer), the rest read into rest().
+    assert large.fill(masked[:cut], receiver) == (b"" if cut == len(payload) else None)  # type: ignore[arg-type]
+    while large.done < len(payload):
+        rest = large.rest()
+        n = data.draw(st.integers(1, len(rest)))
+        rest[:n] = masked[large.done : large.done + n]
+        large.received(n, receiver)  # type: ignore[arg-type]
+    assert receiver.events == [DataReceived(payload, True)]
+    assert type(receiver.events[0][0]) is bytes  # type: ignore[index]
+    assert receiver.large_frame is None
+
+
+def test_large_frame_fill_returns_what_follows_the_frame() -> None:
+    large = LargeFrame(4, None)
+    receiver = Receiver()
+    assert large.fill(b"ab", receiver) is None  # type: ignore[arg-type]
+    assert large.fill(memoryview(b"cdNEXT"), receiver) == b"NEXT"  # type: ignore[arg-type]
+    assert receiver.events == [DataReceived(b"abcd", True)]

@@ -296,12 +296,24 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     # -- asyncio.BufferedProtocol ----------------------------------------------
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        """Lend asyncio the shared receive buffer (see ``_receive_buffer()``)."""
+        """Lend asyncio the shared receive buffer (see ``_receive_buffer()``).
+
+        While a large binary frame arrives, lend it the frame's payload
+        instead: the bytes go straight into the message, not through a copy.
+        """
+        protocol = self.protocol
+        if protocol is not None and protocol.large_frame is not None:
+            return protocol.large_frame.rest()
         return self._rbuf
 
     def buffer_updated(self, nbytes: int) -> None:
-        """Take what asyncio read into the shared buffer."""
+        """Take what asyncio read into the buffer ``get_buffer()`` lent it."""
         protocol = self.protocol
+        if protocol is not None and protocol.large_frame is not None:
+            self.bytes_received += nbytes
+            if protocol.received_into(nbytes):
+                self.data_received(b"")  # the message is whole: hand it over
+            return
         if protocol is not None and protocol.unparsed:
             # Part of a frame is already buffered: the core copies the view
             # straight behind it, one copy instead of two.

@@ -97,9 +97,12 @@ from .deflate import PerMessageDeflate
 from .events import CloseReceived, DataReceived, Event, PingReceived, PongReceived
 from .frames import (
     MAX_CONTROL_PAYLOAD,
+    MIN_FRAGMENT_COST,
     CloseCode,
+    LargeFrame,
     Opcode,
     apply_mask,
+    check_header,
     encode_close_payload,
     encode_frame,
     encode_frame_parts,
@@ -120,17 +123,9 @@ from .state import (
     Trigger,
 )
 
-# State and PreparedMessage live in modules of their own and are re-exported here.
+# State, PreparedMessage and MIN_FRAGMENT_COST live in modules of their own and are
+# re-exported here.
 __all__ = ["Side", "State", "Connection", "PreparedMessage", "MIN_FRAGMENT_COST"]
-
-MIN_FRAGMENT_COST = 64
-"""What each frame of a fragmented message but the last counts at least against ``max_size``.
-
-Empty and tiny fragments cost memory and time all the same; charging each
-at least this many bytes bounds a message to ``max_size / 64 + 1``
-fragments, while fragments of 64 bytes or more, and the last one, count
-exactly their size.
-"""
 
 # What one receive_data() call may decompress without a max_size (see inflate_paused).
 _INFLATE_BUDGET = 2**20
@@ -156,7 +151,6 @@ _new_utf8_decoder: Callable[[], codecs.IncrementalDecoder] = codecs.getincrement
 # Frame header bits (RFC 6455 section 5.2).
 _FIN = 0x80
 _RSV1 = 0x40
-_RSV23 = 0x30
 _MASK = 0x80
 
 _OP_CONT = Opcode.CONTINUATION.value
@@ -215,6 +209,7 @@ class Connection:
         "error",
         "events",
         "inflate_paused",
+        "large_frame",
         "masking",
         "max_size",
         "output",
@@ -250,6 +245,9 @@ class Connection:
         #: Received bytes not parsed yet: the start of a frame still arriving.
         #: The I/O layer may test it for emptiness (and then hand over a view).
         self.unparsed = bytearray()
+        #: A large binary frame being received in place (see :class:`LargeFrame`):
+        #: the I/O layer may read into its ``rest()`` and call :meth:`received_into`.
+        self.large_frame: LargeFrame | None = None
         #: Events parsed and not yet taken: what :meth:`events_received`
         #: returns. The I/O layer may take the list in place (and put an
         #: empty one back) instead of calling it.
@@ -336,6 +334,11 @@ class Connection:
         if self._inflated:
             self._inflated = 0
             self.inflate_paused = False
+        if self.large_frame is not None:
+            rest = self.large_frame.fill(data, self)
+            if rest is None:  # the frame is not whole yet
+                return
+            data = rest
         buf = self.unparsed
         # With nothing buffered (the common case) parse the received bytes in
         # place and keep only an incomplete tail: one copy less per frame.
@@ -365,6 +368,16 @@ class Connection:
         """
         self._move(Trigger.RECEIVE_EOF)
         self.unparsed.clear()
+        self.large_frame = None
+
+    def received_into(self, nbytes: int) -> bool:
+        """Take note of ``nbytes`` read into ``large_frame.rest()``.
+
+        Returns whether that made the frame whole: then read the events as
+        after :meth:`receive_data`.
+        """
+        assert self.large_frame is not None, "no large frame is being received"
+        return self.large_frame.received(nbytes, self)
 
     def events_received(self) -> list[Event]:
         """Return, and forget, the events parsed since the last call."""
@@ -421,13 +434,28 @@ class Connection:
                 if max_size is not None and length > max_size:
                     raise PayloadTooBig(f"message over the limit of {max_size} bytes")
             else:
-                self._check_header(b0, opcode, length)
+                check_header(
+                    b0,
+                    length,
+                    self._in_opcode,
+                    self._in_compressed,
+                    self._in_size,
+                    self.deflate is not None,
+                    self.max_size,
+                )
             if expect_mask:
                 head += 4
             start = pos + head
             if end - pos < head + length:
                 if end > start and self._is_plain_text(b0, opcode):
                     self._decode_partial_text(buf, start, end, expect_mask)
+                elif simple and b0 == 0x82 and length >= _LARGE and end >= start:
+                    # The rest is read in place: nothing of it waits in unparsed.
+                    mask = bytes(buf[start - 4 : start]) if expect_mask else None
+                    self.large_frame = LargeFrame(length, mask)
+                    with memoryview(buf) as view:
+                        self.large_frame.fill(view[start:end], self)
+                    return end
                 break
             done = self._frame_done
             piece: bytes | bytearray | memoryview
@@ -466,47 +494,6 @@ class Connection:
                     self.inflate_paused = True
                     break
         return pos
-
-    def _check_header(self, b0: int, opcode: int, length: int) -> None:
-        """Validate a frame header before its payload arrives."""
-        if b0 & _RSV23:
-            raise ProtocolError("reserved bits RSV2/RSV3 set without an extension")
-        if opcode >= 8:
-            if opcode > _OP_PONG:
-                raise ProtocolError(f"reserved opcode {opcode:#x}")
-            if not b0 & _FIN:
-                raise ProtocolError("fragmented control frame")
-            if length > MAX_CONTROL_PAYLOAD:
-                raise ProtocolError("control frame payload over 125 bytes")
-            if b0 & _RSV1:
-                raise ProtocolError("RSV1 set on a control frame")
-            return
-        if opcode > _OP_BINARY:
-            raise ProtocolError(f"reserved opcode {opcode:#x}")
-        if opcode == _OP_CONT:
-            if self._in_opcode is None:
-                raise ProtocolError("continuation frame without a message to continue")
-            if b0 & _RSV1:
-                raise ProtocolError("RSV1 set on a continuation frame")
-            compressed = self._in_compressed
-        else:
-            if self._in_opcode is not None:
-                raise ProtocolError("new data frame inside a fragmented message")
-            compressed = bool(b0 & _RSV1)
-            if compressed and self.deflate is None:
-                raise ProtocolError("RSV1 set without a negotiated extension")
-        max_size = self.max_size
-        if max_size is not None:
-            # Compressed payloads are bounded after inflating; their raw size
-            # only fails when it is far beyond anything inflating could shrink
-            # back under the limit (stored blocks add 5 bytes per 64 KiB).
-            limit = max_size + (max_size >> 8) + 64 if compressed else max_size
-            # A fragment but the last counts at least MIN_FRAGMENT_COST (see the module).
-            size = length if b0 & _FIN or length > MIN_FRAGMENT_COST else MIN_FRAGMENT_COST
-            if opcode == _OP_CONT:
-                size += self._in_size
-            if size > limit:
-                raise PayloadTooBig(f"message over the limit of {max_size} bytes")
 
     def _is_plain_text(self, b0: int, opcode: int) -> bool:
         """Whether a frame carries uncompressed text (then it is decoded as it arrives)."""

@@ -10,9 +10,15 @@ import enum
 import os
 import struct
 import sys
-from collections.abc import Container
+from collections.abc import Callable, Container
+from typing import TYPE_CHECKING
 
 from .. import speedups as _speedups
+from ..exceptions import PayloadTooBig, ProtocolError
+from .events import DataReceived
+
+if TYPE_CHECKING:
+    from .connection import Connection
 
 __all__ = [
     "Opcode",
@@ -20,6 +26,7 @@ __all__ = [
     "DATA_OPCODES",
     "CONTROL_OPCODES",
     "MAX_CONTROL_PAYLOAD",
+    "MIN_FRAGMENT_COST",
     "apply_mask",
     "encode_frame",
     "encode_frame_parts",
@@ -28,6 +35,8 @@ __all__ = [
     "fit_close_reason",
     "is_valid_close_code",
     "ping_payload",
+    "check_header",
+    "LargeFrame",
 ]
 
 
@@ -49,6 +58,15 @@ CONTROL_OPCODES = frozenset((Opcode.CLOSE, Opcode.PING, Opcode.PONG))
 
 MAX_CONTROL_PAYLOAD = 125
 """Control frames carry at most 125 bytes (RFC 6455 section 5.5)."""
+
+MIN_FRAGMENT_COST = 64
+"""What each frame of a fragmented message but the last counts at least against ``max_size``.
+
+Empty and tiny fragments cost memory and time all the same; charging each
+at least this many bytes bounds a message to ``max_size / 64 + 1``
+fragments, while fragments of 64 bytes or more, and the last one, count
+exactly their size.
+"""
 
 
 class CloseCode(enum.IntEnum):
@@ -163,6 +181,66 @@ def fit_close_reason(reason: str) -> str:
     return reason.encode()[: MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore")
 
 
+def check_header(
+    b0: int,
+    length: int,
+    in_opcode: int | None,
+    in_compressed: bool,
+    in_size: int,
+    extension: bool,
+    max_size: int | None,
+) -> None:
+    """Validate a frame header before its payload arrives (RFC 6455 section 5.2).
+
+    ``b0`` is the header's first byte and ``length`` the payload's; the
+    message being received decides the rest: ``in_opcode`` (``None``
+    between messages), whether it is compressed, the size it reached,
+    whether an extension (permessage-deflate) was negotiated, and the limit.
+
+    Raises:
+        ProtocolError: the header breaks a rule of the protocol.
+        PayloadTooBig: the message would grow past ``max_size``.
+    """
+    opcode = b0 & 0x0F
+    if b0 & 0x30:
+        raise ProtocolError("reserved bits RSV2/RSV3 set without an extension")
+    if opcode >= 8:
+        if opcode > Opcode.PONG:
+            raise ProtocolError(f"reserved opcode {opcode:#x}")
+        if not b0 & 0x80:
+            raise ProtocolError("fragmented control frame")
+        if length > MAX_CONTROL_PAYLOAD:
+            raise ProtocolError("control frame payload over 125 bytes")
+        if b0 & 0x40:
+            raise ProtocolError("RSV1 set on a control frame")
+        return
+    if opcode > Opcode.BINARY:
+        raise ProtocolError(f"reserved opcode {opcode:#x}")
+    if opcode == Opcode.CONTINUATION:
+        if in_opcode is None:
+            raise ProtocolError("continuation frame without a message to continue")
+        if b0 & 0x40:
+            raise ProtocolError("RSV1 set on a continuation frame")
+        compressed = in_compressed
+    else:
+        if in_opcode is not None:
+            raise ProtocolError("new data frame inside a fragmented message")
+        compressed = bool(b0 & 0x40)
+        if compressed and not extension:
+            raise ProtocolError("RSV1 set without a negotiated extension")
+    if max_size is not None:
+        # Compressed payloads are bounded after inflating; their raw size
+        # only fails when it is far beyond anything inflating could shrink
+        # back under the limit (stored blocks add 5 bytes per 64 KiB).
+        limit = max_size + (max_size >> 8) + 64 if compressed else max_size
+        # A fragment but the last counts at least MIN_FRAGMENT_COST.
+        size = length if b0 & 0x80 or length > MIN_FRAGMENT_COST else MIN_FRAGMENT_COST
+        if opcode == Opcode.CONTINUATION:
+            size += in_size
+        if size > limit:
+            raise PayloadTooBig(f"message over the limit of {max_size} bytes")
+
+
 def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
     """XOR ``data`` with the 4-byte ``mask`` repeated (RFC 6455 section 5.3)."""
     n = len(data)
@@ -177,6 +255,90 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytea
 
 apply_mask = _speedups.apply_mask or _apply_mask_python
 """XOR ``data`` with ``mask``: the compiled kernel when built, else the Python one."""
+
+
+def _new_payload_python(size: int) -> tuple[bytearray, memoryview]:
+    buffer = bytearray(size)
+    return buffer, memoryview(buffer)
+
+
+def _unmask_in_place_python(buffer: memoryview | bytearray, mask: bytes, offset: int) -> None:
+    offset &= 3
+    buffer[:] = _apply_mask_python(buffer, mask[offset:] + mask[:offset])
+
+
+_new_payload: Callable[[int], tuple[bytes | bytearray, memoryview]] = (
+    _speedups.new_payload or _new_payload_python
+)
+_unmask_in_place = _speedups.unmask_in_place or _unmask_in_place_python
+
+
+class LargeFrame:
+    """A large binary frame whose payload is read straight into the message.
+
+    :class:`~wskit.protocol.connection.Connection` makes one (its
+    ``large_frame``) when the header of a whole, uncompressed binary message
+    of 64 KiB or more has arrived and the rest of its payload has not: the
+    payload then goes into the message's own bytes as it arrives, unmasked
+    in place while the bytes are still in the CPU's cache, rather than
+    through the receive buffer and a copy at the end. An I/O layer may read
+    from the socket into :meth:`rest` directly and report with
+    :meth:`~wskit.protocol.connection.Connection.received_into`.
+
+    Args:
+        length: the payload's length (the frame header's).
+        key: the masking key of the frame, or ``None`` for an unmasked one.
+    """
+
+    __slots__ = ("_key", "_payload", "_view", "done", "length")
+
+    def __init__(self, length: int, key: bytes | None) -> None:
+        self._payload: bytes | bytearray
+        self._payload, self._view = _new_payload(length)
+        self._key = key
+        #: The payload's length.
+        self.length = length
+        #: How many payload bytes arrived so far.
+        self.done = 0
+
+    def rest(self) -> memoryview:
+        """A writable view of the payload bytes still to come."""
+        return self._view[self.done :]
+
+    def received(self, nbytes: int, connection: Connection) -> bool:
+        """Note that ``nbytes`` were written at the start of :meth:`rest`.
+
+        Once the payload is whole, it goes to ``connection``'s events as a
+        message and the connection's ``large_frame`` is cleared; returns
+        whether it was.
+        """
+        done = self.done
+        if self._key is not None:
+            _unmask_in_place(self._view[done : done + nbytes], self._key, done)
+        self.done = done = done + nbytes
+        if done < self.length:
+            return False
+        payload = self._payload
+        # The pure-Python fallback fills a bytearray: one copy makes the message.
+        data = payload if type(payload) is bytes else bytes(payload)
+        connection.large_frame = None
+        connection.events.append(DataReceived(data, True))
+        return True
+
+    def fill(
+        self, data: bytes | bytearray | memoryview, connection: Connection
+    ) -> bytes | bytearray | memoryview | None:
+        """Copy in what of ``data`` belongs to the payload (see :meth:`received`).
+
+        Returns what follows the frame in ``data``, or ``None`` while the
+        payload is not whole.
+        """
+        done = self.done
+        n = min(len(data), self.length - done)
+        with memoryview(data) as view:
+            self._view[done : done + n] = view[:n]
+        return data[n:] if self.received(n, connection) else None
+
 
 _pack_B = struct.Struct("!BB").pack
 _pack_H = struct.Struct("!BBH").pack

@@ -6,7 +6,9 @@ wskit ignore them. :data:`ENABLED` tells whether they are in use (the
 ``frames`` kernels; ``write_kernel`` is None where ``write`` is not built).
 
 - ``apply_mask(data, mask)``: the masking kernel, and ``parse_simple()``,
-  the parser's common case: whole text and binary messages (``frames.c``).
+  the parser's common case: whole text and binary messages (``frames.c``);
+  ``new_payload(size)``, a bytes object and a writable view to read a large
+  payload into, and ``unmask_in_place()``, which unmasks it there.
 - ``write_kernel`` (the module ``write``): the ``Writer`` of one
   connection, which sends frames on the socket directly when its transport
   holds nothing, and ``fanout()``, which writes one frame to thousands of
@@ -21,10 +23,19 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-__all__ = ["ENABLED", "apply_mask", "parse_simple", "write_kernel"]
+__all__ = [
+    "ENABLED",
+    "apply_mask",
+    "new_payload",
+    "parse_simple",
+    "unmask_in_place",
+    "write_kernel",
+]
 
 apply_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] | None = None
 parse_simple: Callable[[bytes | bytearray, int, int, int, list[Any], type[Any]], int] | None = None
+new_payload: Callable[[int], tuple[bytes, memoryview]] | None = None
+unmask_in_place: Callable[[memoryview | bytearray, bytes, int], None] | None = None
 #: The compiled ``write`` module (a name of its own: ``write`` is the submodule's).
 write_kernel: ModuleType | None = None
 
@@ -38,6 +49,8 @@ if not os.environ.get("WSKIT_NO_EXTENSIONS"):
     else:
         apply_mask = frames.apply_mask
         parse_simple = frames.parse_simple
+        new_payload = frames.new_payload
+        unmask_in_place = frames.unmask_in_place
     try:
         from . import write
     except ImportError:  # not built, or not Linux: the pure-Python writer serves

@@ -15,6 +15,18 @@
  *     takes it from there, so every rule and every error stays in one place
  *     (wskit.protocol.connection), and this only skips its slow steps.
  *
+ * new_payload(size) -> (bytes, memoryview)
+ *     A bytes object of size bytes, not filled yet, and a writable view of
+ *     them: a large frame's payload is read from the socket straight into it
+ *     and unmasked in place, then handed over as the message, with no copy.
+ *     The view holds the bytes object (through a small buffer object), so it
+ *     never outlives the memory it writes; the caller lets nobody else see
+ *     the bytes until it is filled.
+ *
+ * unmask_in_place(buffer, mask, offset)
+ *     XORs a writable buffer with the mask as seen from offset bytes into the
+ *     payload (RFC 6455 section 5.3), in place.
+ *
  * wskit.protocol holds the pure-Python versions, the reference and fallback.
  */
 #define PY_SSIZE_T_CLEAN
@@ -76,6 +88,119 @@ done:
     PyBuffer_Release(&mask);
     PyBuffer_Release(&data);
     return result;
+}
+
+/* The module's state: the type of the buffer object behind new_payload()'s view. */
+typedef struct {
+    PyTypeObject *payload_buffer_type;
+} ModuleState;
+
+/* A writable buffer over the bytes of a payload being filled. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *payload; /* the bytes object, still private to its filler */
+} PayloadBufferObject;
+
+static int
+PayloadBuffer_getbuffer(PayloadBufferObject *self, Py_buffer *view, int flags)
+{
+    return PyBuffer_FillInfo(view, (PyObject *)self, PyBytes_AS_STRING(self->payload),
+                             PyBytes_GET_SIZE(self->payload), 0, flags);
+}
+
+static void
+PayloadBuffer_dealloc(PayloadBufferObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+
+    Py_XDECREF(self->payload);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
+}
+
+static PyType_Slot PayloadBuffer_slots[] = {
+    {Py_tp_doc, "The writable memory of a payload being filled (see new_payload())."},
+    {Py_tp_dealloc, (void *)PayloadBuffer_dealloc},
+    {Py_bf_getbuffer, (void *)PayloadBuffer_getbuffer},
+    {0, NULL},
+};
+
+static PyType_Spec PayloadBuffer_spec = {
+    .name = "wskit.speedups.frames.PayloadBuffer",
+    .basicsize = sizeof(PayloadBufferObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = PayloadBuffer_slots,
+};
+
+static PyObject *
+new_payload(PyObject *module, PyObject *arg)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+    Py_ssize_t size = PyLong_AsSsize_t(arg);
+    PayloadBufferObject *buffer;
+    PyObject *view;
+
+    if (size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "size must not be negative");
+        return NULL;
+    }
+    buffer = PyObject_New(PayloadBufferObject, state->payload_buffer_type);
+    if (buffer == NULL) {
+        return NULL;
+    }
+    buffer->payload = PyBytes_FromStringAndSize(NULL, size);
+    if (buffer->payload == NULL) {
+        Py_DECREF(buffer);
+        return NULL;
+    }
+    view = PyMemoryView_FromObject((PyObject *)buffer);
+    if (view == NULL) {
+        Py_DECREF(buffer);
+        return NULL;
+    }
+    /* (bytes, view): the view owns the buffer object, which owns the bytes. */
+    Py_INCREF(buffer->payload);
+    Py_DECREF(buffer);
+    return Py_BuildValue("NN", buffer->payload, view);
+}
+
+static PyObject *
+unmask_in_place(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer data, mask;
+    Py_ssize_t offset;
+    unsigned char key[4];
+    int k;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "unmask_in_place() takes exactly 3 arguments");
+        return NULL;
+    }
+    offset = PyLong_AsSsize_t(args[2]);
+    if (offset == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &mask, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (mask.len != 4) {
+        PyBuffer_Release(&mask);
+        PyErr_SetString(PyExc_ValueError, "mask must contain 4 bytes");
+        return NULL;
+    }
+    for (k = 0; k < 4; k++) {
+        key[k] = ((const unsigned char *)mask.buf)[(offset + k) & 3];
+    }
+    PyBuffer_Release(&mask);
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    xor_mask((const unsigned char *)data.buf, (unsigned char *)data.buf, data.len, key);
+    PyBuffer_Release(&data);
+    Py_RETURN_NONE;
 }
 
 /* One simple frame at p (avail bytes): its event appended, *size set to the
@@ -237,13 +362,51 @@ static PyMethodDef methods[] = {
     {"parse_simple", (PyCFunction)(void (*)(void))parse_simple, METH_FASTCALL,
      "parse_simple(buf, pos, expect_mask, max_size, events, event_type) -> int\n\n"
      "Parse the whole-message frames from pos on; return where the rest starts."},
+    {"new_payload", (PyCFunction)new_payload, METH_O,
+     "new_payload(size) -> (bytes, memoryview)\n\n"
+     "A payload of size bytes to fill through the writable view before anyone sees it."},
+    {"unmask_in_place", (PyCFunction)(void (*)(void))unmask_in_place, METH_FASTCALL,
+     "unmask_in_place(buffer, mask, offset)\n\n"
+     "XOR a writable buffer with the mask as seen from offset bytes into the payload."},
     {NULL, NULL, 0, NULL},
 };
 
-/* Multi-phase init without state: the module keeps none, so every interpreter
-   may load it. It declares the GIL needed (Py_mod_gil) as the rest of wskit's
-   C code does: a free-threaded build then turns the GIL on when it loads. */
+static int
+frames_exec(PyObject *module)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+
+    state->payload_buffer_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &PayloadBuffer_spec, NULL);
+    return state->payload_buffer_type == NULL ? -1 : 0;
+}
+
+static int
+frames_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    Py_VISIT(((ModuleState *)PyModule_GetState(module))->payload_buffer_type);
+    return 0;
+}
+
+static int
+frames_clear(PyObject *module)
+{
+    Py_CLEAR(((ModuleState *)PyModule_GetState(module))->payload_buffer_type);
+    return 0;
+}
+
+static void
+frames_free(void *module)
+{
+    (void)frames_clear((PyObject *)module);
+}
+
+/* Multi-phase init, its one type in the module's state: no static state, so
+   every interpreter may load it. It declares the GIL needed (Py_mod_gil) as
+   the rest of wskit's C code does: a free-threaded build then turns the GIL
+   on when it loads. */
 static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, (void *)frames_exec},
 #if PY_VERSION_HEX >= 0x030C0000
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
@@ -257,9 +420,12 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "wskit.speedups.frames",
     .m_doc = "Frame kernels of wskit.",
-    .m_size = 0,
+    .m_size = sizeof(ModuleState),
     .m_methods = methods,
     .m_slots = slots,
+    .m_traverse = frames_traverse,
+    .m_clear = frames_clear,
+    .m_free = frames_free,
 };
 
 PyMODINIT_FUNC
