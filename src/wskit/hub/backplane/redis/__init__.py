@@ -126,7 +126,7 @@ its channel's hash slot and to that primary's subscribers only, so the
 primaries share
 the traffic rather than each carrying all of it, as a classic ``PUBLISH``
 broadcast over the cluster bus would have them do. The names change
-(:class:`~.link.ClusterKeys`):
+(``link.ClusterKeys``):
 
 * each room's channel and keys carry the room as their hash tag
   (``P:room:{NAME}``, ``P:meta:{NAME}``, ``P:hist:{NAME}``,
@@ -142,7 +142,7 @@ broadcast over the cluster bus would have them do. The names change
   a call counts its answers from what ``SPUBLISH`` says there.
 
 The prefix must not contain braces. The subscriber is one connection per
-primary that owns a slot of this node's channels (:mod:`~.shards`). A
+primary that owns a slot of this node's channels (``shards``). A
 primary that fails (its replica promoted after ``cluster-node-timeout``),
 a ``MOVED`` answer, or a slot given away makes the node read the cluster's
 map again and subscribe where the channels are now; meanwhile it counts as
