@@ -59,7 +59,8 @@ class HistoryError(WebSocketError):
 
     ``reason`` is one of ``"expired"`` (the session is unknown or its window
     passed), ``"epoch"`` (the stream was reset since), ``"history"`` (it no
-    longer reaches back far enough), ``"unavailable"`` (the broker cannot be
+    longer reaches back far enough, or it lost messages the client had, in a
+    broker's failover), ``"unavailable"`` (the broker cannot be
     reached) or ``"unsupported"`` (this backplane keeps no history).
     """
 
@@ -104,7 +105,11 @@ class BackplaneStats:
     ``dropped`` those given up (the outage buffer overflowed), each also
     logged; ``lost`` messages another node published that this node could
     not get back from the history after a gap; ``buffered`` is how many wait
-    for the broker now.
+    for the broker now. With Redis and recovery on (see
+    ``wskit.hub.backplane.redis.failover``): ``unconfirmed`` counts the
+    stream writes that ``WAIT`` did not find on ``wait_replicas`` replicas in
+    time, ``diverged`` the streams found without messages this node had
+    delivered (after a failover), each restarted in a new epoch.
     """
 
     sent: int = 0
@@ -115,6 +120,8 @@ class BackplaneStats:
     buffered: int = 0
     reconnects: int = 0
     duplicates: int = 0
+    unconfirmed: int = 0
+    diverged: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict (for JSON)."""
@@ -281,7 +288,8 @@ def check_since(since: Position, epoch: str, top: int, first: int | None) -> int
     ``first`` is the oldest offset the history still holds (``None``: none).
 
     Raises:
-        HistoryError: the epoch changed, or the history starts too late.
+        HistoryError: the epoch changed, or the history starts too late,
+            or it ends before ``since`` (it lost what the client had).
     """
     since_epoch, since_offset = since
     if since_epoch == epoch:
@@ -290,6 +298,10 @@ def check_since(since: Position, epoch: str, top: int, first: int | None) -> int
         start = 1  # joined before the room had any history: all of it is new
     else:
         raise HistoryError("epoch", f"the stream was reset ({since_epoch} -> {epoch})")
+    if start > top + 1:
+        # The client saw messages the history does not hold (a broker's
+        # failover lost them): their offsets will be given to others.
+        raise HistoryError("history", f"offset {since_offset} is past the last kept, {top}")
     if start > top:
         return 0
     if first is None or first > start:

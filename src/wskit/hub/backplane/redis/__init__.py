@@ -83,7 +83,13 @@ from the stream when it comes back, and the hub encodes each message once per
 node. The script also remembers the last sequence number of each publishing
 node per room, so a publish retried after a lost answer is not applied twice.
 An emit to one client is a plain ``PUBLISH`` (written at once when the
-client is local).
+client is local). A failover can lose the last writes of the old primary
+(Redis replicates asynchronously): with Sentinel, a room's first write after
+one starts a new epoch, unless ``wait_replicas`` confirms each write with
+``WAIT`` (and publishes again what it did not confirm); a node that finds a
+stream without messages it delivered starts a new epoch too. A client that
+recovers across a lost write gets ``recovered`` false, never a replay with a
+hole (``failover``).
 
 Outages: every command goes through one ordered outbox, at most ``buffer``
 messages long. While Redis cannot be reached (either connection) the node
@@ -175,7 +181,9 @@ the client for commands, the counters, the background tasks):
 * ``presence``: presence entries, the node's liveness beat (which the
   backplane's heartbeat loop makes), the sweep of dead nodes;
 * ``calls``: node-to-node calls and their answers;
-* ``outage``: the records that tell of an outage, with its counts.
+* ``outage``: the records that tell of an outage, with its counts;
+* ``failover``: ``WAIT`` after the stream writes, and the new epoch of a
+  stream a failover left without what the nodes delivered (``fence.lua``).
 """
 
 from .backplane import RedisBackplane

@@ -33,6 +33,7 @@ from ..interface import (
 )
 from .calls import Calls
 from .connect import Connector
+from .failover import Confirmations
 from .link import OUTAGE, ClusterKeys, Keys, Link, logger
 from .outage import Outage
 from .outbox import Echoes, Outbox, Outgoing
@@ -51,6 +52,8 @@ _OPTIONS = (
     "call_timeout",
     "start_timeout",
     "degraded_start",
+    "wait_replicas",
+    "wait_timeout",
 )
 
 # How a query parameter says yes or no.
@@ -99,6 +102,14 @@ class RedisBackplane(Backplane):
             (so the hub does not serve); with ``True`` it logs one WARNING and
             returns, and the hub serves its local clients until Redis comes, as
             during an outage.
+        wait_replicas: with recovery on, confirm each batch of stream writes
+            with ``WAIT wait_replicas wait_timeout`` (in the same round trip):
+            writes that reach fewer replicas in time are counted in
+            ``stats.unconfirmed``, logged, and published again after an
+            outage (a failover may have lost them). ``0`` (the default): no
+            ``WAIT``. Not on Redis Cluster. See
+            ``wskit.hub.backplane.redis.failover``.
+        wait_timeout: seconds ``WAIT`` waits for the replicas.
     """
 
     def __init__(
@@ -116,6 +127,8 @@ class RedisBackplane(Backplane):
         timeout: float = 5.0,
         start_timeout: float = 3.0,
         degraded_start: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout: float = 0.1,
     ) -> None:
         parts = urllib.parse.urlsplit(url if isinstance(url, str) else "")
         query = urllib.parse.parse_qs(parts.query)
@@ -127,6 +140,8 @@ class RedisBackplane(Backplane):
             "call_timeout": call_timeout,
             "start_timeout": start_timeout,
             "degraded_start": degraded_start,
+            "wait_replicas": wait_replicas,
+            "wait_timeout": wait_timeout,
         }
         for key in _OPTIONS:
             if key in query:
@@ -143,6 +158,10 @@ class RedisBackplane(Backplane):
         self.call_timeout: float = options["call_timeout"]
         self.start_timeout: float = options["start_timeout"]
         self.degraded_start: bool = options["degraded_start"]
+        self.wait_replicas: int = options["wait_replicas"]
+        self.wait_timeout: float = options["wait_timeout"]
+        if self.wait_replicas and self._connector.cluster:
+            raise ValueError("wait_replicas: not supported on Redis Cluster")
         self.backoff = backoff
         self.batch = batch
         self.timeout = timeout
@@ -152,6 +171,7 @@ class RedisBackplane(Backplane):
         self._link = link = Link(self, keys)
         self._echoes = Echoes(link)
         self._outbox = Outbox(link, self._echoes, self._state_changed)
+        self._outbox.connector = self._connector
         self._outage = Outage(link, self._outbox, self.url)
         self._calls = Calls(link)
         self._presence = Presence(link, self._outbox)
@@ -214,6 +234,11 @@ class RedisBackplane(Backplane):
         link.last_error = ""
         self._up = asyncio.Event()
         self._numbered = self._receiver.numbered = self.history_size > 0
+        self._outbox.confirmations = None
+        if self._numbered and self.wait_replicas > 0:
+            self._outbox.confirmations = Confirmations(
+                link, self.wait_replicas, self.wait_timeout, self.buffer
+            )
         link.client = self._connector.client(self.timeout)
         self._receiver.add_channel(link.keys.key("node", self.node_id))
         self._receiver.listen(Target.ALL, "")
@@ -284,7 +309,7 @@ class RedisBackplane(Backplane):
             if up is not None:
                 up.set()
             return
-        self._outbox.requeue(self._echoes.lost())
+        self._outbox.requeue(self._outbox.with_unconfirmed(self._echoes.lost()))
         # Until start() has seen Redis, there is no outage yet: start() decides.
         if up is not None and up.is_set():
             self._outage.begin()
@@ -380,8 +405,14 @@ class RedisBackplane(Backplane):
         # Only as far as this node delivered: what the stream holds beyond (its
         # subscriber lags) reaches the client live after the replay, not twice.
         cursor = self._receiver.cursor(room)
-        if cursor is not None and cursor[0] == epoch and entries and entries[-1].offset > cursor[1]:
-            entries = [entry for entry in entries if entry.offset <= cursor[1]]
+        if cursor is not None and cursor[0] == epoch:
+            last = entries[-1].offset if entries else since[1]
+            if cursor[1] > last:
+                # This node delivered messages the stream lost (a failover): they
+                # are not all there to replay, and their offsets go to others.
+                raise HistoryError("history", f"the stream ends at {last}, before {cursor[1]}")
+            if entries and last > cursor[1]:
+                entries = [entry for entry in entries if entry.offset <= cursor[1]]
         return epoch, entries
 
     async def save_session(self, session: str, data: str, ttl: float) -> None:

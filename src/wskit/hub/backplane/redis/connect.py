@@ -198,6 +198,7 @@ class Connector:
         "_kwargs",
         "_made",
         "_primary",
+        "generation",
     )
 
     def __init__(self, where: Any, service: str | None = None) -> None:
@@ -211,6 +212,9 @@ class Connector:
         self._kwargs: dict[str, Any] = {}  # Sentinel: the primary's and the sentinels'
         self._made: list[Any] = []  # the Sentinel objects this connector made
         self._primary: tuple[Any, ...] | None = None  # Sentinel: where the primary was
+        #: With Sentinel, the primary's config epoch + 1 as the sentinels last said
+        #: (it grows with every failover: see :mod:`~.failover`); else 0.
+        self.generation = 0
         if isinstance(where, str):
             if service is not None:
                 raise ValueError("service= goes with a Sentinel object; a URL names it in its path")
@@ -309,6 +313,9 @@ class Connector:
         if not isinstance(pool, SentinelConnectionPool):
             return
         primary = tuple(await pool.get_master_address())  # type: ignore[no-untyped-call]
+        # Learnt before the move below: the writes that follow it carry it.
+        state = await pool.sentinel_manager.sentinels[0].sentinel_master(pool.service_name)
+        self.generation = max(self.generation, int(state.get("config-epoch", 0)) + 1)
         if self._primary is not None and primary != self._primary:
             await pool.disconnect(inuse_connections=True)
         self._primary = primary

@@ -52,6 +52,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..interface import Target
+from .connect import Connector
+from .failover import Confirmations
 from .link import OUTAGE, Backoff, Link, logger
 
 __all__ = ["PUBLISH_SCRIPT", "Echoes", "Outbox", "Outgoing", "plain_header", "publish_script"]
@@ -262,6 +264,13 @@ class Outbox:
         #: Entries added since the outbox was made (:meth:`enqueue`), and of them commands.
         self.added = 0
         self.commands = 0
+        #: The ``WAIT`` after each batch of stream writes (``wait_replicas``; see
+        #: :mod:`~.failover`), set by the backplane when it starts.
+        self.confirmations: Confirmations[Outgoing] | None = None
+        #: Where the primary's generation is known (with Sentinel, its config epoch
+        #: + 1; else 0), which the script compares with the room's last write (see
+        #: :mod:`~.failover`); the backplane sets it.
+        self.connector: Connector | None = None
 
     def __len__(self) -> int:
         """How many entries wait (in the outbox, or sent and not answered yet)."""
@@ -326,6 +335,21 @@ class Outbox:
                 del counts[old]
         counts[channel] = count
         return count
+
+    def with_unconfirmed(self, again: list[Outgoing]) -> list[Outgoing]:
+        """``again``, and the messages ``WAIT`` did not confirm: to publish again after an outage.
+
+        Redis may have lost them (a failover): the next primary's script
+        appends those it lacks, and drops the others (see :mod:`~.failover`).
+        """
+        if self.confirmations is None:
+            return again
+        known = {id(out) for out in again}
+        for out in self.confirmations.take():
+            if not out.queued and id(out) not in known:
+                out.resend = True
+                again.append(out)
+        return again
 
     def requeue(self, outs: list[Outgoing]) -> None:
         """Put entries back in the outbox, keeping it in sequence order."""
@@ -450,6 +474,9 @@ class Outbox:
         maxlen = str(max(1, options.history_size))
         ttl = str(int(max(options.history_ttl, 1.0) * 1000))
         publish = link.publish_command
+        generation = str(self.connector.generation if self.connector else 0)
+        # Without WAIT, a failover since a room's last write ends its epoch.
+        fencing = "0" if self.confirmations else "1"
         async with link.client.pipeline(transaction=False) as pipe:
             spans = []
             for out in batch:
@@ -469,6 +496,8 @@ class Outbox:
                         maxlen,
                         ttl,
                         uuid.uuid4().hex[:12],
+                        generation,
+                        fencing,
                     )
                 elif out.op == "pub":
                     header = plain_header(node_id, out.seq, out.count, out.exclude)
@@ -481,5 +510,12 @@ class Outbox:
                     assert out.build is not None
                     out.build(pipe)
                 spans.append((before, len(pipe)))
+            confirmations = self.confirmations
+            written = [out for out in batch if out.op == "seq"] if confirmations else []
+            if confirmations and written:
+                # On the same connection, after the scripts: one round trip.
+                confirmations.add_wait(pipe)
             raw = await pipe.execute(raise_on_error=False)
+        if confirmations and written:
+            confirmations.answered(written, raw[-1])
         return [raw[start] if end > start else None for start, end in spans]

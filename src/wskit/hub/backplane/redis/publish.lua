@@ -6,20 +6,32 @@
 -- gaps. A sequence number of the publishing node already applied (a publish
 -- retried after a lost answer) is not applied again: the script returns 0.
 -- A meta key without an epoch (new, or expired with its idle room) starts a
--- new epoch, with an empty stream.
+-- new epoch, with an empty stream. So does a failover since the room's last
+-- write, unless writes are confirmed with WAIT (see failover.py): the
+-- generation (Sentinel's config epoch + 1; 0 without Sentinel) grew, and the
+-- new primary may lack messages that clients had, whose offsets would be
+-- given to others.
 --
--- KEYS: meta (a hash: epoch, top, n:NODE), stream.
--- ARGV: channel, node, seq, exclude (JSON), message, maxlen, ttl (ms), epoch.
+-- KEYS: meta (a hash: epoch, top, g, n:NODE), stream.
+-- ARGV: channel, node, seq, exclude (JSON), message, maxlen, ttl (ms), epoch,
+-- generation, '1' when a new generation ends the epoch.
 -- Returns the offset given to the message, or 0 for a duplicate.
-local last = redis.call('HGET', KEYS[1], 'n:' .. ARGV[2])
-if last and tonumber(last) >= tonumber(ARGV[3]) then
+local meta = redis.call('HMGET', KEYS[1], 'n:' .. ARGV[2], 'epoch', 'g')
+if meta[1] and tonumber(meta[1]) >= tonumber(ARGV[3]) then
   return 0
 end
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local epoch = meta[2]
+local generation = tonumber(ARGV[9])
+if generation > tonumber(meta[3] or 0) then
+  if meta[3] and ARGV[10] == '1' then
+    epoch = false
+  end
+  redis.call('HSET', KEYS[1], 'g', generation)
+end
 if not epoch then
   epoch = ARGV[8]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch)
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'top', 0)
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
 redis.call('HSET', KEYS[1], 'n:' .. ARGV[2], ARGV[3])

@@ -50,6 +50,7 @@ from typing import Any
 from ....limits import LogLimiter
 from ..interface import HistoryError, Position, Target
 from .calls import Calls
+from .failover import diverged, fence, suspect
 from .link import OUTAGE, Backoff, Link, logger
 from .outbox import Echoes, Outbox
 from .presence import presence_event
@@ -364,6 +365,8 @@ class Receiver:
             stream.epoch, stream.offset = item.epoch, 0
         stats = self._link.stats
         if item.offset <= stream.offset:
+            if suspect(stream, item):
+                return False  # a message never had, at an offset passed: see failover
             stats.duplicates += 1
             return True
         if item.offset != stream.offset + 1:
@@ -422,6 +425,10 @@ class Receiver:
                 epoch_raw, top_raw = await client.hmget(stream.meta, ["epoch", "top"])
                 epoch = epoch_raw.decode() if epoch_raw else ""
                 top = int(top_raw or 0)
+                if epoch == stream.epoch and await diverged(client, stream, top):
+                    # A failover lost messages this node had: a new epoch (see failover).
+                    await fence(link, stream)
+                    continue
                 start = 1 if epoch != stream.epoch else stream.offset + 1
                 entries: list[tuple[int, dict[bytes, bytes]]] = []
                 if top >= start:
