@@ -246,6 +246,23 @@ def test_the_fanout_counts_on_every_writer_it_writes_to(kind: Any) -> None:
     assert [w.bytes_written for w in writers.values()] == [len(frame)] * 3
 
 
+async def test_large_binary_messages_read_straight_into_their_payload_count_too() -> None:
+    # A binary frame of 64 KiB or more takes Conn's bulk path (get_buffer lends its payload).
+    handler = Parked(echo_then_wait)
+    async with (
+        watched(handler) as (server, metrics),
+        websockets.connect(uri(server), compression=None, max_size=None) as client,
+    ):
+        await handler.get()
+        payload = bytes(range(256)) * 1024
+        await client.send(payload)
+        assert await client.recv() == payload
+        snapshot = metrics.snapshot()
+        assert snapshot.messages_received == snapshot.messages_sent == 1
+        assert snapshot.bytes_received == 2 + 8 + 4 + len(payload)
+        assert snapshot.bytes_sent == 2 + 8 + len(payload)
+
+
 async def test_a_read_of_several_frames_counts_its_whole_messages_only() -> None:
     received: list[Any] = []
 

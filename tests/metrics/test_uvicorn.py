@@ -124,6 +124,7 @@ def test_the_plain_class_counts_nothing_and_the_metered_one_is_the_same_class_co
     # Off costs nothing: uvicorn's class runs Conn's own per-message methods.
     for name in ("buffer_updated", "data_received", "write_prepared", "_open"):
         assert getattr(WebSocketProtocol, name) is getattr(Conn, name)
+    for name in ("data_received", "write_prepared", "_open", "connection_lost"):
         assert getattr(MeteredWebSocketProtocol, name) is getattr(CountingConn, name)
     assert WebSocketProtocol._write is Conn._write
     assert issubclass(MeteredWebSocketProtocol, WebSocketProtocol)

@@ -13,12 +13,12 @@ an :func:`~wskit.asgi.asgi_app` endpoint's connections count in
 Each count is taken where a count, or the work it needs, happens already:
 
 - bytes received: ``Conn.bytes_received``, which every connection keeps;
-- messages received: asyncio hands each read to ``buffer_updated``, which
-  the counting class takes over (so no call is added) to look at the
-  events the protocol core made of the read: one event, the common read,
-  ends a message if it ends in ``True`` (``DataReceived(data, fin=True)``;
-  a ping's last item is bytes, a close's a str); several are counted in a
-  loop. About 50 ns a read, half of what checking each event cost;
+- messages received: per read, ``data_received`` looks at the events the
+  protocol core made of it: one event, the common read, ends a message if
+  it ends in ``True`` (``DataReceived(data, fin=True)``; a ping's last item
+  is bytes, a close's a str); several are counted in a loop. (Overriding
+  ``buffer_updated`` instead would save the call, but means copying
+  ``Conn``'s, which changes: the one place that counts is kept.)
 - messages and bytes sent: the connection's writer
   (:mod:`~wskit.asyncio.direct_write`) counts what it writes, in C, for
   every connection: its length, and the frames that end a data message
@@ -204,43 +204,20 @@ class CountingConn(Conn):
         if leftover:
             self.data_received(leftover)
 
-    def buffer_updated(self, nbytes: int) -> None:
-        """Take what asyncio read, as any connection does, and count the whole messages in it."""
-        protocol = self.protocol
-        if protocol is None:
-            _data_received(self, self._rbuf[:nbytes].tobytes())  # the handshake
-            return
-        # The core appends its events to this very list, which the connection
-        # then takes (and replaces): read after, it holds what this read made.
-        events = protocol.events
-        # Conn.buffer_updated's body, calling Conn.data_received rather than
-        # the override below: asyncio's path pays no extra call.
-        if protocol.unparsed:
-            _data_received(self, self._rbuf[:nbytes])  # type: ignore[arg-type]
-        else:
-            _data_received(self, self._rbuf[:nbytes].tobytes())
-        if len(events) == 1:
-            # The common read, one frame: it ends a message if its event ends in True.
-            if events[0][-1] is True:
-                self.messages_received += 1  # type: ignore[misc]  # the concrete class's slot
-        elif events:
-            self.messages_received += _whole_messages(events)  # type: ignore[misc]
-
     def data_received(self, data: bytes) -> None:
-        """Handle what arrived, as any connection does, and count the whole messages in it.
-
-        asyncio calls :meth:`buffer_updated`; this is for the other ways in
-        (the bytes that came with the handshake, in-memory transports).
-        """
+        """Handle what arrived, as any connection does, and count the whole messages in it."""
         protocol = self.protocol
         if protocol is None:
             _data_received(self, data)  # the handshake: no message yet
             return
+        # The core appends its events to this very list, which the connection
+        # then takes (and replaces): read after, it holds what this read made.
         events = protocol.events
         _data_received(self, data)
         if len(events) == 1:
+            # The common read, one frame: it ends a message if its event ends in True.
             if events[0][-1] is True:
-                self.messages_received += 1  # type: ignore[misc]
+                self.messages_received += 1  # type: ignore[misc]  # the concrete class's slot
         elif events:
             self.messages_received += _whole_messages(events)  # type: ignore[misc]
 
