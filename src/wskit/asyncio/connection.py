@@ -309,17 +309,16 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         """Take what asyncio read into the buffer ``get_buffer()`` lent it."""
         protocol = self.protocol
-        if protocol is not None and protocol.large_frame is not None:
+        if protocol is None:
+            self.data_received(self._rbuf[:nbytes].tobytes())  # the handshake
+        elif protocol.large_frame is None:
+            # The core parses the view in place and copies only what it keeps
+            # (an incomplete frame): the buffer is lent again for the next read.
+            self.data_received(self._rbuf[:nbytes])  # type: ignore[arg-type]
+        else:
             self.bytes_received += nbytes
             if protocol.received_into(nbytes):
                 self.data_received(b"")  # the message is whole: hand it over
-            return
-        if protocol is not None and protocol.unparsed:
-            # Part of a frame is already buffered: the core copies the view
-            # straight behind it, one copy instead of two.
-            self.data_received(self._rbuf[:nbytes])  # type: ignore[arg-type]
-        else:
-            self.data_received(self._rbuf[:nbytes].tobytes())
 
     def _receive_handshake(self, data: bytes) -> None:
         """Read the opening handshake; the server and client sides define it."""

@@ -341,9 +341,10 @@ class Connection:
             data = rest
         buf = self.unparsed
         # With nothing buffered (the common case) parse the received bytes in
-        # place and keep only an incomplete tail: one copy less per frame.
-        source: bytes | bytearray
-        if buf or type(data) is not bytes:
+        # place, even a view of a buffer the I/O layer reuses (nothing parsed
+        # keeps a reference to it), and copy only an incomplete tail.
+        source: bytes | bytearray | memoryview
+        if buf:
             buf += data
             source = buf
         else:
@@ -386,7 +387,7 @@ class Connection:
             self.events = []
         return events
 
-    def _parse(self, buf: bytes | bytearray) -> int:
+    def _parse(self, buf: bytes | bytearray | memoryview) -> int:
         """Parse every complete frame in ``buf``; return the bytes consumed."""
         pos = 0
         end = len(buf)
@@ -465,7 +466,7 @@ class Connection:
                 # A view: the payload is copied once, by the unmasking or bytes().
                 piece = memoryview(buf)[start + done : start + length]
             if expect_mask:
-                key = buf[start - 4 : start]
+                key = bytes(buf[start - 4 : start])
                 payload = apply_mask(piece, _rotate(key, done) if done else key)
             else:
                 payload = piece if type(piece) is bytes else bytes(piece)
@@ -502,7 +503,7 @@ class Connection:
         return opcode == _OP_CONT and self._in_opcode == _OP_TEXT and not self._in_compressed
 
     def _decode_partial_text(
-        self, buf: bytes | bytearray, start: int, end: int, masked: int
+        self, buf: bytes | bytearray | memoryview, start: int, end: int, masked: int
     ) -> None:
         """Decode the part of a text frame received so far.
 

@@ -33,7 +33,9 @@ __all__ = [
 ]
 
 apply_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] | None = None
-parse_simple: Callable[[bytes | bytearray, int, int, int, list[Any], type[Any]], int] | None = None
+parse_simple: (
+    Callable[[bytes | bytearray | memoryview, int, int, int, list[Any], type[Any]], int] | None
+) = None
 new_payload: Callable[[int], tuple[bytes, memoryview]] | None = None
 unmask_in_place: Callable[[memoryview | bytearray, bytes, int], None] | None = None
 #: The compiled ``write`` module (a name of its own: ``write`` is the submodule's).

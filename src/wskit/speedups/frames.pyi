@@ -1,6 +1,6 @@
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes: ...
 def parse_simple(
-    buf: bytes | bytearray,
+    buf: bytes | bytearray | memoryview,
     pos: int,
     expect_mask: int,
     max_size: int,
