@@ -416,10 +416,19 @@ class RedisBackplane(Backplane):
         return epoch, entries
 
     async def save_session(self, session: str, data: str, ttl: float) -> None:
-        """``SET P:session:ID data PX ttl``."""
+        """``SET P:session:ID data PX ttl`` (then ``WAIT``, with ``wait_replicas``)."""
         client = self._link.client
         assert client is not None
-        await client.set(self._link.keys.key("session", session), data, px=max(1, int(ttl * 1000)))
+        key, px = self._link.keys.key("session", session), max(1, int(ttl * 1000))
+        confirmations = self._outbox.confirmations
+        if confirmations is None:
+            await client.set(key, data, px=px)
+            return
+        # Confirmed like the stream writes, so that a failover keeps the session.
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set(key, data, px=px)
+            confirmations.add_wait(pipe)
+            await pipe.execute()
 
     async def load_session(self, session: str) -> str | None:
         """``GET P:session:ID``."""
