@@ -1129,7 +1129,7 @@ def test_the_rest_of_a_large_binary_frame_is_read_into_the_message(side: Side, c
     conn = Connection(side)
     payload = random.randbytes(3 * LARGE + 5)
     wire = frame_to(conn, 0x82, payload)
-    conn.receive_data(wire[:1000])
+    conn.receive_data(wire[: len(wire) // 4 + 14])  # a quarter of it has come
     large = conn.large_frame
     # Nothing waits in the receive buffer: the payload goes into the message's own bytes.
     assert large is not None and not conn.unparsed
@@ -1167,15 +1167,29 @@ def test_a_large_binary_frame_split_anywhere_gives_what_it_always_gave(
 
 
 @SIDES
-def test_a_large_frame_header_given_byte_by_byte_waits_for_its_masking_key(side: Side) -> None:
+def test_a_large_frame_is_read_in_place_once_an_eighth_of_it_has_come(side: Side) -> None:
     conn = Connection(side)
     payload = random.randbytes(LARGE)
     wire = frame_to(conn, 0x82, payload)
-    for i in range(14):
+    head = len(wire) - len(payload)
+    for i in range(head):  # the header (and masking key) byte by byte
         conn.receive_data(wire[i : i + 1])
-    assert conn.large_frame is not None  # the header (and key) are whole from here on
-    conn.receive_data(wire[14:])
+        assert conn.large_frame is None
+    conn.receive_data(wire[head : head + LARGE // 8 - 1])
+    assert conn.large_frame is None  # a header alone commits no memory
+    conn.receive_data(wire[head + LARGE // 8 - 1 : head + LARGE // 8])
+    assert conn.large_frame is not None and not conn.unparsed
+    conn.receive_data(wire[head + LARGE // 8 :])
     assert conn.events_received() == [DataReceived(payload, True)]
+
+
+@SIDES
+def test_the_header_of_a_huge_frame_allocates_nothing_without_max_size(side: Side) -> None:
+    conn = Connection(side, max_size=None)
+    header = frame_to(conn, 0x82, b"", length=2**40)
+    conn.receive_data(header + b"x" * 1000)
+    assert conn.large_frame is None and len(conn.unparsed) == len(header) + 1000
+    assert conn.error is None
 
 
 @SIDES
@@ -1188,7 +1202,7 @@ def test_only_whole_uncompressed_binary_frames_are_read_in_place(side: Side, b0:
     client, server = make_pair({})
     conn = server if side is Side.SERVER else client
     wire = frame_to(conn, b0, b"a" * (2 * LARGE))
-    conn.receive_data(wire[:5000])
+    conn.receive_data(wire[: len(wire) // 2])
     assert conn.large_frame is None
     assert conn.error is None
 

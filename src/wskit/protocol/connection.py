@@ -450,8 +450,9 @@ class Connection:
             if end - pos < head + length:
                 if end > start and self._is_plain_text(b0, opcode):
                     self._decode_partial_text(buf, start, end, expect_mask)
-                elif simple and b0 == 0x82 and length >= _LARGE and end >= start:
+                elif simple and b0 == 0x82 and _LARGE <= length <= 8 * (end - start):
                     # The rest is read in place: nothing of it waits in unparsed.
+                    # (Once an eighth has come: a header alone commits no memory.)
                     mask = bytes(buf[start - 4 : start]) if expect_mask else None
                     self.large_frame = LargeFrame(length, mask)
                     with memoryview(buf) as view:

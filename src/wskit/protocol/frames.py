@@ -278,7 +278,8 @@ class LargeFrame:
 
     :class:`~wskit.protocol.connection.Connection` makes one (its
     ``large_frame``) when the header of a whole, uncompressed binary message
-    of 64 KiB or more has arrived and the rest of its payload has not: the
+    of 64 KiB or more has arrived with at least an eighth of its payload (a
+    header alone commits no memory), and the rest has not: the rest of the
     payload then goes into the message's own bytes as it arrives, unmasked
     in place while the bytes are still in the CPU's cache, rather than
     through the receive buffer and a copy at the end. An I/O layer may read
