@@ -48,6 +48,7 @@ from redis.asyncio.connection import ConnectionPool, SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 __all__ = [
     "SENTINEL_PORT",
@@ -313,9 +314,13 @@ class Connector:
         if not isinstance(pool, SentinelConnectionPool):
             return
         primary = tuple(await pool.get_master_address())  # type: ignore[no-untyped-call]
-        # Learnt before the move below: the writes that follow it carry it.
-        state = await pool.sentinel_manager.sentinels[0].sentinel_master(pool.service_name)
-        self.generation = max(self.generation, int(state.get("config-epoch", 0)) + 1)
+        # Learnt before the move below: the writes that follow it carry it. A
+        # sentinel that does not answer now does not keep the node from moving.
+        try:
+            state = await pool.sentinel_manager.sentinels[0].sentinel_master(pool.service_name)
+        except RedisError:
+            state = {}
+        self.generation = max(self.generation, int(state.get("config-epoch", -1)) + 1)
         if self._primary is not None and primary != self._primary:
             await pool.disconnect(inuse_connections=True)
         self._primary = primary
