@@ -58,9 +58,16 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def uvicorn_serving(
-    app: Any, *, ws: str = "websockets-sansio", graceful: bool = False, **config: Any
+    app: Any,
+    *,
+    ws: str | type[asyncio.Protocol] = "websockets-sansio",
+    graceful: bool = False,
+    **config: Any,
 ) -> AsyncIterator[Served]:
-    """Run ``app`` under a real uvicorn in this event loop; stop it on exit."""
+    """Run ``app`` under a real uvicorn in this event loop; stop it on exit.
+
+    ``ws`` is uvicorn's WebSocket implementation: a name, or a class (wskit's).
+    """
     port = unused_port()
     config.setdefault("ws_per_message_deflate", True)
     config.setdefault("lifespan", "on")

@@ -18,9 +18,9 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 import wskit
+from apps.asgi_apps import check_shouting, shouting_hub
 from conftest import unused_port
 from wskit.asgi import AsgiConn, asgi_app
-from wskit.hub import Client, Hub, HubClient
 
 TIMEOUT = 10
 
@@ -73,23 +73,5 @@ async def test_a_conn_handler_under_hypercorn() -> None:
 
 
 async def test_a_hub_under_hypercorn() -> None:
-    hub = Hub()
-
-    @hub.on("join")
-    def join(client: Client, room: str) -> bool:
-        client.join(room)
-        return True
-
-    @hub.on("shout")
-    def shout(client: Client, room: str, text: str) -> None:
-        client.to(room).emit("heard", text.upper())
-
-    async with hypercorn_serving(asgi_app(hub)) as port:
-        url = f"ws://127.0.0.1:{port}/"
-        async with HubClient(url) as alice, HubClient(url) as bob:
-            heard: asyncio.Queue[str] = asyncio.Queue()
-            bob.on("heard", heard.put_nowait)
-            assert await alice.request("join", "lobby") is True
-            assert await bob.request("join", "lobby") is True
-            await alice.emit("shout", "lobby", "hello")
-            assert await asyncio.wait_for(heard.get(), TIMEOUT) == "HELLO"
+    async with hypercorn_serving(asgi_app(shouting_hub())) as port:
+        await check_shouting(f"ws://127.0.0.1:{port}/")

@@ -4,7 +4,8 @@
 wskit.metrics.uvicorn:MeteredWebSocketProtocol``: a FastAPI app that
 counts its WebSockets (``watch_uvicorn`` in its lifespan) and answers
 ``/metrics`` itself, behind a token: an echo, a route that fails after
-accepting, one that refuses, and wskit's ``asgi_app``.
+accepting, one that refuses, and wskit's ``asgi_app``. The echo is that of
+``tests/apps/asgi_apps.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from asgi_apps import echo_any
+from fastapi import FastAPI, WebSocket
 from starlette.routing import WebSocketRoute
 
 import wskit
@@ -34,20 +36,7 @@ app = FastAPI(lifespan=lifespan)
 app.routes.append(metrics_route(metrics, auth=token_auth(TOKEN)))
 
 
-@app.websocket("/echo")
-async def echo(websocket: WebSocket) -> None:
-    await websocket.accept()
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if message.get("text") is not None:
-                await websocket.send_text(message["text"])
-            else:
-                await websocket.send_bytes(message["bytes"])
-    except WebSocketDisconnect:
-        pass
+app.add_api_websocket_route("/echo", echo_any)
 
 
 @app.websocket("/fail")

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +16,9 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import InvalidStatus
 
-from conftest import unused_port, wait_for_port
+import uvicorn_command
 from metrics.test_endpoint import get
+from uvicorn_command import Uvicorn
 from wskit.asyncio.connection import Conn
 from wskit.metrics import Metrics
 from wskit.metrics.server import CountingConn
@@ -37,50 +34,9 @@ TIMEOUT = 10
 METERED = "wskit.metrics.uvicorn:MeteredWebSocketProtocol"
 
 
-class Uvicorn:
-    """``python -m uvicorn metered_apps:app`` on a free loopback port."""
-
-    def __init__(self, *options: str) -> None:
-        self.port = unused_port()
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "uvicorn", "metered_apps:app", "--app-dir", str(HERE)),
-                *("--host", "127.0.0.1", "--port", str(self.port), "--ws", METERED, *options),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            wait_for_port(self.port, timeout=30)
-        except TimeoutError:
-            self.stop()
-            raise
-
-    def ws(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-    def http(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = self.process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            output, _ = self.process.communicate()
-        return output
-
-
-@contextlib.asynccontextmanager
-async def served(*options: str) -> AsyncIterator[Uvicorn]:
-    server = await asyncio.to_thread(Uvicorn, *options)
-    try:
-        yield server
-    finally:
-        await asyncio.to_thread(server.stop)
+def served(*options: str) -> contextlib.AbstractAsyncContextManager[Uvicorn]:
+    """``metered_apps:app`` under the ``uvicorn`` command, with the metered class."""
+    return uvicorn_command.served("metered_apps:app", *options, app_dir=HERE, ws=METERED)
 
 
 async def scrape(server: Uvicorn) -> dict[str, Any]:

@@ -3,19 +3,19 @@
 ``uvicorn served_apps:fastapi_app --app-dir tests/uvicorn --ws wskit.uvicorn:WebSocketProtocol``:
 a FastAPI app (a page for the browser, an echo, a route that closes with a
 code of its own) and a Starlette app (an echo, and wskit's hub through
-``asgi_app``).
+``asgi_app``). The FastAPI echo and the hub are those of ``tests/apps/asgi_apps.py``.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from asgi_apps import echo_any, shouting_hub
+from fastapi import FastAPI, WebSocket
 from fastapi.responses import HTMLResponse
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket as StarletteWebSocket
 
 from wskit.asgi import asgi_app
-from wskit.hub import Client, Hub
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>wskit under uvicorn</title></head>
@@ -30,20 +30,7 @@ async def page() -> HTMLResponse:
     return HTMLResponse(PAGE)
 
 
-@fastapi_app.websocket("/echo")
-async def fastapi_echo(websocket: WebSocket) -> None:
-    await websocket.accept()
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if message.get("text") is not None:
-                await websocket.send_text(message["text"])
-            else:
-                await websocket.send_bytes(message["bytes"])
-    except WebSocketDisconnect:
-        pass
+fastapi_app.add_api_websocket_route("/echo", echo_any)
 
 
 @fastapi_app.websocket("/goodbye")
@@ -59,20 +46,7 @@ async def starlette_echo(websocket: StarletteWebSocket) -> None:
         await websocket.send_text(message)
 
 
-hub = Hub()
-
-
-@hub.on("join")
-def join(client: Client, room: str) -> bool:
-    client.join(room)
-    return True
-
-
-@hub.on("shout")
-def shout(client: Client, room: str, text: str) -> None:
-    client.to(room).emit("heard", text.upper())
-
-
+hub = shouting_hub()
 hub_endpoint = asgi_app(hub)
 
 starlette_app = Starlette(

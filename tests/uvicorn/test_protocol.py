@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -36,10 +35,10 @@ from uvicorn.protocols.utils import ClientDisconnected
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 import wskit
-from conftest import unused_port
+from apps.asgi_apps import check_shouting, shouting_hub
+from asgi.support import uvicorn_serving
+from attacks.support import client_frame
 from wskit.asgi import asgi_app
-from wskit.hub import Client, Hub, HubClient
-from wskit.protocol.frames import apply_mask
 from wskit.uvicorn import WebSocketProtocol, WebSocketProtocol1001
 
 TIMEOUT = 10
@@ -81,33 +80,10 @@ async def serving(
     app: Any, *, ws: type[WebSocketProtocol] | str = WebSocketProtocol, **config: Any
 ) -> AsyncIterator[Served]:
     """Run ``app`` under uvicorn with wskit's WebSocket class (or ``ws``); stop it on exit."""
-    port = unused_port()
     for option, value in SERVING_DEFAULTS.items():
         config.setdefault(option, value)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            ws=ws,
-            log_config=None,
-            log_level="warning",
-            timeout_graceful_shutdown=5,
-            **config,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn exited before starting")
-                await asyncio.sleep(0.01)
-        yield Served(server, port)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, TIMEOUT)
+    async with uvicorn_serving(app, ws=ws, **config) as served:
+        yield Served(served.server, served.port)
 
 
 class Recorder:
@@ -173,19 +149,6 @@ UPGRADE = (
     "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: {version}\r\n"
 )
-
-
-def client_frame(b0: int, payload: bytes = b"") -> bytes:
-    """A masked frame, as a client sends it."""
-    key = os.urandom(4)
-    length = len(payload)
-    if length < 126:
-        header = bytes([b0, 0x80 | length])
-    elif length < 65536:
-        header = bytes([b0, 0x80 | 126]) + struct.pack("!H", length)
-    else:
-        header = bytes([b0, 0x80 | 127]) + struct.pack("!Q", length)
-    return header + key + apply_mask(payload, key)
 
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -770,24 +733,5 @@ async def test_a_fastapi_app() -> None:
 
 
 async def test_wskit_asgi_app_with_a_hub() -> None:
-    hub = Hub()
-
-    def join(client: Client, room: str) -> bool:
-        client.join(room)
-        return True
-
-    def shout(client: Client, room: str, text: str) -> None:
-        client.to(room).emit("heard", text.upper())
-
-    hub.on("join", join)
-    hub.on("shout", shout)
-    endpoint = asgi_app(hub)
-    async with serving(endpoint) as served:
-        url = served.ws("/")
-        async with HubClient(url) as alice, HubClient(url) as bob:
-            heard: asyncio.Queue[str] = asyncio.Queue()
-            bob.on("heard", heard.put_nowait)
-            assert await alice.request("join", "lobby") is True
-            assert await bob.request("join", "lobby") is True
-            await alice.emit("shout", "lobby", "hello")
-            assert await asyncio.wait_for(heard.get(), TIMEOUT) == "HELLO"
+    async with serving(asgi_app(shouting_hub())) as served:
+        await check_shouting(served.ws("/"))

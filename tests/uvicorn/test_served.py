@@ -14,15 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import socket
 import struct
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +23,11 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+import uvicorn_command
 import wskit
-from conftest import unused_port, wait_for_port
-from wskit.hub import HubClient
-from wskit.protocol.frames import apply_mask
+from apps.asgi_apps import check_shouting
+from attacks.support import Reader, client_frame, open_websocket, ping_until_stalled, rss
+from uvicorn_command import Uvicorn
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -44,68 +38,14 @@ MIB = 2**20
 WS = "wskit.uvicorn:WebSocketProtocol"
 
 
-class Uvicorn:
-    """A ``python -m uvicorn`` subprocess on a free loopback port."""
-
-    def __init__(self, app: str, *options: str) -> None:
-        self.port = unused_port()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                app,
-                "--app-dir",
-                str(HERE),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--ws",
-                WS,
-                *options,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            wait_for_port(self.port, timeout=30)
-        except TimeoutError:
-            self.stop()
-            raise
-
-    def url(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-    def stop(self) -> str:
-        """SIGTERM, wait, and return what uvicorn printed."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = self.process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            output, _ = self.process.communicate()
-        return output
+def running(app: str, *options: str) -> contextlib.AbstractContextManager[Uvicorn]:
+    """``app`` of ``served_apps.py`` under the ``uvicorn`` command, with wskit's class."""
+    return uvicorn_command.running(app, *options, app_dir=HERE, ws=WS)
 
 
-@contextlib.contextmanager
-def running(app: str, *options: str) -> Iterator[Uvicorn]:
-    server = Uvicorn(app, *options)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@contextlib.asynccontextmanager
-async def served(app: str, *options: str) -> AsyncIterator[Uvicorn]:
-    server = await asyncio.to_thread(Uvicorn, app, *options)
-    try:
-        yield server
-    finally:
-        await asyncio.to_thread(server.stop)
+def served(app: str, *options: str) -> contextlib.AbstractAsyncContextManager[Uvicorn]:
+    """:func:`running`, from an async test."""
+    return uvicorn_command.served(app, *options, app_dir=HERE, ws=WS)
 
 
 # -------------------------------------------------------------------------- applications
@@ -117,7 +57,7 @@ HTTP_LAYERS = pytest.mark.parametrize("http", ["h11", "httptools"])
 @HTTP_LAYERS
 async def test_a_fastapi_app_with_the_websockets_client_and_wskit_connect(http: str) -> None:
     async with served("served_apps:fastapi_app", "--http", http) as server:
-        async with websockets.connect(server.url("/echo")) as client:
+        async with websockets.connect(server.ws("/echo")) as client:
             await client.send("hello")
             assert await client.recv() == "hello"
             await client.send(b"\x00\xff")
@@ -126,11 +66,11 @@ async def test_a_fastapi_app_with_the_websockets_client_and_wskit_connect(http: 
             assert response is not None
             assert response.headers["Server"] == "uvicorn"
             assert "permessage-deflate" in response.headers["Sec-WebSocket-Extensions"]
-        async with wskit.connect(server.url("/echo")) as conn:
+        async with wskit.connect(server.ws("/echo")) as conn:
             big = "é" * 300_000  # fragmented by nobody, compressed both ways
             await conn.send(big)
             assert await conn.recv() == big
-        async with wskit.connect(server.url("/goodbye")) as conn:
+        async with wskit.connect(server.ws("/goodbye")) as conn:
             await conn.send("bye?")
             with pytest.raises(wskit.ConnectionClosed):
                 await conn.recv()
@@ -139,17 +79,10 @@ async def test_a_fastapi_app_with_the_websockets_client_and_wskit_connect(http: 
 
 async def test_a_starlette_app_and_wskits_hub() -> None:
     async with served("served_apps:starlette_app") as server:
-        async with wskit.connect(server.url("/echo")) as conn:
+        async with wskit.connect(server.ws("/echo")) as conn:
             await conn.send("over starlette")
             assert await conn.recv() == "over starlette"
-        url = server.url("/hub")
-        async with HubClient(url) as alice, HubClient(url) as bob:
-            heard: asyncio.Queue[str] = asyncio.Queue()
-            bob.on("heard", heard.put_nowait)
-            assert await alice.request("join", "lobby") is True
-            assert await bob.request("join", "lobby") is True
-            await alice.emit("shout", "lobby", "hello")
-            assert await asyncio.wait_for(heard.get(), TIMEOUT) == "HELLO"
+        await check_shouting(server.ws("/hub"))
 
 
 ECHO_IN_PAGE = """
@@ -208,7 +141,7 @@ async def test_command_line_options_are_honoured(http: str) -> None:
     options += ("--http", http)
     async with (
         served("served_apps:fastapi_app", *options) as server,
-        websockets.connect(server.url("/echo")) as client,
+        websockets.connect(server.ws("/echo")) as client,
     ):
         response = client.response
         assert response is not None
@@ -232,7 +165,7 @@ async def test_command_line_options_are_honoured(http: str) -> None:
 )
 async def test_sigterm_closes_open_websockets(protocol: str, code: int, reason: str) -> None:
     async with served("served_apps:fastapi_app", "--ws", protocol) as server:
-        conn = await wskit.connect(server.url("/echo"))
+        conn = await wskit.connect(server.ws("/echo"))
         await conn.send("still here")
         assert await conn.recv() == "still here"
         server.process.send_signal(signal.SIGTERM)
@@ -242,64 +175,13 @@ async def test_sigterm_closes_open_websockets(protocol: str, code: int, reason: 
 
 # -------------------------------------------------------------------------- attacks
 
-UPGRADE = (
-    b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
-
-
-def rss(pid: int) -> int:
-    """The resident set size of process ``pid``, in bytes."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-def client_frame(b0: int, payload: bytes = b"") -> bytes:
-    """A masked frame with a payload under 126 bytes, as a client sends it."""
-    key = os.urandom(4)
-    return bytes([b0, 0x80 | len(payload)]) + key + apply_mask(payload, key)
-
-
-def open_websocket(port: int, receive_buffer: int | None = None) -> socket.socket:
-    """A raw blocking socket past the opening handshake."""
-    sock = socket.socket()
-    if receive_buffer is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.settimeout(TIMEOUT)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(UPGRADE)
-    response = b""
-    while b"\r\n\r\n" not in response:
-        chunk = sock.recv(4096)
-        assert chunk, "no handshake response"
-        response += chunk
-    assert response.startswith(b"HTTP/1.1 101 "), response
-    return sock
-
 
 def test_a_ping_flood_that_never_reads_its_pongs_stops_being_read() -> None:
     # What grew uvicorn's own WebSocket layer by 117 MB (issue 12).
     with running("served_apps:fastapi_app") as server:
-        sock = open_websocket(server.port, receive_buffer=4096)
+        sock = open_websocket(server.port, receive_buffer=4096, path="/echo")
         before = rss(server.process.pid)
-        sock.setblocking(False)
-        pings = client_frame(0x89, b"p" * 125) * 8000  # about 1 MB
-        view = memoryview(pings)
-        sent = 0
-        stalled_since: float | None = None
-        while sent < 64 * MIB:
-            try:
-                sent += sock.send(view[sent % len(pings) :])
-                stalled_since = None
-            except BlockingIOError:
-                now = time.monotonic()
-                stalled_since = stalled_since or now
-                if now - stalled_since > 1.0:
-                    break
-                time.sleep(0.01)
+        sent, _ = ping_until_stalled(sock)
         assert sent < 32 * MIB, f"the server read {sent} bytes of pings nobody reads the pongs of"
         growth = rss(server.process.pid) - before
         assert growth < 24 * MIB, f"server RSS grew by {growth / MIB:.1f} MiB"
@@ -308,15 +190,8 @@ def test_a_ping_flood_that_never_reads_its_pongs_stops_being_read() -> None:
 
 def test_endless_empty_fragments_end_in_1009() -> None:
     with running("served_apps:fastapi_app", "--ws-max-size", str(MIB)) as server:
-        sock = open_websocket(server.port)
-        received = bytearray()
-
-        def read() -> None:
-            with contextlib.suppress(OSError):
-                while chunk := sock.recv(65536):
-                    received.extend(chunk)
-
-        reader = threading.Thread(target=read, daemon=True)
+        sock = open_websocket(server.port, path="/echo")
+        reader = Reader(sock)
         reader.start()
         sock.sendall(client_frame(0x02))
         block = client_frame(0x00) * 10_000
@@ -327,8 +202,8 @@ def test_endless_empty_fragments_end_in_1009() -> None:
                 fragments += 10_000
         reader.join(TIMEOUT)
         # The first frame back is the close frame (the message never completed).
-        assert received[:1] == b"\x88", bytes(received[:20])
-        assert struct.unpack("!H", received[2:4])[0] == 1009
+        assert reader.data[:1] == b"\x88", bytes(reader.data[:20])
+        assert struct.unpack("!H", reader.data[2:4])[0] == 1009
         # Each empty fragment counts 64 bytes: 1 MiB is 16 384 of them.
         assert fragments >= MIB // 64
         sock.close()
@@ -338,7 +213,7 @@ def test_a_large_message_in_64_byte_fragments_is_echoed_intact() -> None:
     # 4 MiB of text in 64-byte fragments, characters of every UTF-8 length
     # split across fragments: within the bound, and whole at the other end.
     with running("served_apps:fastapi_app") as server:
-        sock = open_websocket(server.port)
+        sock = open_websocket(server.port, path="/echo")
         text = ("aé€😀" * (4 * MIB // 10 + 1)).encode()[: 4 * MIB]
         text = text.decode(errors="ignore").encode()  # whole characters only
         pieces = [text[i : i + 64] for i in range(0, len(text), 64)]
