@@ -50,6 +50,18 @@ def ready(port: int) -> None:
     sys.stdout.flush()
 
 
+async def serve_uvicorn(server: Any, port: int) -> None:
+    """Run ``server`` (a ``uvicorn.Server``) until killed, saying :func:`ready` once it listens."""
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise SystemExit("uvicorn exited before starting")
+        await asyncio.sleep(0.01)
+    ready(port)
+    await task
+
+
 def run(main: Callable[[], Coroutine[Any, Any, None]], loop: str) -> None:
     """Run ``main()`` on the chosen event loop until the runner kills the process."""
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None

@@ -39,7 +39,7 @@ from urllib.parse import parse_qs
 import socketio  # type: ignore[import-untyped]
 from aiohttp import web
 
-from ._common import MAX_SIZE, parse_args, ready, run
+from ._common import MAX_SIZE, parse_args, ready, run, serve_uvicorn
 
 
 def own_options() -> tuple[str, int, str]:
@@ -111,14 +111,7 @@ async def main_uvicorn() -> None:
         backlog=4096,
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise SystemExit("uvicorn exited before starting")
-        await asyncio.sleep(0.01)
-    ready(args.port)
-    await task
+    await serve_uvicorn(server, args.port)
 
 
 async def main() -> None:

@@ -13,13 +13,12 @@ number of open connections; there is no ``bcast`` (B8 is an echo).
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 import uvicorn
 from fastapi import FastAPI, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from ._common import MAX_SIZE, ready, run
+from ._common import MAX_SIZE, run, serve_uvicorn
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--port", type=int, required=True)
@@ -69,14 +68,7 @@ async def main() -> None:
             backlog=4096,
         )
     )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise SystemExit("uvicorn exited before starting")
-        await asyncio.sleep(0.01)
-    ready(args.port)
-    await task
+    await serve_uvicorn(server, args.port)
 
 
 run(main, args.loop)
