@@ -110,10 +110,7 @@ class MeteredAsgiConn(AsgiConn):
 
     def _ended(self, code: int, reason: str) -> None:
         super()._ended(code, reason)
-        metrics = self.metrics
-        if self in metrics.live:
-            metrics.live.discard(self)
-            metrics.fold(self)
+        self.metrics.retire(self)
 
 
 # The overridden methods, called directly: cheaper than super() once per message.

@@ -231,10 +231,7 @@ class CountingConn(Conn):
     def connection_lost(self, exc: Exception | None) -> None:
         """Add this connection's counts and close code to the totals."""
         super().connection_lost(exc)
-        metrics = self.metrics
-        if self in metrics.live:
-            metrics.live.discard(self)
-            metrics.fold(self)
+        self.metrics.retire(self)
 
 
 # The overridden methods, called directly: cheaper than super() on the
@@ -364,6 +361,16 @@ class Metrics:
     def count_handshake(self, status: int) -> None:
         """Count a handshake answered with ``status``."""
         self.handshakes[status] = self.handshakes.get(status, 0) + 1
+
+    def retire(self, conn: Any) -> None:
+        """Take ``conn``, a metered connection which has ended, out of the live ones, and fold it.
+
+        See :meth:`fold`. Once only: a connection that is not live (already retired) is left
+        alone.
+        """
+        if conn in self.live:
+            self.live.discard(conn)
+            self.fold(conn)
 
     def fold(self, conn: Any) -> None:
         """Add the counts of ``conn``, a metered connection which has closed, to the totals."""
