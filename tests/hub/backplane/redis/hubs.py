@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import wskit
 from hub.redis_support import Peer, peers, until
-from wskit.hub import Hub
+from wskit.hub import Hub, HubClient
 from wskit.hub.backplane.redis import RedisBackplane
 
 
@@ -34,12 +34,27 @@ async def hubs(
     ``options`` go to each :class:`~wskit.hub.Hub` (``recovery=``...).
     """
     prefix = uuid.uuid4().hex[:8]
+    backplanes = (
+        RedisBackplane(where, service=service, prefix=prefix, heartbeat=0.2, node_ttl=2.0)
+        for where in wheres
+    )
+    async with serve_hubs(backplanes, **options) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def serve_hubs(
+    backplanes: Iterable[RedisBackplane], **options: Any
+) -> AsyncIterator[list[Node]]:
+    """A hub served on a free loopback port for each backplane; all closed on exit.
+
+    ``backplanes`` is read one at a time, so that a hub that fails to start
+    leaves only the ones before it to close. ``options`` go to each
+    :class:`~wskit.hub.Hub`.
+    """
     made = []
     try:
-        for where in wheres:
-            backplane = RedisBackplane(
-                where, service=service, prefix=prefix, heartbeat=0.2, node_ttl=2.0
-            )
+        for backplane in backplanes:
             hub = Hub(backplane=backplane, client_rooms=True, **options)
             made.append(Node(hub, await hub.serve("127.0.0.1", 0)))
         yield made
@@ -48,6 +63,22 @@ async def hubs(
             node.server.close()
             await node.server.wait_closed()
             await node.hub.close()
+
+
+@contextlib.asynccontextmanager
+async def counting_client(url: str, **options: Any) -> AsyncIterator[tuple[HubClient, list[int]]]:
+    """A connected :class:`~wskit.hub.HubClient` and the list it appends each ``n`` event to.
+
+    ``options`` go to the client; it is closed on exit.
+    """
+    got: list[int] = []
+    client = HubClient(url, **options)
+    client.on("n", got.append)
+    await client.connect()
+    try:
+        yield client, got
+    finally:
+        await client.close()
 
 
 async def join(peer: Peer, room: str) -> None:

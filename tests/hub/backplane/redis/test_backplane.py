@@ -18,47 +18,27 @@ import pytest
 
 import wskit
 from conftest import unused_port
-from hub.redis_support import Peer, RedisServer, command, peers, until
+from hub.backplane.redis.hubs import Node, counting_client, join, serve_hubs
+from hub.redis_support import RedisServer, command, peers, until
 from wskit.hub import Hub, Recovery
 from wskit.hub.backplane import BackplaneUnavailable
 from wskit.hub.backplane.redis import RedisBackplane
 from wskit.hub.client import HubClient
 
 
-class Node:
-    def __init__(self, hub: Hub, server: wskit.Server) -> None:
-        self.hub = hub
-        self.server = server
-        self.url = f"ws://127.0.0.1:{server.port}/"
-
-    @property
-    def backplane(self) -> RedisBackplane:
-        assert isinstance(self.hub.backplane, RedisBackplane)
-        return self.hub.backplane
-
-
 @contextlib.asynccontextmanager
 async def nodes(redis: RedisServer, count: int, **options: Any) -> AsyncIterator[list[Node]]:
     buffer = options.pop("buffer", 10_000)
-    made = []
-    for _ in range(count):
-        backplane = RedisBackplane(
+    backplanes = (
+        RedisBackplane(
             redis.url, prefix="t", heartbeat=0.2, node_ttl=1.0, buffer=buffer, timeout=5.0
         )
-        hub = Hub(backplane=backplane, client_rooms=True, **options)
-        hub.on("join_me", lambda client, room: client.join(room))
-        made.append(Node(hub, await hub.serve("127.0.0.1", 0)))
-    try:
-        yield made
-    finally:
+        for _ in range(count)
+    )
+    async with serve_hubs(backplanes, **options) as made:
         for node in made:
-            node.server.close()
-            await node.server.wait_closed()
-            await node.hub.close()
-
-
-async def join(peer: Peer, room: str) -> None:
-    assert await peer.request("join", room, channel="_wskit") is True
+            node.hub.on("join_me", lambda client, room: client.join(room))
+        yield made
 
 
 def hold_outbox(backplane: RedisBackplane) -> asyncio.Event:
@@ -180,11 +160,10 @@ async def test_outage_buffer_overflow_is_counted(redis_server: RedisServer) -> N
 async def test_recovery_across_nodes_with_emits_during_the_replay(
     redis_server: RedisServer,
 ) -> None:
-    async with nodes(redis_server, 2, recovery=Recovery(window=10)) as (a, b):
-        got: list[int] = []
-        client = HubClient(a.url, backoff=(0.02, 0.1))
-        client.on("n", got.append)
-        await client.connect()
+    async with (
+        nodes(redis_server, 2, recovery=Recovery(window=10)) as (a, b),
+        counting_client(a.url, backoff=(0.02, 0.1)) as (client, got),
+    ):
         # Two nodes emit: the room's order is the one Redis gave, which a client that
         # never left also sees.
         reference: list[int] = []
@@ -219,7 +198,6 @@ async def test_recovery_across_nodes_with_emits_during_the_replay(
             assert got == reference
         finally:
             running = False
-            await client.close()
             await witness.close()
 
 
@@ -340,53 +318,49 @@ async def test_a_replay_reaches_no_further_than_the_node_delivered(
     # A message in the stream that the node has not delivered yet (its subscriber
     # lags, under load) must not be replayed: it reaches the client live, after
     # the replay, and would come twice (test_cluster's flaky duplicate).
-    async with nodes(redis_server, 2, recovery=Recovery(window=10)) as (a, b):
-        got: list[int] = []
-        client = HubClient(a.url, backoff=(0.02, 0.1))
-        client.on("n", got.append)
-        await client.connect()
-        try:
-            await client.join("room")
-            for n in range(5):
-                a.hub.to("room").emit("n", n)
-            await until(lambda: len(got) == 5)
-            # b's subscriber lags: the room's live messages wait until released.
-            held: list[tuple[str, Any, str]] = []
-            receiver = b.backplane._receiver
-            on_message = receiver._on_message
-            holding = True
+    async with (
+        nodes(redis_server, 2, recovery=Recovery(window=10)) as (a, b),
+        counting_client(a.url, backoff=(0.02, 0.1)) as (client, got),
+    ):
+        await client.join("room")
+        for n in range(5):
+            a.hub.to("room").emit("n", n)
+        await until(lambda: len(got) == 5)
+        # b's subscriber lags: the room's live messages wait until released.
+        held: list[tuple[str, Any, str]] = []
+        receiver = b.backplane._receiver
+        on_message = receiver._on_message
+        holding = True
 
-            def lagging(channel: str, header: Any, body: str) -> None:
-                if holding and channel == "t:room:room" and header.get("k") == "m":
-                    held.append((channel, header, body))
-                else:
-                    on_message(channel, header, body)
+        def lagging(channel: str, header: Any, body: str) -> None:
+            if holding and channel == "t:room:room" and header.get("k") == "m":
+                held.append((channel, header, body))
+            else:
+                on_message(channel, header, body)
 
-            receiver._on_message = lagging  # type: ignore[method-assign]
-            history = b.backplane.history
+        receiver._on_message = lagging  # type: ignore[method-assign]
+        history = b.backplane.history
 
-            async def history_after_an_emit(room: str, since: Any) -> Any:
-                # Published (in the stream) just before the read; not delivered by b yet.
-                a.hub.to("room").emit("n", 100)
-                await until(lambda: a.backplane.stats.buffered == 0)
-                await until(lambda: len(held) == 1)
-                return await history(room, since)
+        async def history_after_an_emit(room: str, since: Any) -> Any:
+            # Published (in the stream) just before the read; not delivered by b yet.
+            a.hub.to("room").emit("n", 100)
+            await until(lambda: a.backplane.stats.buffered == 0)
+            await until(lambda: len(held) == 1)
+            return await history(room, since)
 
-            b.backplane.history = history_after_an_emit  # type: ignore[method-assign]
-            client.url = b.url
-            client.drop(pause=0.3)
-            await until(lambda: client.drops == 1)
-            for n in range(5, 10):
-                a.hub.to("room").emit("n", n)
-            await client.wait_open()
-            assert client.recovered, client.recovery
-            await until(lambda: 9 in got)
-            holding = False
-            for message in held:
-                on_message(*message)
-            for n in range(10, 15):
-                a.hub.to("room").emit("n", n)
-            await until(lambda: got[-1:] == [14])
-            assert got == [*range(10), 100, *range(10, 15)]
-        finally:
-            await client.close()
+        b.backplane.history = history_after_an_emit  # type: ignore[method-assign]
+        client.url = b.url
+        client.drop(pause=0.3)
+        await until(lambda: client.drops == 1)
+        for n in range(5, 10):
+            a.hub.to("room").emit("n", n)
+        await client.wait_open()
+        assert client.recovered, client.recovery
+        await until(lambda: 9 in got)
+        holding = False
+        for message in held:
+            on_message(*message)
+        for n in range(10, 15):
+            a.hub.to("room").emit("n", n)
+        await until(lambda: got[-1:] == [14])
+        assert got == [*range(10), 100, *range(10, 15)]

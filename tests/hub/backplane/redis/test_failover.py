@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from conftest import unused_port
-from hub.backplane.redis.hubs import Node, hubs
+from hub.backplane.redis.hubs import Node, counting_client, hubs
 from hub.redis_support import RedisServer, until
 from wskit.hub import Recovery
 from wskit.hub.backplane import HistoryError, check_since
@@ -60,11 +60,10 @@ def test_a_position_past_the_stream_s_end_is_history_lost() -> None:
 async def test_a_client_that_recovers_from_messages_the_stream_lost_is_told(
     redis_server: RedisServer,
 ) -> None:
-    async with hubs(redis_server.url, redis_server.url, recovery=Recovery(window=10)) as (a, b):
-        got: list[int] = []
-        client = HubClient(b.url, backoff=(0.02, 0.1))
-        client.on("n", got.append)
-        await client.connect()
+    async with (
+        hubs(redis_server.url, redis_server.url, recovery=Recovery(window=10)) as (a, b),
+        counting_client(b.url, backoff=(0.02, 0.1)) as (client, got),
+    ):
         # Another member keeps b listening to the room (b holds its cursor).
         witness = HubClient(b.url)
         await witness.connect()
@@ -101,7 +100,6 @@ async def test_a_client_that_recovers_from_messages_the_stream_lost_is_told(
             assert got == list(range(30))
             assert client.positions["room"].partition(":")[0] == epoch
         finally:
-            await client.close()
             await witness.close()
 
 
@@ -133,31 +131,27 @@ async def test_a_new_generation_ends_the_epoch_unless_writes_are_confirmed(
     # The generation is Sentinel's config epoch + 1 (here set by hand): a room
     # written before a failover starts a new epoch at its first write after it.
     url = redis_server.url
-    async with hubs(url, url, recovery=Recovery(window=10)) as (a, b):
-        got: list[int] = []
-        client = HubClient(b.url)
-        client.on("n", got.append)
-        await client.connect()
-        try:
-            await client.join("room")
-            connector = a.backplane._connector
-            connector.generation = 1
-            await emit(a, range(3))
-            await until(lambda: len(got) == 3)
-            epoch = client.positions["room"]
-            connector.generation = 2
-            await emit(a, range(3, 6))
-            await until(lambda: len(got) == 6)
-            assert got == list(range(6))
-            assert client.positions["room"].partition(":")[0] != epoch.partition(":")[0]
-            assert client.positions["room"].endswith(":3")
-            # An older generation (a node that has not heard yet) changes nothing.
-            connector.generation = 1
-            await emit(a, range(6, 8))
-            await until(lambda: len(got) == 8)
-            assert client.positions["room"].endswith(":5")
-        finally:
-            await client.close()
+    async with (
+        hubs(url, url, recovery=Recovery(window=10)) as (a, b),
+        counting_client(b.url) as (client, got),
+    ):
+        await client.join("room")
+        connector = a.backplane._connector
+        connector.generation = 1
+        await emit(a, range(3))
+        await until(lambda: len(got) == 3)
+        epoch = client.positions["room"]
+        connector.generation = 2
+        await emit(a, range(3, 6))
+        await until(lambda: len(got) == 6)
+        assert got == list(range(6))
+        assert client.positions["room"].partition(":")[0] != epoch.partition(":")[0]
+        assert client.positions["room"].endswith(":3")
+        # An older generation (a node that has not heard yet) changes nothing.
+        connector.generation = 1
+        await emit(a, range(6, 8))
+        await until(lambda: len(got) == 8)
+        assert client.positions["room"].endswith(":5")
     # With wait_replicas the writes were confirmed: the epoch goes on.
     confirmed = f"{url}?wait_replicas=1&wait_timeout=0.01"
     async with (
@@ -178,36 +172,32 @@ async def test_a_new_generation_ends_the_epoch_unless_writes_are_confirmed(
 async def test_live_clients_get_the_messages_the_new_primary_numbered_again(
     redis_server: RedisServer,
 ) -> None:
-    async with hubs(redis_server.url, redis_server.url, recovery=Recovery(window=10)) as (a, b):
-        got: list[int] = []
-        client = HubClient(b.url)
-        client.on("n", got.append)
-        await client.connect()
-        try:
-            await client.join("room")
-            await emit(a, range(10))
-            await until(lambda: len(got) == 10)
-            rewind(redis_server.url, a.backplane.prefix, "room", lost=3)
-            # The next emits take offsets 8, 9, 10 again: not duplicates of what b had.
-            await emit(a, range(10, 20))
-            await until(lambda: len(got) == 20)
-            assert got == list(range(20))
-            assert b.backplane.stats.diverged == 1
-            # Those of the old epoch came without a position; the next has one in the new.
-            epoch = client.positions["room"].partition(":")[0]
-            await emit(a, range(20, 21))
-            await until(lambda: len(got) == 21)
-            assert client.positions["room"].partition(":")[0] != epoch
-            # Recovery from there is exact again.
-            client.drop(pause=0.2)
-            await until(lambda: client.drops == 1)
-            await emit(a, range(21, 25))
-            await client.wait_open()
-            assert client.recovered, client.recovery
-            await until(lambda: len(got) == 25)
-            assert got == list(range(25))
-        finally:
-            await client.close()
+    async with (
+        hubs(redis_server.url, redis_server.url, recovery=Recovery(window=10)) as (a, b),
+        counting_client(b.url) as (client, got),
+    ):
+        await client.join("room")
+        await emit(a, range(10))
+        await until(lambda: len(got) == 10)
+        rewind(redis_server.url, a.backplane.prefix, "room", lost=3)
+        # The next emits take offsets 8, 9, 10 again: not duplicates of what b had.
+        await emit(a, range(10, 20))
+        await until(lambda: len(got) == 20)
+        assert got == list(range(20))
+        assert b.backplane.stats.diverged == 1
+        # Those of the old epoch came without a position; the next has one in the new.
+        epoch = client.positions["room"].partition(":")[0]
+        await emit(a, range(20, 21))
+        await until(lambda: len(got) == 21)
+        assert client.positions["room"].partition(":")[0] != epoch
+        # Recovery from there is exact again.
+        client.drop(pause=0.2)
+        await until(lambda: client.drops == 1)
+        await emit(a, range(21, 25))
+        await client.wait_open()
+        assert client.recovered, client.recovery
+        await until(lambda: len(got) == 25)
+        assert got == list(range(25))
 
 
 def test_wait_options_from_the_url() -> None:
@@ -224,30 +214,26 @@ async def test_unconfirmed_writes_are_published_again_after_an_outage(
 ) -> None:
     # This server has no replica: WAIT confirms nothing.
     url = f"{redis_server.url}?wait_replicas=1&wait_timeout=0.01"
-    async with hubs(url, url, recovery=Recovery(window=10)) as (a, b):
-        got: list[int] = []
-        client = HubClient(b.url)
-        client.on("n", got.append)
-        await client.connect()
-        try:
-            await client.join("room")
-            await emit(a, range(5))
-            await until(lambda: len(got) == 5)
-            stats = a.backplane.stats
-            assert stats.unconfirmed == 5 and stats.published == 5
-            # Redis is lost (a failover would look the same): they go again...
-            with redis.Redis.from_url(redis_server.url) as admin:
-                admin.client_kill_filter(_type="pubsub")
-            await until(lambda: stats.unconfirmed == 10)
-            await until(lambda: a.backplane.connected and stats.buffered == 0)
-            # ... and the script, which had them, drops them: nothing twice.
-            await emit(a, range(5, 7))
-            await until(lambda: len(got) == 7)
-            assert got == list(range(7)) and stats.published == 7
-            with redis.Redis.from_url(redis_server.url) as admin:
-                assert admin.xlen(f"{a.backplane.prefix}:hist:room") == 7
-        finally:
-            await client.close()
+    async with (
+        hubs(url, url, recovery=Recovery(window=10)) as (a, b),
+        counting_client(b.url) as (client, got),
+    ):
+        await client.join("room")
+        await emit(a, range(5))
+        await until(lambda: len(got) == 5)
+        stats = a.backplane.stats
+        assert stats.unconfirmed == 5 and stats.published == 5
+        # Redis is lost (a failover would look the same): they go again...
+        with redis.Redis.from_url(redis_server.url) as admin:
+            admin.client_kill_filter(_type="pubsub")
+        await until(lambda: stats.unconfirmed == 10)
+        await until(lambda: a.backplane.connected and stats.buffered == 0)
+        # ... and the script, which had them, drops them: nothing twice.
+        await emit(a, range(5, 7))
+        await until(lambda: len(got) == 7)
+        assert got == list(range(7)) and stats.published == 7
+        with redis.Redis.from_url(redis_server.url) as admin:
+            assert admin.xlen(f"{a.backplane.prefix}:hist:room") == 7
 
 
 @pytest.mark.parametrize("wait", [False, True], ids=["unconfirmed", "wait_replicas"])
@@ -271,11 +257,10 @@ async def test_a_client_recovers_across_a_sentinel_failover(
                 break
         assert primary.wait(1, 200) == 1
     url = sentinel_redis.url + ("?wait_replicas=1&wait_timeout=0.1" if wait else "")
-    async with hubs(url, url, recovery=Recovery(window=60)) as (a, b):
-        got: list[int] = []
-        client = HubClient(b.url, backoff=(0.05, 0.2))
-        client.on("n", got.append)
-        await client.connect()
+    async with (
+        hubs(url, url, recovery=Recovery(window=60)) as (a, b),
+        counting_client(b.url, backoff=(0.05, 0.2)) as (client, got),
+    ):
         sent = 0
 
         async def emit(count: int) -> None:
@@ -285,49 +270,46 @@ async def test_a_client_recovers_across_a_sentinel_failover(
                 sent += 1
                 await asyncio.sleep(0.005)
 
-        try:
-            await client.join("room")
-            await emit(50)
-            await until(lambda: len(got) == 50)
-            # The client goes away (to a port where nothing listens) as the primary moves.
-            client.url = f"ws://127.0.0.1:{unused_port()}/"
-            client.drop()
-            await until(lambda: client.drops == 1)
-            await emit(20)
-            confirmed_before = a.backplane.stats.unconfirmed == 0
-            with sentinel_redis.sentinel() as sentinel:
-                sentinel.execute_command("SENTINEL", "FAILOVER", "mymaster")
+        await client.join("room")
+        await emit(50)
+        await until(lambda: len(got) == 50)
+        # The client goes away (to a port where nothing listens) as the primary moves.
+        client.url = f"ws://127.0.0.1:{unused_port()}/"
+        client.drop()
+        await until(lambda: client.drops == 1)
+        await emit(20)
+        confirmed_before = a.backplane.stats.unconfirmed == 0
+        with sentinel_redis.sentinel() as sentinel:
+            sentinel.execute_command("SENTINEL", "FAILOVER", "mymaster")
 
-            def followed() -> bool:
-                nodes = (a.backplane, b.backplane)
-                return all(node.connected and node.stats.reconnects for node in nodes)
+        def followed() -> bool:
+            nodes = (a.backplane, b.backplane)
+            return all(node.connected and node.stats.reconnects for node in nodes)
 
-            for _ in range(2000):  # 10 s at most, emitting all along
-                await emit(1)
-                if followed() and sentinel_redis.primary() != before:
-                    break
-            assert followed() and sentinel_redis.primary() != before
-            await emit(20)
-            await until(lambda: a.backplane.stats.buffered == 0)
-            # The old primary is the new one's replica, in sync: the failover is over.
-            await asyncio.to_thread(sentinel_redis.wait_ready)
-            client.url = b.url
-            await client.wait_open()
-            recovery = client.recovery
-            assert recovery is not None
-            await emit(20)
-            await until(lambda: sent - 1 in got)
-            stats = a.backplane.stats
-            print(f"failover: {sent} sent, recovery {recovery}, {stats.unconfirmed} unconfirmed")
-            assert len(got) == len(set(got))  # none twice
-            if wait:
-                # Every write before the failover confirmed: nothing was lost.
-                assert confirmed_before and client.recovered, recovery
-            if client.recovered:
-                assert got == list(range(sent))  # every one, in order
-            else:
-                # "expired": the session itself was written to the old primary only.
-                assert recovery["reason"] in ("epoch", "history", "expired"), recovery
-                assert got == sorted(got)
-        finally:
-            await client.close()
+        for _ in range(2000):  # 10 s at most, emitting all along
+            await emit(1)
+            if followed() and sentinel_redis.primary() != before:
+                break
+        assert followed() and sentinel_redis.primary() != before
+        await emit(20)
+        await until(lambda: a.backplane.stats.buffered == 0)
+        # The old primary is the new one's replica, in sync: the failover is over.
+        await asyncio.to_thread(sentinel_redis.wait_ready)
+        client.url = b.url
+        await client.wait_open()
+        recovery = client.recovery
+        assert recovery is not None
+        await emit(20)
+        await until(lambda: sent - 1 in got)
+        stats = a.backplane.stats
+        print(f"failover: {sent} sent, recovery {recovery}, {stats.unconfirmed} unconfirmed")
+        assert len(got) == len(set(got))  # none twice
+        if wait:
+            # Every write before the failover confirmed: nothing was lost.
+            assert confirmed_before and client.recovered, recovery
+        if client.recovered:
+            assert got == list(range(sent))  # every one, in order
+        else:
+            # "expired": the session itself was written to the old primary only.
+            assert recovery["reason"] in ("epoch", "history", "expired"), recovery
+            assert got == sorted(got)
