@@ -60,6 +60,12 @@ from .subscriber import Subscriber
 
 __all__ = ["Receiver"]
 
+# Streams that read Redis at once at most. A node that starts listening to many
+# rooms, or whose subscriber comes back, syncs all their streams: one connection
+# each would exhaust a cluster node's pool (100 connections in redis-py), and the
+# reads that failed would make them wait for the next reconnection.
+_CONCURRENT_SYNCS = 16
+
 # The records of messages lost from a stream's history, or (recovery off) lost in
 # Redis or while the subscription was down: at most a few per second for all rooms.
 _lost_records = LogLimiter()
@@ -104,6 +110,7 @@ class Receiver:
         #: Recovery on: the numbered streams; off (the default): plain publishes.
         #: The backplane sets it when it starts.
         self.numbered = False
+        self._reads = asyncio.Semaphore(_CONCURRENT_SYNCS)
 
     @property
     def receiving(self) -> bool:
@@ -230,6 +237,12 @@ class Receiver:
         if self._shards is not None:
             self._shards.close()
         self._receiving = False
+
+    def _carried(self, channel: str) -> bool:
+        """Whether the connection that carries ``channel`` is up (on Redis Cluster, its shard's)."""
+        if self._shards is not None:
+            return self._shards.connected(channel)
+        return self._subscriber is not None
 
     def _set_receiving(self, ok: bool) -> None:
         self._receiving = ok
@@ -422,21 +435,23 @@ class Receiver:
                 stream.epoch, stream.offset = stream.start
                 stream.established()
             try:
-                epoch_raw, top_raw = await client.hmget(stream.meta, ["epoch", "top"])
-                epoch = epoch_raw.decode() if epoch_raw else ""
-                top = int(top_raw or 0)
-                if epoch == stream.epoch and await diverged(client, stream, top):
-                    # A failover lost messages this node had: a new epoch (see failover).
-                    await fence(link, stream)
-                    continue
-                start = 1 if epoch != stream.epoch else stream.offset + 1
-                entries: list[tuple[int, dict[bytes, bytes]]] = []
-                if top >= start:
-                    entries = await read_stream(client, stream.stream, start)
+                async with self._reads:
+                    epoch_raw, top_raw = await client.hmget(stream.meta, ["epoch", "top"])
+                    epoch = epoch_raw.decode() if epoch_raw else ""
+                    top = int(top_raw or 0)
+                    if epoch == stream.epoch and await diverged(client, stream, top):
+                        # A failover lost messages this node had: a new epoch (see failover).
+                        await fence(link, stream)
+                        continue
+                    start = 1 if epoch != stream.epoch else stream.offset + 1
+                    entries: list[tuple[int, dict[bytes, bytes]]] = []
+                    if top >= start:
+                        entries = await read_stream(client, stream.stream, start)
             except OUTAGE as exc:
                 link.failed(f"cannot sync {stream.channel}", exc)
-                if self._subscriber is None or link.closing:
-                    return  # the subscriber's reconnection asks again
+                if link.closing or not self._carried(stream.channel):
+                    return  # the subscription's return asks again
+                # Meanwhile the live messages wait in the buffer: try again.
                 await backoff.wait()
                 continue
             if self.streams.get(stream.channel) is not stream:

@@ -138,6 +138,15 @@ class Shards:
         if not shard.channels:
             self._retire(shard)
 
+    def connected(self, channel: str) -> bool:
+        """Whether the connection that carries ``channel`` is up.
+
+        When it is not, its return subscribes to ``channel`` again, which
+        makes the channel's stream sync (see :mod:`~.receiver`).
+        """
+        shard = self._home.get(channel)
+        return shard is not None and shard.conn is not None
+
     def unsubscribed(self, channel: str) -> None:
         """Redis said ``sunsubscribe``: unasked (its slot moved), the channel is moved."""
         if channel in self._home:
