@@ -24,6 +24,7 @@ __all__ = [
     "parse_server_frames",
     "ping_until_stalled",
     "rss",
+    "text_in_fragments",
 ]
 
 UPGRADE = (
@@ -105,6 +106,21 @@ def ping_until_stalled(sock: socket.socket) -> tuple[int, bytes]:
             time.sleep(0.01)
     start = sent % len(pings)
     return sent, bytes(view[start : start + (-sent) % len(ping)])
+
+
+def text_in_fragments(size: int, fragment: int) -> tuple[bytes, bytes]:
+    """About ``size`` bytes of UTF-8 text, and the frames that send it in ``fragment``-byte pieces.
+
+    The text has characters of every UTF-8 length, whole ones only; the
+    pieces split them. Returns ``(text, frames)``: one message, masked.
+    """
+    text = ("aé€😀" * (size // 10 + 1)).encode()[:size]
+    text = text.decode(errors="ignore").encode()  # whole characters only
+    pieces = [text[i : i + fragment] for i in range(0, len(text), fragment)]
+    frames = [client_frame(0x01, pieces[0])]
+    frames += [client_frame(0x00, piece) for piece in pieces[1:-1]]
+    frames.append(client_frame(0x80, pieces[-1]))
+    return text, b"".join(frames)
 
 
 class Reader(threading.Thread):

@@ -26,6 +26,7 @@ from attacks.support import (
     parse_server_frames,
     ping_until_stalled,
     rss,
+    text_in_fragments,
 )
 from cli.process_support import start, stop
 from wskit.protocol.connection import MIN_FRAGMENT_COST
@@ -110,13 +111,8 @@ def test_a_large_message_in_64_byte_fragments_is_echoed_intact(
     sock = open_websocket(port)
     reader = Reader(sock)
     reader.start()
-    text = ("aé€😀" * (4 * MIB // 10 + 1)).encode()[: 4 * MIB]
-    text = text.decode(errors="ignore").encode()  # whole characters only
-    pieces = [text[i : i + 64] for i in range(0, len(text), 64)]
-    frames = [client_frame(0x01, pieces[0])]
-    frames += [client_frame(0x00, piece) for piece in pieces[1:-1]]
-    frames.append(client_frame(0x80, pieces[-1]))
-    sock.sendall(b"".join(frames))
+    text, frames = text_in_fragments(4 * MIB, 64)
+    sock.sendall(frames)
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline and not parse_server_frames(reader.data):
         time.sleep(0.05)

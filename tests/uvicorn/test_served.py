@@ -26,7 +26,14 @@ from websockets.exceptions import ConnectionClosed
 import uvicorn_command
 import wskit
 from apps.asgi_apps import check_shouting
-from attacks.support import Reader, client_frame, open_websocket, ping_until_stalled, rss
+from attacks.support import (
+    Reader,
+    client_frame,
+    open_websocket,
+    ping_until_stalled,
+    rss,
+    text_in_fragments,
+)
 from uvicorn_command import Uvicorn
 
 if TYPE_CHECKING:
@@ -214,13 +221,8 @@ def test_a_large_message_in_64_byte_fragments_is_echoed_intact() -> None:
     # split across fragments: within the bound, and whole at the other end.
     with running("served_apps:fastapi_app") as server:
         sock = open_websocket(server.port, path="/echo")
-        text = ("aé€😀" * (4 * MIB // 10 + 1)).encode()[: 4 * MIB]
-        text = text.decode(errors="ignore").encode()  # whole characters only
-        pieces = [text[i : i + 64] for i in range(0, len(text), 64)]
-        frames = [client_frame(0x01, pieces[0])]
-        frames += [client_frame(0x00, piece) for piece in pieces[1:-1]]
-        frames.append(client_frame(0x80, pieces[-1]))
-        sock.sendall(b"".join(frames))
+        text, frames = text_in_fragments(4 * MIB, 64)
+        sock.sendall(frames)
         head = b""
         while len(head) < 10:
             head += sock.recv(10 - len(head))
