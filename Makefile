@@ -53,7 +53,9 @@ docs: bootstrap
 dist: bootstrap
 	bash scripts/dist.sh
 
-demo: bootstrap
+# The demo needs only .venv: no other CPythons (WSKIT_BOOTSTRAP_VERSIONS empty).
+demo:
+	@WSKIT_BOOTSTRAP_VERSIONS= bash scripts/bootstrap.sh
 	$(PY) -m wskit demo --host $(HOST) --port $(PORT)
 
 # The benchmark suite (bench/README.md): bench/bootstrap.sh adds the Go toolchain,

@@ -18,6 +18,8 @@
 # Environment:
 #   PYTHON                      interpreter used to create .venv (default: python3)
 #   WSKIT_BOOTSTRAP_NO_APT=1    never call apt-get (report missing programs instead)
+#   WSKIT_BOOTSTRAP_VERSIONS    the other CPythons of step 4 (default "3.12 3.13";
+#                               empty for none: `make demo` needs only .venv)
 #   CI=true                     any failure to provide a piece is fatal
 set -euo pipefail
 
@@ -167,7 +169,8 @@ find_python() {
     [[ -n "$found" ]] && printf '%s\n' "$found"
 }
 
-for version in 3.12 3.13; do
+read -r -a other_versions <<<"${WSKIT_BOOTSTRAP_VERSIONS-3.12 3.13}"
+for version in "${other_versions[@]}"; do
     other="$ROOT/.venv-$version"
     if ! python="$(find_python "$version")"; then
         is_ci && die "CPython $version not found (pyenv install $version)"
