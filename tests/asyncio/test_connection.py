@@ -17,6 +17,8 @@ import pytest
 
 import wskit
 from wskit import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, LocalProtocolError
+from wskit.asyncio.api import Data
+from wskit.protocol.frames import Opcode, encode_frame
 
 # Bounds every wait in a test; nothing here should come close to it.
 TIMEOUT = 10
@@ -209,6 +211,119 @@ async def test_two_readers_at_once() -> None:
         with pytest.raises(RuntimeError):
             await client.recv()
         reader.cancel()
+
+
+# --------------------------------------------------------------------------- hand-over
+
+
+class CountingLoop:
+    """The connection's event loop, counting the futures made on it (one per reader wait)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.futures = 0
+
+    def create_future(self) -> asyncio.Future[Any]:
+        self.futures += 1
+        return self.loop.create_future()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loop, name)
+
+
+def client_frames(*messages: str) -> bytes:
+    """What a client sends for these text messages, as one read would bring them."""
+    return b"".join(encode_frame(Opcode.TEXT, message.encode(), mask=True) for message in messages)
+
+
+async def wait_for_reader(conn: wskit.Conn) -> None:
+    for _ in range(100):
+        if conn._read_waiter is not None:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the reader never waited")
+
+
+async def test_a_waiting_reader_is_handed_each_message_without_the_queue() -> None:
+    async with connected(echo) as (client, _, pair):
+        for i in range(20):
+            await client.send(f"message {i}")
+            assert await client.recv() == f"message {i}"
+        # The server's reader waited for every message: each went to it
+        # directly, so the connection never made a receive queue.
+        (server_conn,) = pair.server.connections
+        assert server_conn._queue == () and server_conn._queue_size == 0
+
+
+async def test_messages_of_one_read_wake_the_reader_once_and_come_in_order() -> None:
+    async with connected() as (_, server_conn, _):
+        assert server_conn is not None
+        counting = CountingLoop(server_conn._loop)
+        server_conn._loop = counting  # type: ignore[assignment]
+        received: list[Data] = []
+
+        async def read(count: int) -> None:
+            async for message in server_conn:
+                received.append(message)
+                if len(received) == count:
+                    return
+
+        reader = asyncio.create_task(read(8))
+        await wait_for_reader(server_conn)
+        server_conn.data_received(client_frames(*(f"m{i}" for i in range(8))))
+        await reader
+        assert received == [f"m{i}" for i in range(8)]
+        # One wait, one future: the first message handed over, the other
+        # seven taken from the queue without going back to the loop.
+        assert counting.futures == 1
+        assert server_conn._queue_size == 0 and not server_conn._queue
+
+
+async def test_a_recv_cancelled_after_the_hand_over_loses_no_message() -> None:
+    async with connected() as (_, server_conn, _):
+        assert server_conn is not None
+        for first in (True, False):
+            reader = asyncio.create_task(server_conn.recv())
+            await wait_for_reader(server_conn)
+            # The message is handed to the waiting reader, which is cancelled
+            # before it runs: the message goes back to the head of the queue.
+            server_conn.data_received(client_frames("handed", "queued"))
+            reader.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await reader
+            if first:
+                assert await server_conn.recv() == "handed"
+                assert await server_conn.recv() == "queued"
+            else:
+                assert [f async for f in server_conn.recv_streaming()] == ["handed"]
+                assert [f async for f in server_conn.recv_streaming()] == ["queued"]
+            assert server_conn._queue_size == 0
+
+
+async def test_a_recv_that_times_out_loses_no_message() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(server_conn.recv(), 0.01)
+        await client.send("after the timeout")
+        assert await server_conn.recv() == "after the timeout"
+
+
+async def test_recv_streaming_is_handed_a_final_fragment() -> None:
+    async with connected() as (client, server_conn, _):
+        assert server_conn is not None
+        fragments = server_conn.recv_streaming()
+        server_conn.data_received(encode_frame(Opcode.TEXT, b"a", fin=False, mask=True))
+        assert await anext(fragments) == "a"
+        # The waiting stream is handed the final fragment and ends with it.
+        pending = asyncio.ensure_future(anext(fragments))
+        await wait_for_reader(server_conn)
+        server_conn.data_received(encode_frame(Opcode.CONTINUATION, b"b", mask=True))
+        assert await pending == "b"
+        with pytest.raises(StopAsyncIteration):
+            await anext(fragments)
+        await client.send("next")
+        assert await server_conn.recv() == "next"
 
 
 # --------------------------------------------------------------------------- fragments

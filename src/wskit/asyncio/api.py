@@ -17,6 +17,14 @@ fragment each for ``Conn``, whole messages for ``AsgiConn``), and the one
 waiting reader is woken with ``ConnectionAPI._wake_reader()``. The reader
 takes them out in ``ConnectionAPI._receive()``, joining fragments.
 
+A class may also hand a whole message to a reader that already waits, as
+the result of its waiter future (``Conn`` does when a read brings one while
+the queue is empty): the message skips the queue, and the reader, woken
+once, returns it and then drains what the same read queued behind it
+without waiting again. A reader cancelled after it was handed a message
+puts it back at the head of the queue (``_requeue_handed``), so a
+cancelled ``recv()`` loses nothing.
+
 The queue is bounded twice: in entries (``max_queue``) and in size
 (``_queue_size``, the bytes, or characters for text, of what waits; past
 ``max_size``). The size matters because a peer can make each entry cheap to
@@ -112,7 +120,8 @@ class ConnectionAPI:
     _queue: collections.deque[DataReceived]
     _queue_size: int
     _partial: io.StringIO | io.BytesIO | None
-    _read_waiter: asyncio.Future[None] | None
+    # Completes with None (look at the queue) or with a message handed over.
+    _read_waiter: asyncio.Future[Any] | None
     _reading_paused: bool
 
     def _call_handler(self, handler: Callable[..., object], *args: object) -> object:
@@ -136,11 +145,13 @@ class ConnectionAPI:
 
     # -- receiving: what each class defines --------------------------------------------
 
-    def _wait_for_data(self) -> asyncio.Future[None]:
+    def _wait_for_data(self) -> asyncio.Future[Any]:
         """A future that completes when data arrives or the connection ends.
 
         Each class checks its own conditions first (raising the closed
-        exception once closed), then returns :meth:`_new_read_waiter`.
+        exception once closed), then returns :meth:`_new_read_waiter`. Its
+        result is ``None`` (the queue has data, or the connection ended) or
+        a whole message handed over to the reader directly.
         """
         raise NotImplementedError
 
@@ -150,7 +161,7 @@ class ConnectionAPI:
 
     # -- receiving: the queue, written once ----------------------------------------------
 
-    def _new_read_waiter(self) -> asyncio.Future[None]:
+    def _new_read_waiter(self) -> asyncio.Future[Any]:
         """The future the one reader waits on, until ``_wake_reader()``.
 
         A plain method returning the future, not a coroutine: a reader waiting
@@ -173,6 +184,19 @@ class ConnectionAPI:
             self._read_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _requeue_handed(self, waiter: asyncio.Future[Any]) -> None:
+        """A reader was cancelled: a message it was handed but did not take goes back first."""
+        if not waiter.done() or waiter.cancelled():
+            return
+        message = waiter.result()
+        if message is None:
+            return
+        queue = self._queue
+        if type(queue) is not collections.deque:
+            queue = self._queue = collections.deque()  # Conn's shared empty tuple
+        queue.appendleft(DataReceived(message, True))
+        self._queue_size += len(message)
 
     def _pop(self) -> DataReceived:
         """Take the next frame or message out of the queue (which must hold one)."""
@@ -210,11 +234,18 @@ class ConnectionAPI:
                     return message
                 continue
             try:
-                await self._wait_for_data()
+                waiter = self._wait_for_data()
             except ConnectionClosed as exc:
                 if iterating and exc.ok:
                     raise StopAsyncIteration from None
                 raise
+            try:
+                handed: Data | None = await waiter
+            except asyncio.CancelledError:
+                self._requeue_handed(waiter)
+                raise
+            if handed is not None:
+                return handed  # handed over: it skipped the queue
 
     def recv(self) -> Coroutine[Any, Any, Data]:
         """Receive the next message: ``str`` for text, ``bytes`` for binary.
@@ -242,7 +273,15 @@ class ConnectionAPI:
                 if fin:
                     return
                 continue
-            await self._wait_for_data()
+            waiter = self._wait_for_data()
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                self._requeue_handed(waiter)
+                raise
+            if handed is not None:
+                yield handed  # a final frame, handed over (see the module's docstring)
+                return
 
     # -- sending and closing: what each class defines --------------------------------------
 

@@ -55,7 +55,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, cast
 
@@ -257,7 +257,7 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         # Lists made when first needed (a fragmented message, a full
         # buffer): most connections never need them.
         self._partial = None
-        self._read_waiter: asyncio.Future[None] | None = None
+        self._read_waiter: asyncio.Future[Any] | None = None
         self._reading_paused = False
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] | None = None
@@ -339,9 +339,32 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         protocol.receive_data(data)
         # The protocol core's event and output lists are read in place here,
         # the hot path, rather than through events_received()/data_to_send().
-        events = protocol.events
+        events: Sequence[object] = protocol.events
         if events:
             protocol.events = []
+            waiter = self._read_waiter
+            if waiter is not None:
+                # Wake the reader once for all this read brought (it then
+                # drains the queue without waiting again).
+                self._read_waiter = None
+                first = events[0]
+                if (
+                    type(first) is DataReceived
+                    and first.fin
+                    and self._partial is None
+                    and self._on_message is None
+                    and protocol.phase is _OPEN
+                    and not self._queue
+                    and not waiter.done()
+                ):
+                    # A whole message: it goes to the reader as the waiter's
+                    # result, skipping the queue and its accounting.
+                    waiter.set_result(first.data)
+                    # The core's list stays whole: wskit.metrics counts what it holds.
+                    events = events[1:] if len(events) > 1 else ()
+                elif not waiter.done():
+                    waiter.set_result(None)
+        if events:
             queue = self._queue
             if queue is _NO_QUEUE:
                 queue = self._queue = collections.deque()
@@ -357,8 +380,6 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
                 else:
                     self._handle_control(event)
             self._queue_size = size
-            if self._read_waiter is not None:
-                self._wake_reader()
             if not self._reading_paused and (
                 len(queue) > self.max_queue or (self.max_size is not None and size > self.max_size)
             ):
@@ -614,13 +635,17 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         assert self.protocol is not None
         return self.protocol.closed_exception()
 
-    def _wait_for_data(self) -> asyncio.Future[None]:
+    def _wait_for_data(self) -> asyncio.Future[Any]:
         """A future that completes when data arrives or the connection ends.
 
         A failure held back (``defer_failure``) is committed once the reader
         has taken every message that came before it.
         """
         protocol = self.protocol
+        if protocol is not None and protocol.phase is _OPEN and self._read_waiter is None:
+            # The common case, once per wait: open, and no other (or cancelled) reader.
+            waiter = self._read_waiter = self._loop.create_future()
+            return waiter
         if protocol is not None and protocol.phase is not _OPEN and protocol.failure_pending:
             self._commit_failure()
         if self._closed.done():
