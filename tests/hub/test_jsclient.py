@@ -14,33 +14,25 @@ from conftest import NodeRuntime
 from wskit.hub import Hub, jsclient
 
 MODULE_PATH = Path(jsclient.__file__).parent / "static" / "wskit.mjs"
-CLASSIC_PATH = MODULE_PATH.with_name("wskit.js")
 
 
 def test_module_source_is_the_file() -> None:
     assert jsclient.module_source() == MODULE_PATH.read_bytes()
 
 
-def test_classic_source_is_the_file_made_from_the_module() -> None:
-    assert jsclient.classic_source() == CLASSIC_PATH.read_bytes()
+def test_classic_source_is_made_from_the_module() -> None:
     made = jsclient.to_classic(MODULE_PATH.read_bytes().decode("utf-8")).encode("utf-8")
-    assert made == CLASSIC_PATH.read_bytes(), (
-        "static/wskit.js is out of date: run `python -m wskit.hub.jsclient`"
-    )
+    assert jsclient.classic_source() == made
+    assert made.startswith(b'(function () {\n"use strict";\n')
+    assert b"globalThis.WskitClient = WskitClient;" in made
 
 
-def test_running_the_module_writes_the_classic_script(tmp_path: Path) -> None:
-    # The same code, on a copy of the two files: what `python -m` would write.
-    static = tmp_path / "static"
-    static.mkdir()
-    (static / "wskit.mjs").write_bytes(b"export class A {}\nexport default A;\n")
-    fake_module = tmp_path / "jsclient.py"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(jsclient, "__file__", str(fake_module))
-        jsclient._write_classic()
-    assert (static / "wskit.js").read_bytes() == jsclient.to_classic(
-        "export class A {}\nexport default A;\n"
-    ).encode("utf-8")
+def test_running_the_module_writes_both_files_as_served(tmp_path: Path) -> None:
+    # What `python -m wskit.hub.jsclient DIR` (the npm package's prepack) does.
+    jsclient._write_client(tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["wskit.js", "wskit.mjs"]
+    assert (tmp_path / "wskit.mjs").read_bytes() == jsclient.module_source()
+    assert (tmp_path / "wskit.js").read_bytes() == jsclient.classic_source()
 
 
 @pytest.mark.parametrize(

@@ -2,17 +2,18 @@
 
 One source, ``static/wskit.mjs`` (an ES module, no build step), is served
 as is at ``/wskit.mjs``. Its classic-script build, which defines
-``globalThis.WskitClient``, is the file ``static/wskit.js`` beside it,
-served at ``/wskit.js``: :func:`to_classic` makes it, and running this
-module (``python -m wskit.hub.jsclient``) writes it again after the module
-changed (a test checks that it is up to date). The npm package
-``wskit-client`` (``js/`` in the repository) ships these two files as they
-are, so the hub serves exactly what the package publishes.
+``globalThis.WskitClient``, is made from it by :func:`to_classic` and served
+at ``/wskit.js``. The npm package ``wskit-client`` (``js/`` in the
+repository) ships both: its ``prepack`` step runs this module
+(``python -m wskit.hub.jsclient DIRECTORY``), which writes the two files the
+hub serves into the package, so the hub serves exactly what the package
+publishes.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -57,12 +58,11 @@ def to_classic(module: str) -> str:
 
 @cache
 def classic_source() -> bytes:
-    """The classic script, ``static/wskit.js``: it sets ``globalThis.WskitClient``.
+    """The classic script, :func:`to_classic` of :func:`module_source`.
 
-    It is :func:`to_classic` of :func:`module_source`, made in advance so
-    that the npm package can ship the same bytes.
+    It sets ``globalThis.WskitClient``.
     """
-    return resources.files("wskit.hub").joinpath("static/wskit.js").read_bytes()
+    return to_classic(module_source().decode("utf-8")).encode("utf-8")
 
 
 def script_response(path: str) -> Response | None:
@@ -76,12 +76,17 @@ def script_response(path: str) -> Response | None:
     return reject(200, body, [("Content-Type", "text/javascript; charset=utf-8")])
 
 
-def _write_classic() -> None:
-    """Write ``static/wskit.js`` from ``static/wskit.mjs`` (in a source checkout)."""
-    static = Path(__file__).parent / "static"
-    module = (static / "wskit.mjs").read_bytes().decode("utf-8")
-    (static / "wskit.js").write_bytes(to_classic(module).encode("utf-8"))
+def _write_client(directory: Path) -> None:
+    """Write ``wskit.mjs`` and ``wskit.js`` as the hub serves them into ``directory``.
+
+    Each file goes to a temporary name first and is then renamed, so that a
+    reader at the same time never sees half a file.
+    """
+    for name, body in (("wskit.mjs", module_source()), ("wskit.js", classic_source())):
+        temporary = directory / f".{name}.tmp"
+        temporary.write_bytes(body)
+        temporary.replace(directory / name)
 
 
 if __name__ == "__main__":
-    _write_classic()
+    _write_client(Path(sys.argv[1]))
