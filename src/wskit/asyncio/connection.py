@@ -945,13 +945,25 @@ class Conn(ConnectionAPI, asyncio.BufferedProtocol):
         if protocol.phase in SENDING:
             self._closed_first = protocol.phase is _OPEN
             protocol.send_close(code, reason)
-            self._sync_writer()
-            self._write(protocol.data_to_send())
-            if protocol.close_expected():
-                self._close_transport()
-            else:
-                self._read_until_close()
+            self._flush_close_frame()
         await self.wait_closed(self.close_timeout)
+
+    def _flush_close_frame(self) -> bool:
+        """Write the close frame the core just made, then end or read on.
+
+        When the peer's close frame came first, the handshake is over and the
+        transport closes; else reading goes on to the peer's answer. Returns
+        whether that answer is still to come.
+        """
+        protocol = self.protocol
+        assert protocol is not None
+        self._sync_writer()
+        self._write(protocol.data_to_send())
+        if protocol.close_expected():
+            self._close_transport()
+            return False
+        self._read_until_close()
+        return True
 
     def _read_until_close(self) -> None:
         """Read on to the peer's close frame, dropping the messages that come before it.

@@ -588,12 +588,7 @@ class WebSocketProtocol(Conn):
         protocol.send_close(code, reason)  # an invalid code raises, nothing sent
         self._disconnect = disconnect_event(code, reason)
         self._set_stage(Stage.CLOSED)
-        self._sync_writer()
-        self._write(protocol.data_to_send())
-        if protocol.close_expected():
-            self._close_transport()
-        else:
-            self._read_until_close()
+        if self._flush_close_frame():
             self._close_timer = self._loop.call_later(self.close_timeout, self._close_transport)
 
 
